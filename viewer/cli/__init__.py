@@ -1,0 +1,67 @@
+"""The ``vessel-viewer`` command.
+
+``vessel-viewer``               start the GUI on the built-in lower-leg phantom
+``vessel-viewer PATH``          start the GUI on a scan (DICOM folder/file, NIfTI, NRRD, MHA)
+``vessel-viewer COMMAND ...``   a headless sub-command (``vessel-viewer --help`` lists them)
+
+Sub-commands live in this package as ``cmd_<name>.py`` modules, each defining
+``register(subparsers)`` which adds its parser and sets ``func`` (a callable taking
+the parsed ``argparse.Namespace`` and returning an exit code). They are discovered
+automatically, so adding a command touches no shared file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from viewer import __version__
+from viewer.core.errors import ViewerError
+
+
+def _command_modules() -> list[str]:
+    pkg = importlib.import_module("viewer.cli")
+    return sorted(
+        f"viewer.cli.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vessel-viewer",
+        description=(
+            "Vessel-bone CTA viewer. With no command, opens the desktop application "
+            "(on PATH if given, else on the built-in lower-leg phantom)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"vessel-viewer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _command_modules():
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # type: ignore[union-attr]
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
+        # No sub-command: the GUI, optionally on a path (and GUI options).
+        from viewer.app import run_gui
+
+        return run_gui(argv)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ViewerError as exc:
+        print(f"vessel-viewer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vessel-viewer {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,23 @@
+"""Shared test fixtures.
+
+Real scans live in ``../shared/data`` next to the project (see that folder's README);
+tests that need them are skipped, with the reason printed, where it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("VESSEL_VIEWER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of real third-party CT scans; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real CT data folder {SHARED_DATA} is absent (a clone on its own)")
+    return SHARED_DATA

@@ -1,0 +1,1 @@
+"""Figures, report sheets and movies built from offscreen renders (no Qt)."""

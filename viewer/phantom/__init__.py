@@ -1,0 +1,1 @@
+"""The synthetic lower-leg CT angiography phantom: built-in demo scan and ground truth."""

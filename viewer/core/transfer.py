@@ -26,6 +26,7 @@ from typing import Any, Literal
 RGB = tuple[float, float, float]
 BlendMode = Literal["composite", "mip"]
 CurveKind = Literal["threshold", "custom"]
+Interpolation = Literal["linear", "nearest"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class TransferFunction:
     unit_distance_mm: float = 1.0
     #: HU shown as black / white in maximum-intensity projection.
     mip_window_hu: tuple[float, float] = (0.0, 800.0)
+    #: Sample interpolation, as ``vtkVolumeProperty::SetInterpolationType`` (and 3D
+    #: Slicer's ``interpolation`` attribute: 0 nearest, 1 linear).
+    interpolation: Interpolation = "linear"
 
     def __post_init__(self) -> None:
         lo, hi = (float(v) for v in self.vessel_window_hu)
@@ -195,6 +199,8 @@ __all__ = [
     "SOFT_TISSUE",
     "BlendMode",
     "ClassAppearance",
+    "CurveKind",
+    "Interpolation",
     "ColorPoint",
     "OpacityPoint",
     "Shading",

@@ -1,0 +1,202 @@
+"""One-component class encoding for the separated bone / vessel rendering (pure numpy).
+
+Why: the CPU ray caster (``vtkFixedPointVolumeRayCastMapper``, the only fast path on
+software OpenGL) is 8x slower with two independent components, and VTK's label-map
+mask works only in the GPU ray caster (see ``/work/shared/DESIGN.md``). So the class
+is folded into the scalar itself and *one* 1D transfer function colours each class.
+
+Encoding (int16, the renderer's only scalar):
+
+* voxels **outside** the bone mask keep their HU, clipped to the *raw range*
+  ``[RAW_MIN_HU, RAW_MAX_HU]`` = ``[-1024, 3071]``;
+* voxels **inside** the bone mask go to the disjoint *bone range*:
+  ``enc = BONE_OFFSET - clip(hu, RAW_MIN_HU, RAW_MAX_HU)`` = ``[-7167, -3072]``
+  (higher HU -> more negative code);
+* the *gap* ``(-3072, -1024)`` holds no voxel and is transparent.
+
+Why trilinear interpolation does not bring the red fringe back: a bone voxel's
+neighbours outside the mask are air, fat, muscle or the mask's dilated rim, all below
+the vessel window. Interpolating between a bone code (< -3072) and such a neighbour
+(< vessel window) passes only through low-HU bone codes (transparent), the gap
+(transparent) and low raw HU (transparent) -- never through the raw vessel window.
+Red can only come from samples close to a vessel voxel: a vessel's own edge.
+
+The bone range is kept narrow (HU clipped at 3071, as in 12-bit CT) so the encoded
+range spans ~10 k values: ``vtkFixedPointVolumeRayCastMapper`` builds its colour and
+opacity tables over the scalar range with at most 32768 entries, so this keeps one
+table entry per HU (no visible quantisation of the ramps).
+
+MIP in separated mode: bone codes are negative, so a maximum-intensity projection of
+the encoded volume shows vessels (and other non-bone tissue) without bone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from viewer.core.errors import ViewerError
+from viewer.core.transfer import ColorPoint, OpacityPoint, TransferFunction, threshold_curves
+
+#: Lowest / highest HU kept in the raw (non-bone) range. -1024 is air in CT; 3071 is
+#: the top of the 12-bit range most scanners store (real contrast and bone lie below).
+RAW_MIN_HU = -1024
+RAW_MAX_HU = 3071
+#: Bone code = BONE_OFFSET - clip(hu, RAW_MIN_HU, RAW_MAX_HU).
+BONE_OFFSET = -4096
+#: Encoded values of bone at RAW_MAX_HU / RAW_MIN_HU (ends of the bone range).
+BONE_CODE_MIN = BONE_OFFSET - RAW_MAX_HU  # -7167
+BONE_CODE_MAX = BONE_OFFSET - RAW_MIN_HU  # -3072
+#: Full encoded scalar range (for MIP windows and table sizes).
+ENCODED_RANGE = (BONE_CODE_MIN, RAW_MAX_HU)
+
+
+def bone_code(hu: float) -> float:
+    """Encoded scalar of a bone voxel with this HU (HU clipped to the raw range)."""
+    return float(BONE_OFFSET - np.clip(hu, RAW_MIN_HU, RAW_MAX_HU))
+
+
+def encode_classes(hu: np.ndarray, bone_mask: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    """Class-encode ``hu`` ``(nz, ny, nx)`` with boolean ``bone_mask`` (same shape).
+
+    Returns an int16 array (``out`` if given, which must be int16 of the same shape):
+    raw HU clipped to ``[-1024, 3071]`` outside the mask, ``-4096 - hu`` inside.
+    ``bone_mask=None`` encodes no bone (everything raw).
+    """
+    hu = np.asarray(hu)
+    if hu.ndim != 3:
+        raise ViewerError(f"class encoding needs a 3D HU volume, got shape {hu.shape}")
+    if out is None:
+        out = np.empty(hu.shape, dtype=np.int16)
+    elif out.shape != hu.shape or out.dtype != np.int16:
+        raise ViewerError("class encoding output must be int16 with the volume's shape")
+    np.clip(hu, RAW_MIN_HU, RAW_MAX_HU, out=out, casting="unsafe")
+    if bone_mask is not None:
+        mask = np.asarray(bone_mask)
+        if mask.shape != hu.shape:
+            raise ViewerError(f"bone mask shape {mask.shape} does not match the volume {hu.shape}")
+        if mask.dtype != np.bool_:
+            mask = mask.astype(bool)
+        # In place and only where the mask is set: no full-size temporaries (a
+        # 512x512x600 volume is 0.3 GB as int16).
+        np.subtract(np.int16(BONE_OFFSET), out, out=out, where=mask)
+    return out
+
+
+def decode_hu(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_classes`: ``(hu int16, bone_mask bool)`` (HU clipped)."""
+    enc = np.asarray(encoded)
+    bone = enc <= BONE_CODE_MAX
+    hu = enc.astype(np.int16, copy=True)
+    np.subtract(np.int16(BONE_OFFSET), hu, out=hu, where=bone)
+    return hu, bone
+
+
+def _eval_pw(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
+    return float(np.interp(x, xs, ys))
+
+
+def _restrict(
+    points: list[tuple[float, float, tuple[float, float, float]]], lo: float, hi: float
+) -> list[tuple[float, float, tuple[float, float, float]]]:
+    """Piecewise-linear curve (x, opacity, rgb) restricted to ``[lo, hi]`` with its
+    values at both ends inserted, so nothing of it leaks into a neighbouring range."""
+    xs = np.array([p[0] for p in points], dtype=float)
+    op = np.array([p[1] for p in points], dtype=float)
+    rgb = np.array([p[2] for p in points], dtype=float)
+
+    def at(x: float) -> tuple[float, float, tuple[float, float, float]]:
+        c = tuple(float(np.interp(x, xs, rgb[:, i])) for i in range(3))
+        return (x, _eval_pw(xs, op, x), c)  # type: ignore[return-value]
+
+    inner = [p for p in points if lo < p[0] < hi]
+    return [at(lo), *inner, at(hi)]
+
+
+def class_transfer_points(
+    tf: TransferFunction, ramp_hu: float = 40.0
+) -> tuple[tuple[OpacityPoint, ...], tuple[ColorPoint, ...]]:
+    """Opacity and colour points over the **encoded** scalar for separated mode.
+
+    * bone range: the bone appearance from ``tf.bone_threshold_hu`` upward (ramping in
+      over ``ramp_hu``), transparent below it (marrow, partial-volume rim);
+    * gap: transparent;
+    * raw range: the threshold curves of ``tf`` (soft tissue, vessel window, and
+      non-bone voxels at or above the bone threshold -- calcified plaque, bone specks
+      dropped from the mask -- drawn with the bone appearance).
+
+    Class visibility / opacity come from ``tf.bone``, ``tf.vessel``, ``tf.soft_tissue``,
+    so toggling a class is a transfer-function edit, not a re-encode. The points'
+    ``x`` / ``hu`` fields hold encoded scalars, strictly increasing.
+    """
+    bt = float(tf.bone_threshold_hu)
+    b_op = tf.bone.opacity if tf.bone.visible else 0.0
+    bone_rgb = tuple(float(c) for c in tf.bone.color)
+    black = (0.0, 0.0, 0.0)
+
+    # Bone range, written in HU and mapped to codes (code decreases as HU rises).
+    bone_hu_pts: list[tuple[float, float]] = [
+        (RAW_MIN_HU, 0.0),
+        (bt - 0.5, 0.0),
+        (bt, 0.5 * b_op),
+        (bt + 4.0 * ramp_hu, b_op),
+        (RAW_MAX_HU, b_op),
+    ]
+    bone_pts = []
+    for h, o in bone_hu_pts:
+        h = float(np.clip(h, RAW_MIN_HU, RAW_MAX_HU))
+        bone_pts.append((bone_code(h), o, bone_rgb))
+    bone_pts.sort(key=lambda p: p[0])
+
+    raw_op, raw_col = threshold_curves(tf, ramp_hu=ramp_hu)
+    raw = [(p.x, p.opacity, (c.r, c.g, c.b)) for p, c in zip(raw_op, raw_col)]
+    raw_pts = _restrict(raw, float(RAW_MIN_HU), float(RAW_MAX_HU))
+
+    pts: list[tuple[float, float, tuple[float, float, float]]] = [
+        *bone_pts,
+        # The gap: transparent on both sides so neither class's colour bleeds into it.
+        (BONE_CODE_MAX + 0.5, 0.0, black),
+        (RAW_MIN_HU - 0.5, 0.0, black),
+        *raw_pts,
+    ]
+    out: list[tuple[float, float, tuple[float, float, float]]] = []
+    for x, o, c in sorted(pts, key=lambda p: p[0]):
+        if out and x <= out[-1][0]:
+            # vtkPiecewiseFunction keeps one point per x; nudge duplicates.
+            x = out[-1][0] + 0.01
+        out.append((x, o, c))
+    return (
+        tuple(OpacityPoint(x, o) for x, o, _ in out),
+        tuple(ColorPoint(x, *c) for x, _, c in out),
+    )
+
+
+def mip_transfer_points(
+    tf: TransferFunction,
+) -> tuple[tuple[OpacityPoint, ...], tuple[ColorPoint, ...]]:
+    """Grey ramp for maximum-intensity projection over ``tf.mip_window_hu``.
+
+    Valid for both raw HU and encoded volumes: bone codes are below -3072, i.e. black
+    and transparent, so a separated-mode MIP shows vessels without bone.
+    """
+    lo, hi = tf.mip_window_hu
+    if hi <= lo:
+        hi = lo + 1.0
+    start = min(float(BONE_CODE_MIN), lo) - 1.0
+    op = (OpacityPoint(start, 0.0), OpacityPoint(lo, 0.0), OpacityPoint(hi, 1.0))
+    col = (ColorPoint(start, 0, 0, 0), ColorPoint(lo, 0, 0, 0), ColorPoint(hi, 1, 1, 1))
+    return op, col
+
+
+__all__ = [
+    "BONE_CODE_MAX",
+    "BONE_CODE_MIN",
+    "BONE_OFFSET",
+    "ENCODED_RANGE",
+    "RAW_MAX_HU",
+    "RAW_MIN_HU",
+    "bone_code",
+    "class_transfer_points",
+    "decode_hu",
+    "encode_classes",
+    "mip_transfer_points",
+]

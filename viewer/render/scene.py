@@ -1,0 +1,772 @@
+"""The 3D scene: a CT volume, its transfer function and a camera, drawn with VTK.
+
+No Qt here. The GUI hands its ``QVTKRenderWindowInteractor``'s render window to
+:class:`Scene`; tests, export and the CLI let the scene own an offscreen window.
+
+Coordinate placement (one geometry truth, as 3D Slicer does it): the ``vtkImageData``
+has origin 0 and the volume's **spacing** (so VTK's gradients, sample distances and
+opacity unit distances are in mm), and the ``vtkVolume``'s user matrix is
+``ijk_to_lps @ diag(1/spacing)`` -- the direction cosines and the origin. The world
+frame is therefore LPS in mm: +x patient left, +y posterior, +z superior.
+
+Mapper: ``vtkFixedPointVolumeRayCastMapper`` (multi-threaded CPU ray caster) on
+software OpenGL, ``vtkGPUVolumeRayCastMapper`` on real GPUs (``choose_mapper_kind``).
+
+Separated bone / vessel mode: the volume's scalars are the class-encoded int16 of
+``viewer.core.classmap`` and one 1D transfer function colours each class. A vessel
+window edit or a class toggle is a transfer-function edit (no re-encode, no gradient
+recompute); a bone threshold change re-makes the bone mask and re-encodes -- unless
+the GUI supplies the mask itself with :meth:`Scene.set_bone_mask` (computed off the
+GUI thread), in which case the threshold edit restyles the current mask at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from viewer.core.classmap import RAW_MIN_HU, class_transfer_points, encode_classes, mip_transfer_points
+from viewer.core.errors import ViewerError
+from viewer.core.transfer import ColorPoint, OpacityPoint, TransferFunction
+from viewer.core.volume import Volume
+from viewer.render._vtk import (
+    numpy_to_vtk,
+    vtkAnnotatedCubeActor,
+    vtkColorTransferFunction,
+    vtkCommand,
+    vtkFixedPointVolumeRayCastMapper,
+    vtkGPUVolumeRayCastMapper,
+    vtkImageData,
+    vtkMatrix4x4,
+    vtkPiecewiseFunction,
+    vtkPlane,
+    vtkPlaneCollection,
+    vtkRenderer,
+    vtkRenderWindow,
+    vtkVolume,
+    vtkVolumeProperty,
+)
+from viewer.render.camera import STANDARD_VIEWS, CameraState
+from viewer.render.offscreen import MapperKind, choose_mapper_kind, gl_renderer_string, grab_window
+
+Bounds6 = tuple[float, float, float, float, float, float]
+RGB = tuple[float, float, float]
+
+#: Default image sample distance while the camera moves (pixels per ray, each way):
+#: 2.5 casts 1/6 of the rays of a still. Measured in docs/bench-render.md.
+INTERACTIVE_IMAGE_SAMPLE_DISTANCE = 2.5
+#: Ray step while interacting, as a multiple of the still's step.
+INTERACTIVE_STEP_FACTOR = 2.0
+
+
+def compute_bone_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float], bone_threshold_hu: float) -> np.ndarray:
+    """The bone mask used when the GUI supplies none: ``viewer.core.extraction``'s
+    (threshold, components, marrow fill, rim dilation); a plain threshold if that
+    module cannot be imported (it is developed alongside)."""
+    try:
+        from viewer.core.extraction import bone_mask
+    except ImportError:  # pragma: no cover - only while extraction is absent
+        return np.asarray(hu) >= bone_threshold_hu
+    return bone_mask(hu, spacing_mm, bone_threshold_hu)
+
+
+def _set_points(otf: vtkPiecewiseFunction, ctf: vtkColorTransferFunction,
+                opacity: Sequence[OpacityPoint], color: Sequence[ColorPoint]) -> None:
+    otf.RemoveAllPoints()
+    for p in opacity:
+        otf.AddPoint(float(p.x), float(np.clip(p.opacity, 0.0, 1.0)))
+    ctf.RemoveAllPoints()
+    for c in color:
+        ctf.AddRGBPoint(float(c.hu), float(c.r), float(c.g), float(c.b))
+
+
+class Scene:
+    """A volume, its transfer function, crop/clip, camera and orientation marker.
+
+    Args:
+        render_window: a window to draw into (the GUI's); None makes the scene own
+            its own window.
+        offscreen: for an owned window, render offscreen (default True: no display
+            needed, EGL). Ignored when ``render_window`` is given.
+
+    Attributes:
+        on_render_request: hook :meth:`request_render` calls instead of rendering
+            (the GUI installs a coalescing timer here).
+        sample_distance_mm: ray step at full quality (None: from the voxel spacing).
+        interactive_image_sample_distance: pixels per ray while interacting.
+    """
+
+    def __init__(self, render_window: vtkRenderWindow | None = None, offscreen: bool | None = None) -> None:
+        self._owns_window = render_window is None
+        if render_window is None:
+            render_window = vtkRenderWindow()
+            render_window.SetOffScreenRendering(0 if offscreen is False else 1)
+            render_window.SetSize(300, 300)
+        self._rw: vtkRenderWindow | None = render_window
+        self._closed = False
+        self.on_render_request: Callable[[], None] | None = None
+        self.sample_distance_mm: float | None = None
+        self.interactive_image_sample_distance = INTERACTIVE_IMAGE_SAMPLE_DISTANCE
+
+        if render_window.GetNumberOfLayers() < 2:
+            render_window.SetNumberOfLayers(2)
+        self.renderer = vtkRenderer()
+        self.renderer.SetLayer(0)
+        self.renderer.SetBackground(0.0, 0.0, 0.0)
+        render_window.AddRenderer(self.renderer)
+
+        self._otf = vtkPiecewiseFunction()
+        self._ctf = vtkColorTransferFunction()
+        self._gof = vtkPiecewiseFunction()
+        self._property = vtkVolumeProperty()
+        self._property.SetColor(self._ctf)
+        self._property.SetScalarOpacity(self._otf)
+        self._property.SetInterpolationTypeToLinear()
+        self._actor = vtkVolume()
+        self._actor.SetProperty(self._property)
+        self._image = vtkImageData()
+        self._mapper: vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper | None = None
+        self._mapper_kind: MapperKind | None = None
+
+        self._volume: Volume | None = None
+        self._tf: TransferFunction = TransferFunction()
+        # int16 (nz+2, ny+2, nx+2): raw HU or class codes, with a one-voxel air border.
+        self._buffer: np.ndarray | None = None
+        self._buffer_key: tuple[object, ...] | None = None
+        self._mask_version = 0  # bumped whenever the bone mask in use changes
+        self._manual_mask: np.ndarray | None = None
+        self._auto_mask: np.ndarray | None = None
+        self._auto_mask_threshold: float | None = None
+        self._crop_lps: Bounds6 | None = None
+        self._clip: tuple[np.ndarray, np.ndarray] | None = None
+        self._interactive = False
+        self._first_volume = True
+        self._twin: Scene | None = None
+        self.last_timings_s: dict[str, float] = {}
+
+        # Orientation marker: a labelled cube in its own small renderer on layer 1,
+        # turned with the main camera at every render. Unlike vtkOrientationMarkerWidget
+        # it needs no interactor, so it also appears in offscreen renders.
+        self._marker_renderer = vtkRenderer()
+        self._marker_renderer.SetLayer(1)
+        self._marker_renderer.SetViewport(0.0, 0.0, 0.2, 0.2)
+        self._marker_renderer.InteractiveOff()
+        self._marker = self._make_marker()
+        self._marker_renderer.AddActor(self._marker)
+        self._marker_visible = False
+        self._observer = self.renderer.AddObserver(vtkCommand.StartEvent, self._on_start_render)
+
+    # ----- properties --------------------------------------------------------------
+    @property
+    def render_window(self) -> vtkRenderWindow:
+        self._check_open()
+        assert self._rw is not None
+        return self._rw
+
+    @property
+    def owns_window(self) -> bool:
+        return self._owns_window
+
+    @property
+    def volume(self) -> Volume | None:
+        return self._volume
+
+    @property
+    def transfer_function(self) -> TransferFunction:
+        return self._tf
+
+    @property
+    def mapper_kind(self) -> MapperKind:
+        """``"cpu"`` or ``"gpu"`` (decided once, on first use)."""
+        if self._mapper_kind is None:
+            self._mapper_kind = choose_mapper_kind(self._rw)
+        return self._mapper_kind
+
+    @property
+    def renderer_info(self) -> str:
+        """The OpenGL renderer string, e.g. ``"llvmpipe (LLVM 15.0.6, 256 bits)"``."""
+        return gl_renderer_string(self._rw)
+
+    @property
+    def mapper(self) -> vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper | None:
+        return self._mapper
+
+    @property
+    def vtk_volume(self) -> vtkVolume:
+        return self._actor
+
+    @property
+    def interactive(self) -> bool:
+        return self._interactive
+
+    @property
+    def bone_mask(self) -> np.ndarray | None:
+        """The mask separated mode uses now (supplied or computed), or None."""
+        return self._manual_mask if self._manual_mask is not None else self._auto_mask
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ViewerError("the 3D scene has been closed")
+
+    # ----- volume -------------------------------------------------------------------
+    def set_volume(self, volume: Volume) -> None:
+        """Show ``volume``; placed in LPS by its ``ijk_to_lps`` (see module doc)."""
+        self._check_open()
+        if not isinstance(volume, Volume):
+            raise ViewerError(f"set_volume needs a Volume, got {type(volume).__name__}")
+        self._volume = volume
+        self._manual_mask = None
+        self._auto_mask = None
+        self._auto_mask_threshold = None
+        self._buffer = None
+        self._buffer_key = None
+        nx, ny, nz = volume.dims_xyz
+        self._image = vtkImageData()
+        # +2: the air border of the render buffer (see _update_scalars).
+        self._image.SetDimensions(nx + 2, ny + 2, nz + 2)
+        self._image.SetSpacing(*volume.spacing_mm)
+        self._image.SetOrigin(0.0, 0.0, 0.0)
+        # Image point (0,0,0) is voxel (-1,-1,-1) of the volume; the user matrix takes
+        # image coordinates (mm along i, j, k) to LPS: rotation = direction cosines.
+        m = np.eye(4)
+        m[:3, :3] = volume.direction
+        m[:3, 3] = volume.lps_of_ijk((-1.0, -1.0, -1.0))
+        vm = vtkMatrix4x4()
+        for r in range(4):
+            for c in range(4):
+                vm.SetElement(r, c, float(m[r, c]))
+        self._actor.SetUserMatrix(vm)
+        self._ensure_mapper()
+        self._update_scalars()
+        self._apply_property()
+        self._apply_sampling()
+        if self.renderer.GetVolumes().GetNumberOfItems() == 0:
+            self.renderer.AddVolume(self._actor)
+        if self._first_volume:
+            self._first_volume = False
+            self.set_view("anterior")
+        else:
+            self.reset_camera()
+
+    def _ensure_mapper(self) -> None:
+        if self._mapper is not None:
+            return
+        if self.mapper_kind == "gpu":
+            m = vtkGPUVolumeRayCastMapper()
+            m.SetUseJittering(1)  # hides wood-grain sampling artefacts at no cost
+        else:
+            m = vtkFixedPointVolumeRayCastMapper()
+            # Intermixing opaque geometry needs a depth-buffer read per frame; our
+            # scene has none (the marker is in its own renderer).
+            m.IntermixIntersectingGeometryOff()
+        # Sample distances are chosen here (full quality for stills, coarser while
+        # interacting), not by VTK's frame-rate guesser.
+        m.SetAutoAdjustSampleDistances(0)
+        m.SetBlendModeToComposite()
+        self._mapper = m
+        self._actor.SetMapper(m)
+
+    def _full_sample_distance(self) -> float:
+        if self.sample_distance_mm is not None:
+            return float(self.sample_distance_mm)
+        if self._volume is None:
+            return 1.0
+        # The smallest voxel step, capped at 1 mm (VTK's default step, which pyvista
+        # keeps) and floored at 0.25 mm.
+        return float(min(1.0, max(0.25, min(self._volume.spacing_mm))))
+
+    def _apply_sampling(self) -> None:
+        m = self._mapper
+        if m is None:
+            return
+        sd = self._full_sample_distance()
+        if self._interactive:
+            m.SetImageSampleDistance(float(self.interactive_image_sample_distance))
+            m.SetSampleDistance(sd * INTERACTIVE_STEP_FACTOR)
+        else:
+            m.SetImageSampleDistance(1.0)
+            m.SetSampleDistance(sd)
+        if isinstance(m, vtkFixedPointVolumeRayCastMapper):
+            m.SetInteractiveSampleDistance(sd * INTERACTIVE_STEP_FACTOR)
+
+    # ----- classes -----------------------------------------------------------------
+    def set_bone_mask(self, mask: np.ndarray | None) -> None:
+        """Use ``mask`` (bool ``(nz, ny, nx)``) as the bone class in separated mode.
+
+        The GUI computes it off the GUI thread and hands it here; with a supplied
+        mask a later bone-threshold change only restyles (instant) until a new mask
+        arrives. ``None`` returns to masks the scene computes itself.
+        """
+        self._check_open()
+        if mask is not None:
+            if self._volume is None:
+                raise ViewerError("set a volume before its bone mask")
+            mask = np.asarray(mask)
+            if mask.shape != self._volume.shape:
+                raise ViewerError(f"bone mask shape {mask.shape} does not match the volume {self._volume.shape}")
+            if mask.dtype != np.bool_:
+                mask = mask.astype(bool)
+        self._manual_mask = mask
+        self._mask_version += 1
+        if self._volume is not None:
+            self._update_scalars()
+
+    def _current_mask(self) -> np.ndarray:
+        assert self._volume is not None
+        if self._manual_mask is not None:
+            return self._manual_mask
+        bt = float(self._tf.bone_threshold_hu)
+        if self._auto_mask is None or self._auto_mask_threshold != bt:
+            t0 = time.perf_counter()
+            self._auto_mask = compute_bone_mask(self._volume.hu, self._volume.spacing_mm, bt)
+            self._auto_mask_threshold = bt
+            self._mask_version += 1
+            self.last_timings_s["bone_mask"] = time.perf_counter() - t0
+        return self._auto_mask
+
+    def _update_scalars(self) -> None:
+        """Fill the render buffer with raw HU or the class encoding, only when what it
+        should hold changed (a refill makes the CPU mapper recompute its gradients)."""
+        v = self._volume
+        if v is None:
+            return
+        if self._buffer is None:
+            nz, ny, nx = v.shape
+            # One voxel of air around the data: the scan's cut faces (first/last
+            # slice) then have a real gradient, so shading lights them. Without it a
+            # view along the slice axis shows the cut bone and vessels dark: VTK's
+            # gradient there is in-plane or zero, and zero normals get ambient light
+            # only (vtkEncodedGradientShader's ZeroNormalDiffuseIntensity is 0).
+            self._buffer = np.full((nz + 2, ny + 2, nx + 2), RAW_MIN_HU, dtype=np.int16)
+            self._buffer_key = None
+        inner = self._buffer[1:-1, 1:-1, 1:-1]
+        if self._tf.separated:
+            mask = self._current_mask()
+            key: tuple[object, ...] = ("encoded", self._mask_version)
+        else:
+            mask = None
+            key = ("raw",)
+        if key == self._buffer_key:
+            return
+        t0 = time.perf_counter()
+        encode_classes(v.hu, mask, out=inner)
+        self.last_timings_s["encode"] = time.perf_counter() - t0
+        self._buffer_key = key
+        self._set_scalars(self._buffer)
+
+    def _set_scalars(self, arr: np.ndarray) -> None:
+        # numpy_to_vtk(deep=False) shares the buffer (0.3 GB for a big CTA: no copy);
+        # the vtk array keeps a reference to it. A new array object (rather than
+        # Modified() on the old one) also resets VTK's cached scalar range.
+        vtk_arr = numpy_to_vtk(arr.reshape(-1), deep=False)
+        vtk_arr.SetName("scalars")
+        self._image.GetPointData().SetScalars(vtk_arr)
+        self._image.Modified()
+        assert self._mapper is not None
+        self._mapper.SetInputData(self._image)
+
+    # ----- transfer function ---------------------------------------------------------
+    def set_transfer_function(self, tf: TransferFunction) -> None:
+        """Apply ``tf``. Re-uses the VTK transfer-function objects; re-encodes only
+        when the separated flag or (with a self-computed mask) the bone threshold
+        changes."""
+        self._check_open()
+        if not isinstance(tf, TransferFunction):
+            raise ViewerError(f"set_transfer_function needs a TransferFunction, got {type(tf).__name__}")
+        self._tf = tf
+        if self._volume is not None:
+            self._update_scalars()
+        self._apply_property()
+
+    def _apply_property(self) -> None:
+        tf = self._tf
+        p = self._property
+        mip = tf.blend_mode == "mip"
+        if mip:
+            op, col = mip_transfer_points(tf)
+        elif tf.separated:
+            op, col = class_transfer_points(tf)
+        else:
+            op, col = tf.opacity_points(), tf.color_points()
+        _set_points(self._otf, self._ctf, op, col)
+        if tf.gradient_opacity and not mip:
+            self._gof.RemoveAllPoints()
+            for g in tf.gradient_opacity:
+                self._gof.AddPoint(float(g.x), float(g.opacity))
+            p.SetGradientOpacity(self._gof)
+            p.SetDisableGradientOpacity(0)
+        else:
+            p.SetDisableGradientOpacity(1)
+        sh = tf.shading
+        p.SetShade(1 if (sh.enabled and not mip) else 0)
+        p.SetAmbient(sh.ambient)
+        p.SetDiffuse(sh.diffuse)
+        p.SetSpecular(sh.specular)
+        p.SetSpecularPower(sh.specular_power)
+        p.SetScalarOpacityUnitDistance(max(1e-3, float(tf.unit_distance_mm)))
+        if tf.interpolation == "nearest":
+            p.SetInterpolationTypeToNearest()
+        else:
+            p.SetInterpolationTypeToLinear()
+        if self._mapper is not None:
+            if mip:
+                self._mapper.SetBlendModeToMaximumIntensity()
+            else:
+                self._mapper.SetBlendModeToComposite()
+
+    # ----- crop and clip ---------------------------------------------------------------
+    def set_crop_box_lps(self, bounds: Bounds6 | Sequence[float] | None) -> None:
+        """Show only ``(xmin, xmax, ymin, ymax, zmin, zmax)`` (LPS mm); None: all.
+
+        Implemented as six world-space clipping planes rather than VTK's cropping
+        region (which is in voxel coordinates) so the box stays aligned with the
+        patient axes for oblique scans too.
+        """
+        self._check_open()
+        if bounds is None:
+            self._crop_lps = None
+        else:
+            b = tuple(float(x) for x in bounds)
+            if len(b) != 6 or not all(math.isfinite(x) for x in b):
+                raise ViewerError(f"crop box must be six finite numbers, got {bounds!r}")
+            if b[0] > b[1] or b[2] > b[3] or b[4] > b[5]:
+                raise ViewerError(f"crop box needs min <= max on each axis, got {b}")
+            self._crop_lps = b  # type: ignore[assignment]
+        self._apply_planes()
+
+    @property
+    def crop_box_lps(self) -> Bounds6 | None:
+        return self._crop_lps
+
+    def set_clip_plane(self, origin_lps: Sequence[float] | None, normal_lps: Sequence[float] | None = None) -> None:
+        """Cut the volume with a plane; the half the normal points into is kept.
+        ``set_clip_plane(None)`` removes it."""
+        self._check_open()
+        if origin_lps is None:
+            self._clip = None
+        else:
+            o = np.asarray(origin_lps, dtype=np.float64)
+            n = np.asarray(normal_lps, dtype=np.float64) if normal_lps is not None else None
+            if o.shape != (3,) or n is None or n.shape != (3,) or not np.all(np.isfinite(o)) \
+                    or not np.all(np.isfinite(n)) or np.linalg.norm(n) == 0:
+                raise ViewerError("clip plane needs an LPS origin and a non-zero LPS normal (3 numbers each)")
+            self._clip = (o, n / np.linalg.norm(n))
+        self._apply_planes()
+
+    def _apply_planes(self) -> None:
+        planes = vtkPlaneCollection()
+        if self._crop_lps is not None:
+            b = self._crop_lps
+            for axis in range(3):
+                for side, value in ((1.0, b[2 * axis]), (-1.0, b[2 * axis + 1])):
+                    o = [0.0, 0.0, 0.0]
+                    nrm = [0.0, 0.0, 0.0]
+                    o[axis] = value
+                    nrm[axis] = side
+                    pl = vtkPlane()
+                    pl.SetOrigin(*o)
+                    pl.SetNormal(*nrm)
+                    planes.AddItem(pl)
+        if self._clip is not None:
+            pl = vtkPlane()
+            pl.SetOrigin(*self._clip[0])
+            pl.SetNormal(*self._clip[1])
+            planes.AddItem(pl)
+        if self._mapper is None:
+            self._ensure_mapper()
+        assert self._mapper is not None
+        if planes.GetNumberOfItems():
+            self._mapper.SetClippingPlanes(planes)
+        else:
+            self._mapper.RemoveAllClippingPlanes()
+
+    # ----- camera -----------------------------------------------------------------------
+    def set_view(self, name: str) -> None:
+        """One of ``anterior, posterior, left, right, superior, inferior`` (see
+        ``viewer.render.camera.STANDARD_VIEWS``), framed on the volume."""
+        self._check_open()
+        key = str(name).strip().lower()
+        if key not in STANDARD_VIEWS:
+            raise ViewerError(f"unknown view {name!r}; choose one of {', '.join(STANDARD_VIEWS)}")
+        dop, up = STANDARD_VIEWS[key]
+        cam = self.renderer.GetActiveCamera()
+        center = self._center_lps()
+        cam.SetFocalPoint(*center)
+        cam.SetPosition(*(center - 100.0 * np.asarray(dop)))
+        cam.SetViewUp(*up)
+        self.reset_camera()
+
+    def _center_lps(self) -> np.ndarray:
+        if self._volume is None:
+            return np.zeros(3)
+        lo, hi = self._volume.bounds_lps()
+        return (lo + hi) / 2.0
+
+    def reset_camera(self) -> None:
+        """Frame the whole volume, keeping the viewing direction."""
+        self._check_open()
+        if self._volume is not None:
+            lo, hi = self._volume.bounds_lps()
+            self.renderer.ResetCamera(lo[0], hi[0], lo[1], hi[1], lo[2], hi[2])
+        else:
+            self.renderer.ResetCamera()
+        self.renderer.ResetCameraClippingRange()
+
+    def camera_state(self) -> CameraState:
+        cam = self.renderer.GetActiveCamera()
+        return CameraState(
+            position_lps=cam.GetPosition(),
+            focal_point_lps=cam.GetFocalPoint(),
+            view_up=cam.GetViewUp(),
+            view_angle_deg=cam.GetViewAngle(),
+            parallel_projection=bool(cam.GetParallelProjection()),
+            parallel_scale_mm=cam.GetParallelScale(),
+        )
+
+    def set_camera_state(self, state: CameraState) -> None:
+        self._check_open()
+        if not isinstance(state, CameraState):
+            raise ViewerError(f"set_camera_state needs a CameraState, got {type(state).__name__}")
+        cam = self.renderer.GetActiveCamera()
+        cam.SetPosition(*state.position_lps)
+        cam.SetFocalPoint(*state.focal_point_lps)
+        cam.SetViewUp(*state.view_up)
+        cam.OrthogonalizeViewUp()
+        cam.SetViewAngle(state.view_angle_deg)
+        cam.SetParallelProjection(1 if state.parallel_projection else 0)
+        cam.SetParallelScale(state.parallel_scale_mm)
+        self.renderer.ResetCameraClippingRange()
+
+    def azimuth(self, deg: float) -> None:
+        """Turn the camera about the view-up axis through the focal point (degrees)."""
+        cam = self.renderer.GetActiveCamera()
+        cam.Azimuth(float(deg))
+        cam.OrthogonalizeViewUp()
+        self.renderer.ResetCameraClippingRange()
+
+    def elevation(self, deg: float) -> None:
+        """Tilt the camera about the horizontal axis through the focal point."""
+        cam = self.renderer.GetActiveCamera()
+        cam.Elevation(float(deg))
+        cam.OrthogonalizeViewUp()
+        self.renderer.ResetCameraClippingRange()
+
+    def zoom(self, factor: float) -> None:
+        """Magnify by ``factor`` (>1 closer)."""
+        f = float(factor)
+        if not (math.isfinite(f) and f > 0):
+            raise ViewerError(f"zoom factor must be positive, got {factor}")
+        self.renderer.GetActiveCamera().Zoom(f)
+        self.renderer.ResetCameraClippingRange()
+
+    def world_to_pixel(self, points_lps: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Project LPS points ``(..., 3)`` to image pixels ``(..., 2)`` as (col, row),
+        row 0 at the top, for an image of ``width`` x ``height`` rendered now."""
+        cam = self.renderer.GetActiveCamera()
+        aspect = width / float(height)
+        vtk_m = cam.GetCompositeProjectionTransformMatrix(aspect, -1.0, 1.0)
+        m = np.array([[vtk_m.GetElement(r, c) for c in range(4)] for r in range(4)])
+        p = np.asarray(points_lps, dtype=np.float64)
+        ph = np.concatenate([p, np.ones(p.shape[:-1] + (1,))], axis=-1) @ m.T
+        ndc = ph[..., :2] / ph[..., 3:4]
+        col = (ndc[..., 0] + 1.0) * 0.5 * width - 0.5
+        row = (1.0 - (ndc[..., 1] + 1.0) * 0.5) * height - 0.5
+        return np.stack([col, row], axis=-1)
+
+    # ----- look -------------------------------------------------------------------------
+    def set_background(self, rgb: RGB | Sequence[float]) -> None:
+        c = tuple(float(x) for x in rgb)
+        if len(c) != 3 or not all(0.0 <= x <= 1.0 for x in c):
+            raise ViewerError(f"background must be three numbers in [0, 1], got {rgb!r}")
+        self.renderer.SetBackground(*c)
+
+    def set_orientation_marker(self, visible: bool) -> None:
+        """Show a cube labelled L/R, A/P, S/I in the lower-left corner."""
+        self._check_open()
+        visible = bool(visible)
+        if visible == self._marker_visible:
+            return
+        assert self._rw is not None
+        if visible:
+            self._rw.AddRenderer(self._marker_renderer)
+        else:
+            self._rw.RemoveRenderer(self._marker_renderer)
+        self._marker_visible = visible
+
+    @property
+    def orientation_marker_visible(self) -> bool:
+        return self._marker_visible
+
+    @staticmethod
+    def _make_marker() -> vtkAnnotatedCubeActor:
+        cube = vtkAnnotatedCubeActor()
+        # World +x is the patient's Left, +y Posterior, +z Superior (LPS).
+        cube.SetXPlusFaceText("L")
+        cube.SetXMinusFaceText("R")
+        cube.SetYPlusFaceText("P")
+        cube.SetYMinusFaceText("A")
+        cube.SetZPlusFaceText("S")
+        cube.SetZMinusFaceText("I")
+        cube.SetFaceTextScale(0.65)
+        cube.GetCubeProperty().SetColor(0.35, 0.45, 0.6)
+        tp = cube.GetTextEdgesProperty()
+        tp.SetColor(0.9, 0.9, 0.9)
+        tp.SetLineWidth(1.0)
+        for prop in (cube.GetXPlusFaceProperty(), cube.GetXMinusFaceProperty()):
+            prop.SetColor(1.0, 0.85, 0.3)
+        for prop in (cube.GetYPlusFaceProperty(), cube.GetYMinusFaceProperty()):
+            prop.SetColor(0.4, 1.0, 0.5)
+        for prop in (cube.GetZPlusFaceProperty(), cube.GetZMinusFaceProperty()):
+            prop.SetColor(0.5, 0.8, 1.0)
+        return cube
+
+    def _on_start_render(self, *_: object) -> None:
+        if not self._marker_visible:
+            return
+        cam = self.renderer.GetActiveCamera()
+        dop = np.asarray(cam.GetDirectionOfProjection())
+        mc = self._marker_renderer.GetActiveCamera()
+        mc.SetFocalPoint(0.0, 0.0, 0.0)
+        mc.SetPosition(*(-5.0 * dop))
+        mc.SetViewUp(*cam.GetViewUp())
+        mc.ParallelProjectionOn()
+        mc.SetParallelScale(1.0)
+        self._marker_renderer.ResetCameraClippingRange()
+
+    # ----- rendering --------------------------------------------------------------------
+    def set_interactive(self, interactive: bool) -> None:
+        """Level of detail: while True, cast fewer, coarser rays (for camera drags and
+        slider moves); False restores full quality. The caller renders afterwards."""
+        self._check_open()
+        self._interactive = bool(interactive)
+        self._apply_sampling()
+
+    def bind_interactor(self, interactor: object) -> None:
+        """Switch to the interactive level of detail while ``interactor`` (a
+        vtkRenderWindowInteractor, e.g. the Qt widget) drags the camera; full quality
+        and one render on release."""
+        def start(*_: object) -> None:
+            self.set_interactive(True)
+
+        def end(*_: object) -> None:
+            self.set_interactive(False)
+            self.request_render()
+
+        interactor.AddObserver(vtkCommand.StartInteractionEvent, start)  # type: ignore[attr-defined]
+        interactor.AddObserver(vtkCommand.EndInteractionEvent, end)  # type: ignore[attr-defined]
+
+    def render(self) -> None:
+        """Render now (synchronously)."""
+        self._check_open()
+        assert self._rw is not None
+        self.renderer.ResetCameraClippingRange()
+        t0 = time.perf_counter()
+        self._rw.Render()
+        self.last_timings_s["render"] = time.perf_counter() - t0
+
+    def request_render(self) -> None:
+        """Ask for a render: the GUI's coalescing hook if installed, else render now."""
+        if self._closed:
+            return
+        if self.on_render_request is not None:
+            self.on_render_request()
+        else:
+            self.render()
+
+    def render_still(self, width: int, height: int, *, transparent: bool = False) -> np.ndarray:
+        """Full-quality render of this scene's own window at ``width`` x ``height``;
+        see :func:`viewer.render.offscreen.render_to_array`."""
+        self._check_open()
+        assert self._rw is not None
+        if not self._owns_window:
+            raise ViewerError("render_still needs a scene that owns its window; use render_to_array")
+        was_interactive = self._interactive
+        if was_interactive:
+            self.set_interactive(False)
+        self._rw.SetSize(int(width), int(height))
+        alpha = self.renderer.GetBackgroundAlpha()
+        if transparent:
+            self._rw.SetAlphaBitPlanes(1)
+            self.renderer.SetBackgroundAlpha(0.0)
+        try:
+            self.render()
+            img = grab_window(self._rw, transparent=transparent)
+        finally:
+            if transparent:
+                self.renderer.SetBackgroundAlpha(alpha)
+            if was_interactive:
+                self.set_interactive(True)
+        return img
+
+    def offscreen_twin(self) -> "Scene":
+        """An offscreen scene with this scene's state (for stills of a GUI scene)."""
+        self._check_open()
+        if self._twin is None:
+            self._twin = Scene(offscreen=True)
+        t = self._twin
+        if self._volume is not None and t._volume is not self._volume:
+            t.set_volume(self._volume)
+        if t._manual_mask is not self._manual_mask:
+            if self._manual_mask is None:
+                t.set_bone_mask(None)
+            else:
+                t.set_bone_mask(self._manual_mask)
+        if self._manual_mask is None and self._auto_mask is not None:
+            # Share the already computed mask instead of recomputing it.
+            t._auto_mask, t._auto_mask_threshold = self._auto_mask, self._auto_mask_threshold
+        t.sample_distance_mm = self.sample_distance_mm
+        t.set_transfer_function(self._tf)
+        t.set_crop_box_lps(self._crop_lps)
+        t.set_clip_plane(*(self._clip if self._clip is not None else (None, None)))
+        t.renderer.SetBackground(*self.renderer.GetBackground())
+        t.set_orientation_marker(self._marker_visible)
+        t.set_camera_state(self.camera_state())
+        return t
+
+    def close(self) -> None:
+        """Release VTK objects (and the window if the scene owns it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._twin is not None:
+            self._twin.close()
+            self._twin = None
+        rw = self._rw
+        try:
+            self.renderer.RemoveObserver(self._observer)
+            self.renderer.RemoveAllViewProps()
+            self._marker_renderer.RemoveAllViewProps()
+            if rw is not None:
+                if self._mapper is not None:
+                    self._mapper.ReleaseGraphicsResources(rw)
+                rw.RemoveRenderer(self.renderer)
+                if self._marker_visible:
+                    rw.RemoveRenderer(self._marker_renderer)
+                if self._owns_window:
+                    rw.Finalize()
+        finally:
+            self._actor.SetMapper(None)
+            self._mapper = None
+            self._rw = None
+            self._image = vtkImageData()
+            self._buffer = None
+            self._auto_mask = None
+            self._manual_mask = None
+            self._volume = None
+            self.on_render_request = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Scene":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Bounds6", "CameraState", "Scene", "compute_bone_mask"]

@@ -1,0 +1,335 @@
+"""The controls panel: preset, thresholds, histogram, classes, rendering, crop, clip, camera.
+
+Every control edits the :class:`ViewerState` through :func:`viewer.core.state.bind`
+(transfer-function controls build a new frozen ``TransferFunction`` with one thing
+changed); none of them talks to the renderer. Slider holds are reported through
+``interaction_started`` / ``interaction_finished`` so the 3D view can drop to its
+interactive level of detail while a slider is dragged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleRangeSlider
+
+from viewer.core.state import ViewerState, bind
+from viewer.core.transfer import TransferFunction
+from viewer.ui.histogram import HistogramWidget
+
+#: Range of the threshold controls (HU): fat to dense cortical bone.
+VESSEL_RANGE_HU = (-200.0, 1500.0)
+BONE_RANGE_HU = (100, 2000)
+
+#: Camera buttons: (label, view name, shortcut key shown in the tooltip).
+CAMERA_BUTTONS = (
+    ("A", "anterior", "1"),
+    ("P", "posterior", "2"),
+    ("L", "left", "3"),
+    ("R", "right", "4"),
+    ("S", "superior", "5"),
+    ("I", "inferior", "6"),
+)
+
+#: Clip-plane axes: label -> LPS axis index.
+CLIP_AXES = (("Axial (S-I)", 2), ("Coronal (A-P)", 1), ("Sagittal (L-R)", 0))
+
+
+class ControlsPanel(QWidget):
+    """All controls, bound to ``state``.
+
+    Signals: interaction_started(), interaction_finished() (a slider is held /
+    released), suggest_requested(), view_requested(name), reset_camera_requested(),
+    crop_handles_toggled(bool), reset_crop_requested().
+    """
+
+    interaction_started = Signal()
+    interaction_finished = Signal()
+    suggest_requested = Signal()
+    view_requested = Signal(str)
+    reset_camera_requested = Signal()
+    crop_handles_toggled = Signal(bool)
+    reset_crop_requested = Signal()
+
+    def __init__(self, state: ViewerState, presets: dict[str, TransferFunction], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("controls")
+        self.state = state
+        self.presets = dict(presets)
+        self._bindings: list[Any] = []
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+        outer.setSpacing(8)
+
+        # ----- preset -----
+        box = QGroupBox("Preset")
+        form = QFormLayout(box)
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(list(self.presets))
+        self.preset_combo.setToolTip("Transfer-function preset: how HU become colour and opacity.")
+        form.addRow(self.preset_combo)
+        outer.addWidget(box)
+        self.preset_combo.textActivated.connect(self._on_preset_chosen)
+        state.preset_name_changed.connect(self._show_preset_name)
+        self._show_preset_name(state.preset_name)
+
+        # ----- thresholds -----
+        box = QGroupBox("Thresholds (HU)")
+        grid = QGridLayout(box)
+        grid.addWidget(QLabel("Vessel window"), 0, 0, 1, 2)
+        self.vessel_slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
+        self.vessel_slider.setRange(*VESSEL_RANGE_HU)
+        self.vessel_slider.setDecimals(0)
+        self.vessel_slider.setSingleStep(5.0)
+        self.vessel_slider.setToolTip("Vessel window [low, high] in HU: contrast-filled vessels are drawn red.")
+        grid.addWidget(self.vessel_slider, 1, 0, 1, 2)
+        grid.addWidget(QLabel("Bone threshold"), 2, 0)
+        self.bone_spin = QSpinBox()
+        self.bone_spin.setRange(*BONE_RANGE_HU)
+        self.bone_spin.setSingleStep(10)
+        self.bone_spin.setSuffix(" HU")
+        self.bone_spin.setToolTip("Bone threshold in HU: denser voxels are bone (ivory).")
+        grid.addWidget(self.bone_spin, 2, 1)
+        self.bone_slider = QSlider(Qt.Orientation.Horizontal)
+        self.bone_slider.setRange(*BONE_RANGE_HU)
+        self.bone_slider.setSingleStep(10)
+        self.bone_slider.setPageStep(50)
+        self.bone_slider.setToolTip(self.bone_spin.toolTip())
+        grid.addWidget(self.bone_slider, 3, 0, 1, 2)
+        self.histogram = HistogramWidget()
+        grid.addWidget(self.histogram, 4, 0, 1, 2)
+        self.suggest_button = QPushButton("Suggest")
+        self.suggest_button.setToolTip("Suggest the vessel window and bone threshold from this scan's histogram.")
+        self.suggest_button.clicked.connect(self.suggest_requested)
+        grid.addWidget(self.suggest_button, 5, 0, 1, 2)
+        outer.addWidget(box)
+
+        tf_field = "transfer_function"
+        self._bindings.append(
+            bind(
+                state,
+                tf_field,
+                lambda v: self.vessel_slider.setValue(v),
+                self.vessel_slider.valueChanged.connect,
+                to_widget=lambda tf: tuple(tf.vessel_window_hu),
+                to_state=lambda w, tf: tf.with_vessel_window(*w),
+            )
+        )
+        for widget in (self.bone_spin, self.bone_slider):
+            self._bindings.append(
+                bind(
+                    state,
+                    tf_field,
+                    widget.setValue,
+                    widget.valueChanged.connect,
+                    to_widget=lambda tf: int(round(tf.bone_threshold_hu)),
+                    to_state=lambda w, tf: tf.with_bone_threshold(float(w)),
+                )
+            )
+        state.transfer_function_changed.connect(self._update_histogram_marks)
+        self._update_histogram_marks(state.transfer_function)
+
+        # ----- classes -----
+        box = QGroupBox("Bone and vessels")
+        grid = QGridLayout(box)
+        self.separated_check = QCheckBox("Separated mode")
+        self.separated_check.setToolTip(
+            "Separate bone from vessels with a bone mask (S): no red fringe on bone,\n"
+            "vessels touching bone stay red. The mask is recomputed when the bone threshold changes."
+        )
+        grid.addWidget(self.separated_check, 0, 0, 1, 3)
+        self._bind_tf_check(self.separated_check, lambda tf: tf.separated, lambda on, tf: tf.with_changes(separated=on))
+        self.bone_visible = QCheckBox("Bone")
+        self.vessel_visible = QCheckBox("Vessels")
+        self.bone_opacity = self._opacity_slider("bone")
+        self.vessel_opacity = self._opacity_slider("vessel")
+        for row, (cls, check, slider) in enumerate(
+            (("bone", self.bone_visible, self.bone_opacity), ("vessel", self.vessel_visible, self.vessel_opacity)),
+            start=1,
+        ):
+            check.setToolTip(f"Show or hide the {cls} class.")
+            grid.addWidget(check, row, 0)
+            grid.addWidget(QLabel("opacity"), row, 1)
+            grid.addWidget(slider, row, 2)
+            self._bind_tf_check(check, _class_getter(cls, "visible"), _class_setter(cls, "visible"))
+            self._bindings.append(
+                bind(
+                    state,
+                    tf_field,
+                    slider.setValue,
+                    slider.valueChanged.connect,
+                    to_widget=lambda tf, c=cls: int(round(getattr(tf, c).opacity * 100)),
+                    to_state=lambda w, tf, c=cls: _class_setter(c, "opacity")(w / 100.0, tf),
+                )
+            )
+        outer.addWidget(box)
+
+        # ----- rendering -----
+        box = QGroupBox("Rendering")
+        row = QHBoxLayout(box)
+        self.shading_check = QCheckBox("Shading")
+        self.shading_check.setToolTip("Phong shading (lighting) of the volume.")
+        self._bind_tf_check(
+            self.shading_check,
+            lambda tf: tf.shading.enabled,
+            lambda on, tf: tf.with_changes(shading=_replace(tf.shading, enabled=on)),
+        )
+        row.addWidget(self.shading_check)
+        self.blend_combo = QComboBox()
+        self.blend_combo.addItem("Composite", "composite")
+        self.blend_combo.addItem("MIP", "mip")
+        self.blend_combo.setToolTip("Composite (volume rendering) or maximum-intensity projection.")
+        self._bindings.append(
+            bind(
+                state,
+                tf_field,
+                lambda mode: self.blend_combo.setCurrentIndex(self.blend_combo.findData(mode)),
+                self.blend_combo.currentIndexChanged.connect,
+                to_widget=lambda tf: tf.blend_mode,
+                to_state=lambda i, tf: tf.with_changes(blend_mode=self.blend_combo.itemData(i)),
+            )
+        )
+        row.addWidget(self.blend_combo)
+        outer.addWidget(box)
+
+        # ----- crop and clip -----
+        box = QGroupBox("Crop and clip")
+        grid = QGridLayout(box)
+        self.crop_check = QCheckBox("Crop box handles")
+        self.crop_check.setToolTip("Show the crop box in the 3D view; drag its handles to crop (C).")
+        self.crop_check.toggled.connect(self.crop_handles_toggled)
+        grid.addWidget(self.crop_check, 0, 0)
+        self.reset_crop_button = QPushButton("Reset crop")
+        self.reset_crop_button.setToolTip("Show the whole volume again.")
+        self.reset_crop_button.clicked.connect(self.reset_crop_requested)
+        grid.addWidget(self.reset_crop_button, 0, 1)
+        self.clip_check = QCheckBox("Clip plane")
+        self.clip_check.setToolTip("Cut the volume with a plane; the slider moves it.")
+        grid.addWidget(self.clip_check, 1, 0)
+        self.clip_axis = QComboBox()
+        for label, ax in CLIP_AXES:
+            self.clip_axis.addItem(label, ax)
+        self.clip_axis.setToolTip("Axis the clip plane is perpendicular to.")
+        grid.addWidget(self.clip_axis, 1, 1)
+        self.clip_flip = QCheckBox("Flip")
+        self.clip_flip.setToolTip("Keep the other side of the plane.")
+        grid.addWidget(self.clip_flip, 2, 0)
+        self.clip_slider = QSlider(Qt.Orientation.Horizontal)
+        self.clip_slider.setRange(0, 1000)
+        self.clip_slider.setValue(500)
+        self.clip_slider.setToolTip("Clip plane position along its axis.")
+        grid.addWidget(self.clip_slider, 2, 1)
+        for sig in (self.clip_check.toggled, self.clip_axis.currentIndexChanged, self.clip_flip.toggled, self.clip_slider.valueChanged):
+            sig.connect(self._update_clip_plane)
+        state.volume_changed.connect(lambda _v: self._update_clip_plane())
+        outer.addWidget(box)
+
+        # ----- camera -----
+        box = QGroupBox("Camera")
+        row = QHBoxLayout(box)
+        row.setSpacing(3)
+        self.camera_buttons: dict[str, QPushButton] = {}
+        for label, view, key in CAMERA_BUTTONS:
+            b = QPushButton(label)
+            b.setToolTip(f"{view.capitalize()} view ({key})")
+            b.setFixedWidth(34)
+            b.clicked.connect(lambda _c=False, v=view: self.view_requested.emit(v))
+            row.addWidget(b)
+            self.camera_buttons[view] = b
+        b = QPushButton("Reset")
+        b.setToolTip("Reset the camera to the whole volume (R)")
+        b.clicked.connect(self.reset_camera_requested)
+        row.addWidget(b)
+        self.camera_buttons["reset"] = b
+        outer.addWidget(box)
+        outer.addStretch(1)
+
+        # Level of detail while any slider is held.
+        for s in (self.vessel_slider, self.bone_slider, self.bone_opacity, self.vessel_opacity, self.clip_slider):
+            s.sliderPressed.connect(self.interaction_started)
+            s.sliderReleased.connect(self.interaction_finished)
+
+    # ----- helpers ----------------------------------------------------------------
+    def _opacity_slider(self, cls: str) -> QSlider:
+        s = QSlider(Qt.Orientation.Horizontal)
+        s.setRange(0, 100)
+        s.setToolTip(f"Peak opacity of the {cls} class (0-100 %).")
+        return s
+
+    def _bind_tf_check(
+        self, check: QCheckBox, get: Callable[[TransferFunction], bool], put: Callable[[bool, TransferFunction], TransferFunction]
+    ) -> None:
+        self._bindings.append(
+            bind(self.state, "transfer_function", check.setChecked, check.toggled.connect, to_widget=get, to_state=put)
+        )
+
+    def _on_preset_chosen(self, name: str) -> None:
+        tf = self.presets.get(name)
+        if tf is None:
+            return
+        # Keep the scan-specific thresholds? No: a preset is a complete look, as in
+        # Slicer; "Suggest" re-fits the thresholds to the scan afterwards.
+        self.state.update(transfer_function=tf, preset_name=name)
+
+    def _show_preset_name(self, name: str) -> None:
+        i = self.preset_combo.findText(name)
+        if i >= 0:
+            self.preset_combo.setCurrentIndex(i)
+
+    def set_presets(self, presets: dict[str, TransferFunction]) -> None:
+        """Replace the list (after a preset was saved)."""
+        self.presets = dict(presets)
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.clear()
+        self.preset_combo.addItems(list(self.presets))
+        self.preset_combo.blockSignals(False)
+        self._show_preset_name(self.state.preset_name)
+
+    def _update_histogram_marks(self, tf: TransferFunction) -> None:
+        self.histogram.set_thresholds(tf.vessel_window_hu, tf.bone_threshold_hu)
+
+    def _update_clip_plane(self, *_args: Any) -> None:
+        vol = self.state.volume
+        if vol is None or not self.clip_check.isChecked():
+            self.state.clip_plane = None
+            return
+        ax = int(self.clip_axis.currentData())
+        lo, hi = vol.bounds_lps()
+        origin = (np.asarray(lo) + np.asarray(hi)) / 2.0
+        origin[ax] = lo[ax] + (hi[ax] - lo[ax]) * self.clip_slider.value() / 1000.0
+        normal = np.zeros(3)
+        normal[ax] = -1.0 if self.clip_flip.isChecked() else 1.0
+        self.state.clip_plane = (tuple(origin), tuple(normal))
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def _class_getter(cls: str, attr: str) -> Callable[[TransferFunction], Any]:
+    return lambda tf: getattr(getattr(tf, cls), attr)
+
+
+def _class_setter(cls: str, attr: str) -> Callable[[Any, TransferFunction], TransferFunction]:
+    return lambda v, tf: tf.with_changes(**{cls: _replace(getattr(tf, cls), **{attr: v})})
+
+
+__all__ = ["ControlsPanel"]

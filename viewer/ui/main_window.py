@@ -1,0 +1,649 @@
+"""The main window: menus, the 3D and slice views, the controls dock, the status bar.
+
+The window owns one :class:`ViewerState`; everything on screen subscribes to it. Long
+work (scanning a folder, loading a volume, generating the phantom, computing the bone
+mask) runs on worker threads as plain synchronous functions with progress and cancel
+(:mod:`viewer.ui.workers`). A failed load shows its message in a dialog and leaves the
+previous scan on screen.
+
+Privacy: patient name and ID (``Volume.identity``) appear nowhere (title bar, status
+bar, dialogs) unless View > Show patient identity is checked; the title shows the
+series description only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QWidget,
+)
+
+from viewer.core.errors import ViewerError
+from viewer.core.extraction import bone_mask as compute_bone_mask
+from viewer.core.presets import default_preset_name, list_presets
+from viewer.core.state import ViewerState
+from viewer.core.thresholds import histogram, suggest_thresholds
+from viewer.core.transfer import TransferFunction
+from viewer.core.volume import Volume
+from viewer.ui.controls import ControlsPanel
+from viewer.ui.dialogs import SeriesPickerDialog, show_about
+from viewer.ui.slice_view import AXES, SliceViewWidget
+from viewer.ui.view3d import View3DWidget
+from viewer.ui.workers import LatestOnlyRunner, TaskThread
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "Vessel-bone CTA viewer"
+MAX_RECENT = 8
+#: File-dialog filter for single-file volumes (the loader decides by content/extension).
+VOLUME_FILTER = "Volumes (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
+#: Histogram bins: 10 HU wide over -1024..3071 HU.
+HIST_BINS = 410
+HIST_RANGE_HU = (-1024.0, 3076.0)
+#: Delay (ms) after the last bone-threshold change before the mask is recomputed: a
+#: slider drag makes one job, not one per pixel moved.
+MASK_DEBOUNCE_MS = 120
+
+#: Export/session actions: (menu text, function name in viewer.ui.export_dialogs,
+#: shortcut, tooltip).
+EXPORT_ACTIONS = (
+    ("Export &image...", "export_image", "Ctrl+E", "Save the 3D view as PNG, JPEG or TIFF"),
+    ("Export &report sheet...", "export_report_sheet", "", "Anterior, posterior, medial and lateral views in one image"),
+    ("Export &movie...", "export_movie", "", "Turntable or threshold sweep as MP4 or GIF"),
+)
+SESSION_ACTIONS = (
+    ("&Save session...", "save_session", "Ctrl+S", "Save data path, preset, thresholds, camera, crop and layout"),
+    ("Open s&ession...", "open_session", "", "Restore a saved session"),
+    ("Save &preset...", "save_preset", "", "Save the current transfer function as a named preset"),
+)
+
+
+class MainWindow(QMainWindow):
+    """The application window.
+
+    Public for other modules (sessions, export dialogs, tests): :attr:`state`,
+    :attr:`scene` (the renderer's Scene), :attr:`view3d`, :attr:`slice_views`,
+    :attr:`controls`, the ``action_*`` attributes, :meth:`open_path`,
+    :meth:`open_phantom`, :meth:`set_volume`.
+
+    Signals: volume_loaded(volume), load_failed(message), load_cancelled(),
+    first_full_frame() (once, after the first full-quality frame of a loaded volume),
+    bone_mask_ready().
+    """
+
+    volume_loaded = Signal(object)
+    load_failed = Signal(str)
+    load_cancelled = Signal()
+    first_full_frame = Signal()
+    bone_mask_ready = Signal()
+
+    def __init__(
+        self,
+        settings: QSettings | None = None,
+        presets: dict[str, TransferFunction] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("main_window")
+        self.settings = settings if settings is not None else QSettings()
+        self.presets = presets if presets is not None else list_presets()
+        start_preset = str(self.settings.value("last_preset", default_preset_name()))
+        if start_preset not in self.presets:
+            start_preset = default_preset_name()
+        if start_preset not in self.presets:
+            start_preset = next(iter(self.presets))
+        self.state = ViewerState(self.presets[start_preset], preset_name=start_preset)
+        self.current_source: dict[str, Any] = {}  # what the current volume came from
+        self._load_thread: TaskThread | None = None
+        self._first_full_frame_pending = False
+        self._mask_threshold_hu: float | None = None
+        self._mask_volume_id: int | None = None
+
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+
+        # ----- views -----
+        self.view3d = View3DWidget(self.state)
+        self.scene = self.view3d.scene
+        self.slice_views = {axis: SliceViewWidget(self.state, axis) for axis in AXES}
+        central = QWidget()
+        grid = QGridLayout(central)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        grid.addWidget(self.view3d, 0, 0)
+        grid.addWidget(self.slice_views["axial"], 0, 1)
+        grid.addWidget(self.slice_views["coronal"], 1, 0)
+        grid.addWidget(self.slice_views["sagittal"], 1, 1)
+        self.setCentralWidget(central)
+
+        # ----- controls dock -----
+        self.controls = ControlsPanel(self.state, self.presets)
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.controls.sizeHint().width() + 24)
+        self.controls_dock = QDockWidget("Controls", self)
+        self.controls_dock.setObjectName("controls_dock")
+        self.controls_dock.setWidget(scroll)
+        self.controls_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.controls_dock)
+
+        # ----- status bar -----
+        sb = self.statusBar()
+        self.hover_label = QLabel("")
+        self.hover_label.setObjectName("hover_label")
+        self.hover_label.setMinimumWidth(330)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop loading (Esc)")
+        self.cancel_button.clicked.connect(self.cancel_load)
+        self.mask_label = QLabel("")
+        sb.addPermanentWidget(self.mask_label)
+        sb.addPermanentWidget(self.hover_label)
+        sb.addPermanentWidget(self.progress_bar)
+        sb.addPermanentWidget(self.cancel_button)
+        self._set_busy(False)
+
+        # ----- workers -----
+        self.mask_runner = LatestOnlyRunner("bone mask", self)
+        self.mask_runner.finished_latest.connect(self._on_mask_ready)
+        self.mask_runner.failed_latest.connect(lambda e: self.statusBar().showMessage(f"Bone mask failed: {e}", 8000))
+        self.mask_runner.busy_changed.connect(lambda busy: self.mask_label.setText("Computing bone mask..." if busy else ""))
+        self._mask_timer = QTimer(self)
+        self._mask_timer.setSingleShot(True)
+        self._mask_timer.setInterval(MASK_DEBOUNCE_MS)
+        self._mask_timer.timeout.connect(self._start_mask_job)
+
+        # ----- wiring -----
+        self.state.volume_changed.connect(self._on_volume_changed)
+        self.state.transfer_function_changed.connect(self._on_tf_changed)
+        self.state.preset_name_changed.connect(lambda name: self.settings.setValue("last_preset", name))
+        self.state.layout_changed.connect(self._apply_layout)
+        self.state.show_identity_changed.connect(lambda _on: self._update_title())
+        self.controls.interaction_started.connect(self.view3d.begin_interaction)
+        self.controls.interaction_finished.connect(self.view3d.end_interaction)
+        self.controls.suggest_requested.connect(self.suggest_thresholds)
+        self.controls.view_requested.connect(self.view3d.set_view)
+        self.controls.reset_camera_requested.connect(self.view3d.reset_camera)
+        self.controls.crop_handles_toggled.connect(self._on_crop_handles_toggled)
+        self.controls.reset_crop_requested.connect(self.reset_crop)
+        self.view3d.frame_rendered.connect(self._on_frame_rendered)
+        for v in self.slice_views.values():
+            v.hovered.connect(self._on_hover)
+
+        self._build_menus()
+        self._restore_settings()
+        self._apply_layout(self.state.layout)
+
+    # ===== menus ==================================================================
+    def _action(
+        self, text: str, slot: Callable[..., Any], shortcut: str | QKeySequence = "", tip: str = "", checkable: bool = False
+    ) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.setCheckable(checkable)
+        a.triggered.connect(slot)
+        self.addAction(a)  # shortcuts work even when the menu bar is hidden
+        return a
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        self.action_open_folder = self._action(
+            "Open DICOM &folder...", self.choose_folder, QKeySequence.StandardKey.Open, "Open a DICOM series from a folder"
+        )
+        self.action_open_file = self._action(
+            "Open &file...", self.choose_file, "Ctrl+Shift+O", "Open a NIfTI, NRRD, MHA/MHD or DICOM file"
+        )
+        m.addAction(self.action_open_folder)
+        m.addAction(self.action_open_file)
+        self.recent_menu = m.addMenu("Open &recent")
+        self._rebuild_recent_menu()
+        sample = m.addMenu("&Sample data")
+        self.action_phantom = self._action(
+            "Lower-leg phantom", lambda: self.open_phantom("default"), "", "Built-in synthetic lower-leg CTA (no download)"
+        )
+        self.action_phantom_small = self._action(
+            "Lower-leg phantom (small)", lambda: self.open_phantom("small"), "", "A smaller, faster version of the phantom"
+        )
+        sample.addAction(self.action_phantom)
+        sample.addAction(self.action_phantom_small)
+        m.addSeparator()
+        self.export_actions: dict[str, QAction] = {}
+        for text, fn, key, tip in EXPORT_ACTIONS + SESSION_ACTIONS:
+            if fn == "save_session":
+                m.addSeparator()
+            a = self._action(text, lambda _c=False, f=fn: self._call_export_dialog(f), key, tip)
+            m.addAction(a)
+            self.export_actions[fn] = a
+        m.addSeparator()
+        self.action_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit")
+        m.addAction(self.action_quit)
+
+        m = mb.addMenu("&View")
+        group = QActionGroup(self)
+        self.action_layout_3d = self._action("3D &only", lambda: self.set_layout("3d"), "Ctrl+1", "Only the 3D view", True)
+        self.action_layout_2x2 = self._action(
+            "&2 x 2 (3D + slices)", lambda: self.set_layout("2x2"), "Ctrl+2", "3D view with axial, coronal, sagittal", True
+        )
+        for a in (self.action_layout_3d, self.action_layout_2x2):
+            group.addAction(a)
+            m.addAction(a)
+        self.action_toggle_layout = self._action(
+            "Toggle &layout", lambda: self.set_layout("3d" if self.state.layout == "2x2" else "2x2"), "F11",
+            "Switch between 3D only and 2 x 2",
+        )
+        m.addAction(self.action_toggle_layout)
+        m.addSeparator()
+        self.view_actions: dict[str, QAction] = {}
+        for i, name in enumerate(("anterior", "posterior", "left", "right", "superior", "inferior"), start=1):
+            a = self._action(f"{name.capitalize()} view", lambda _c=False, n=name: self.view3d.set_view(n), str(i))
+            m.addAction(a)
+            self.view_actions[name] = a
+        self.action_reset_camera = self._action("&Reset camera", self.view3d.reset_camera, "R", "Show the whole volume")
+        m.addAction(self.action_reset_camera)
+        m.addSeparator()
+        self.action_crop = self._action(
+            "&Crop box handles", self.controls.crop_check.setChecked, "C", "Show the crop box handles", True
+        )
+        self.controls.crop_check.toggled.connect(self.action_crop.setChecked)
+        m.addAction(self.action_crop)
+        self.action_reset_crop = self._action("Reset cro&p", self.reset_crop, "Shift+C", "Show the whole volume again")
+        m.addAction(self.action_reset_crop)
+        m.addSeparator()
+        self.action_show_identity = self._action(
+            "Show patient &identity",
+            lambda on: setattr(self.state, "show_identity", bool(on)),
+            "",
+            "Show the patient's name and ID in the title bar (off by default)",
+            True,
+        )
+        m.addAction(self.action_show_identity)
+
+        m = mb.addMenu("&Tools")
+        self.action_separated = self._action(
+            "&Separated mode", self.set_separated, "S", "Separate bone from vessels with a bone mask", True
+        )
+        self.state.transfer_function_changed.connect(lambda tf: self.action_separated.setChecked(tf.separated))
+        self.action_separated.setChecked(self.state.transfer_function.separated)
+        m.addAction(self.action_separated)
+        self.action_suggest = self._action(
+            "Suggest &thresholds", self.suggest_thresholds, "T", "Vessel window and bone threshold from the histogram"
+        )
+        m.addAction(self.action_suggest)
+        self.action_cancel = self._action("Cancel loading", self.cancel_load, "Esc")
+
+        m = mb.addMenu("&Help")
+        self.action_about = self._action("&About", lambda: show_about(self), "", "Version, licences, data sources")
+        m.addAction(self.action_about)
+
+    def _call_export_dialog(self, name: str) -> None:
+        """Run one of the export/session dialogs (``viewer.ui.export_dialogs.<name>``)."""
+        try:
+            mod = importlib.import_module("viewer.ui.export_dialogs")
+            fn = getattr(mod, name)
+        except (ImportError, AttributeError) as exc:
+            QMessageBox.information(self, APP_TITLE, f"This action is not available in this build ({exc}).")
+            return
+        try:
+            fn(self)
+        except ViewerError as exc:
+            QMessageBox.critical(self, APP_TITLE, str(exc))
+
+    # ===== layout =================================================================
+    def set_layout(self, layout: str) -> None:
+        self.state.layout = layout
+
+    def _apply_layout(self, layout: str) -> None:
+        two = layout == "2x2"
+        for v in self.slice_views.values():
+            v.setVisible(two)
+        self.action_layout_2x2.setChecked(two)
+        self.action_layout_3d.setChecked(not two)
+        self.settings.setValue("layout", layout)
+
+    # ===== opening data ===========================================================
+    def choose_folder(self) -> None:
+        start = str(self.settings.value("last_folder", str(Path.home())))
+        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder", start)
+        if folder:
+            self.open_path(folder)
+
+    def choose_file(self) -> None:
+        start = str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open volume file", start, VOLUME_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> None:
+        """Open a DICOM folder or a volume file in the background.
+
+        A folder is scanned first; several series -> the series picker."""
+        p = Path(path)
+        self.settings.setValue("last_folder", str(p if p.is_dir() else p.parent))
+        if not p.exists():
+            self._show_load_error(ViewerError("no such file or folder", p))
+            return
+        from viewer import io as vio
+
+        if p.is_dir():
+
+            def scan(progress: Any) -> Any:
+                return vio.scan_series([p], progress=progress)
+
+            self._start_load(scan, f"Scanning {p.name}...", lambda series: self._on_scanned(p, series))
+        else:
+            self._load_volume_from(p, None)
+
+    def _on_scanned(self, path: Path, series: list[Any]) -> None:
+        if not series:
+            self._show_load_error(ViewerError("no readable image series found", path))
+            return
+        chosen = series[0]
+        if len(series) > 1:
+            dlg = SeriesPickerDialog(series, self)
+            if dlg.exec() != SeriesPickerDialog.DialogCode.Accepted or dlg.selected_series() is None:
+                self.statusBar().showMessage("Opening cancelled", 4000)
+                return
+            chosen = dlg.selected_series()
+        self._load_volume_from(path, chosen)
+
+    def _load_volume_from(self, path: Path, series: Any | None) -> None:
+        from viewer import io as vio
+
+        def load(progress: Any) -> tuple[Volume, Any]:
+            paths = list(getattr(series, "files", None) or [path])
+            vol = vio.load_volume(paths, series=series, progress=progress)
+            return vol, histogram(vol.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU)
+
+        source = {"kind": "path", "path": str(path), "series": getattr(series, "key", None)}
+        self._start_load(load, f"Loading {path.name}...", lambda r: self._on_volume_loaded(r, source))
+
+    def open_phantom(self, size: str = "default") -> None:
+        """Generate the built-in lower-leg phantom (``"default"`` or ``"small"``)."""
+        from viewer import phantom
+
+        def gen(progress: Any) -> tuple[Volume, Any]:
+            vol = phantom.generate(size=size, progress=progress).volume
+            return vol, histogram(vol.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU)
+
+        source = {"kind": "phantom", "size": size}
+        label = "small lower-leg phantom" if size == "small" else "lower-leg phantom"
+        self._start_load(gen, f"Generating the {label}...", lambda r: self._on_volume_loaded(r, source))
+
+    def _start_load(self, work: Callable[[Any], Any], message: str, on_done: Callable[[Any], None]) -> None:
+        self.cancel_load()
+        thread = TaskThread(work, "load")
+        thread.progressed.connect(self._on_load_progress)
+        thread.succeeded.connect(lambda r: self._finish_load(thread) or on_done(r))
+        thread.failed.connect(lambda e: self._finish_load(thread) or self._show_load_error(e))
+        thread.cancelled.connect(lambda: self._finish_load(thread) or self._on_load_cancelled())
+        thread.finished.connect(thread.deleteLater)
+        self._load_thread = thread
+        self._set_busy(True, message)
+        thread.start()
+
+    def _finish_load(self, thread: TaskThread) -> None:
+        if self._load_thread is thread:
+            self._load_thread = None
+            self._set_busy(False)
+
+    @property
+    def loading(self) -> bool:
+        return self._load_thread is not None
+
+    def cancel_load(self) -> None:
+        """Cancel the running load, if any (its result is then ignored)."""
+        t = self._load_thread
+        if t is None:
+            return
+        t.cancel()
+        # Drop our interest now: its late signals find _load_thread changed. Keep the
+        # thread object alive until it ends (a running QThread must not be destroyed).
+        self._orphans = getattr(self, "_orphans", [])
+        self._orphans.append(t)
+        t.finished.connect(lambda: self._orphans.remove(t) if t in self._orphans else None)
+        self._load_thread = None
+        self._set_busy(False)
+        self.statusBar().showMessage("Loading cancelled", 4000)
+        self.load_cancelled.emit()
+
+    def _on_load_cancelled(self) -> None:
+        self.statusBar().showMessage("Loading cancelled", 4000)
+        self.load_cancelled.emit()
+
+    def _on_load_progress(self, fraction: float, message: str) -> None:
+        if self.sender() is not self._load_thread:
+            return
+        self.progress_bar.setValue(int(fraction * 1000))
+        if message:
+            self.progress_bar.setFormat(f"{message[:40]} %p%")
+
+    def _set_busy(self, busy: bool, message: str = "") -> None:
+        self.progress_bar.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if hasattr(self, "action_cancel"):
+            self.action_cancel.setEnabled(busy)
+        if busy:
+            self.progress_bar.setValue(0)
+            self.progress_bar.setFormat("%p%")
+            self.statusBar().showMessage(message)
+        else:
+            self.statusBar().clearMessage()
+
+    def _show_load_error(self, exc: Any) -> None:
+        msg = str(exc)
+        self.statusBar().showMessage("Could not open the scan", 6000)
+        self.load_failed.emit(msg)
+        QMessageBox.critical(self, "Could not open the scan", msg)
+
+    def _on_volume_loaded(self, result: tuple[Volume, Any], source: dict[str, Any]) -> None:
+        volume, hist = result
+        self.current_source = source
+        self.controls.histogram.set_histogram(*hist)
+        self.set_volume(volume)
+        if source.get("kind") == "path":
+            self._add_recent(source["path"])
+        if volume.warnings:
+            self.statusBar().showMessage(f"Loaded with {len(volume.warnings)} warning(s): {volume.warnings[0]}", 10000)
+        else:
+            nx, ny, nz = volume.dims_xyz
+            self.statusBar().showMessage(f"Loaded {nx} x {ny} x {nz} voxels", 5000)
+        self.volume_loaded.emit(volume)
+
+    def set_volume(self, volume: Volume) -> None:
+        """Show ``volume``: crosshair at its centre, crop and clip reset, mask cleared."""
+        lo, hi = volume.bounds_lps()
+        self._mask_threshold_hu = None
+        self._first_full_frame_pending = True
+        # The old scan's mask first: nothing may pair the new volume with it.
+        self.state.bone_mask = None
+        self.state.update(
+            volume=volume,
+            crop_box_lps=None,
+            clip_plane=None,
+            crosshair_lps=tuple(float(v) for v in (lo + hi) / 2.0),
+        )
+        if self.controls.histogram.has_histogram is False:
+            self.controls.histogram.set_histogram(*histogram(volume.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU))
+        self._update_title()
+
+    # ----- recent files -----
+    def recent_files(self) -> list[str]:
+        v = self.settings.value("recent_files", [])
+        if isinstance(v, str):
+            v = [v]
+        return [str(x) for x in (v or [])]
+
+    def _add_recent(self, path: str) -> None:
+        items = [p for p in self.recent_files() if p != path]
+        items.insert(0, path)
+        self.settings.setValue("recent_files", items[:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent_files()
+        for p in items:
+            a = self.recent_menu.addAction(p)
+            a.triggered.connect(lambda _c=False, path=p: self.open_path(path))
+        self.recent_menu.setEnabled(bool(items))
+
+    # ----- drag and drop -----
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    # ===== state reactions ========================================================
+    def _on_volume_changed(self, _volume: Any) -> None:
+        self._schedule_mask_if_needed()
+
+    def _on_tf_changed(self, _tf: TransferFunction) -> None:
+        self._schedule_mask_if_needed()
+
+    def _update_title(self) -> None:
+        vol = self.state.volume
+        title = APP_TITLE
+        if vol is not None:
+            title = f"{vol.description or 'untitled scan'} - {APP_TITLE}"
+            if self.state.show_identity and vol.identity:
+                who = ", ".join(str(v) for v in vol.identity.values() if v)
+                if who:
+                    title = f"{who} - {title}"
+        self.setWindowTitle(title)
+
+    def _on_hover(self, lps: Any, hu: Any) -> None:
+        if lps is None:
+            self.hover_label.setText("")
+            return
+        x, y, z = lps
+        # LPS: +x = patient's left, +y = posterior, +z = superior (DICOM).
+        hu_text = "-" if hu is None else f"{hu}"
+        self.hover_label.setText(f"HU {hu_text}   L {x:.1f}  P {y:.1f}  S {z:.1f} mm")
+
+    def _on_frame_rendered(self, full_quality: bool, _seconds: float) -> None:
+        if full_quality and self._first_full_frame_pending and self.state.volume is not None:
+            self._first_full_frame_pending = False
+            self.first_full_frame.emit()
+
+    # ===== separated mode / thresholds ===========================================
+    def set_separated(self, on: bool) -> None:
+        tf = self.state.transfer_function
+        self.state.transfer_function = tf.with_changes(separated=bool(on))
+
+    def _schedule_mask_if_needed(self) -> None:
+        tf, vol = self.state.transfer_function, self.state.volume
+        if vol is None or not tf.separated:
+            self._mask_timer.stop()
+            return
+        if self._mask_volume_id == id(vol) and self._mask_threshold_hu == tf.bone_threshold_hu and self.state.bone_mask is not None:
+            return
+        self._mask_timer.start()
+
+    def _start_mask_job(self) -> None:
+        vol = self.state.volume
+        if vol is None:
+            return
+        thr = self.state.transfer_function.bone_threshold_hu
+        vid = id(vol)
+
+        def work(progress: Any) -> tuple[int, float, np.ndarray]:
+            return vid, thr, compute_bone_mask(vol.hu, vol.spacing_mm, thr, progress=progress)
+
+        self.mask_runner.submit(work)
+
+    def _on_mask_ready(self, result: tuple[int, float, np.ndarray]) -> None:
+        vid, thr, mask = result
+        vol = self.state.volume
+        if vol is None or id(vol) != vid or mask.shape != vol.shape:
+            return
+        self._mask_volume_id, self._mask_threshold_hu = vid, thr
+        self.state.bone_mask = mask
+        self.bone_mask_ready.emit()
+        # The threshold moved on while this job ran: compute the newer one.
+        self._schedule_mask_if_needed()
+
+    def suggest_thresholds(self) -> None:
+        vol = self.state.volume
+        if vol is None:
+            return
+        s = suggest_thresholds(vol.hu, vol.spacing_mm)
+        tf = self.state.transfer_function.with_vessel_window(*s.vessel_window_hu).with_bone_threshold(s.bone_threshold_hu)
+        self.state.transfer_function = tf
+        self.statusBar().showMessage(f"Suggested thresholds: {s.reason}", 10000)
+
+    # ===== crop ===================================================================
+    def _on_crop_handles_toggled(self, on: bool) -> None:
+        self.view3d.set_crop_handles_visible(on)
+
+    def reset_crop(self) -> None:
+        self.state.crop_box_lps = None
+
+    # ===== settings / close ======================================================
+    def _restore_settings(self) -> None:
+        geo = self.settings.value("geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        st = self.settings.value("window_state")
+        if isinstance(st, QByteArray) and not st.isEmpty():
+            self.restoreState(st)
+        layout = str(self.settings.value("layout", "2x2"))
+        if layout in ("3d", "2x2"):
+            self.state.layout = layout
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.sync()
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop workers and release VTK resources (idempotent)."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
+        self._mask_timer.stop()
+        t = self._load_thread
+        self.cancel_load()
+        for th in [t] + list(getattr(self, "_orphans", [])):
+            if th is not None:
+                th.wait(15000)
+        self.mask_runner.shutdown()
+        self.view3d.close_view()
+
+
+__all__ = ["APP_TITLE", "MainWindow"]

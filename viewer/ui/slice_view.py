@@ -1,0 +1,284 @@
+"""Axial, coronal and sagittal slice views: a QImage painted from ``slice_image``.
+
+No VTK here: the slice is resampled by :func:`viewer.render.slices.slice_image` (which
+knows the volume's placement in LPS) and turned into RGB by ``window_level_to_rgb``;
+this widget only scales it to fit (keeping the pixels' physical aspect), draws the
+crosshair and the orientation letters, and turns mouse events into LPS points.
+
+Mouse: left click or drag moves the crosshair (the state's ``crosshair_lps``, which the
+other views follow); right drag, or Shift + left drag, changes window (horizontal) and
+level (vertical); the wheel steps through slices. Hovering reports HU and LPS mm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from viewer.core.state import ViewerState
+from viewer.render.slices import slice_image, window_level_to_rgb
+
+AXES = ("axial", "coronal", "sagittal")
+#: LPS axis index each view's slice steps along (axial: S, coronal: P, sagittal: L).
+NORMAL_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
+#: Letters for the +/- direction of each LPS axis.
+_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
+
+#: Default slice window / level (HU) for CT angiography: contrast, bone and soft
+#: tissue all distinguishable (a common "CTA" window is W 600-800, L 150-200).
+DEFAULT_WINDOW_HU = 800.0
+DEFAULT_LEVEL_HU = 200.0
+
+
+def _direction_letter(v: np.ndarray) -> str:
+    """Orientation letter(s) of an LPS direction (dominant axis first)."""
+    order = np.argsort(-np.abs(v))
+    out = ""
+    for ax in order[:2]:
+        if abs(v[ax]) > 0.35:
+            out += _LETTERS[ax][1 if v[ax] > 0 else 0]
+    return out
+
+
+class SliceViewWidget(QWidget):
+    """One slice view bound to a :class:`ViewerState`.
+
+    Signals: ``hovered(lps_mm: object, hu: object)`` (tuple or None, int or None) and
+    ``window_level_changed(window_hu, level_hu)``.
+    """
+
+    hovered = Signal(object, object)
+    window_level_changed = Signal(float, float)
+
+    def __init__(self, state: ViewerState, axis: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        if axis not in AXES:
+            raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
+        self.state = state
+        self.axis = axis
+        self.window_hu = DEFAULT_WINDOW_HU
+        self.level_hu = DEFAULT_LEVEL_HU
+        self._slice: Any = None  # SliceImage
+        self._slice_key: tuple[Any, ...] | None = None
+        self._qimage: QImage | None = None
+        self._drag_wl: tuple[QPointF, float, float] | None = None
+        self.setObjectName(f"slice_{axis}")
+        self.setMinimumSize(QSize(120, 120))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setToolTip(
+            f"{axis.capitalize()} slice. Click: move the crosshair. Wheel: next slice.\n"
+            "Right-drag or Shift+drag: window (left/right) and level (up/down)."
+        )
+        state.volume_changed.connect(self._on_volume_changed)
+        state.crosshair_lps_changed.connect(self._on_crosshair_changed)
+
+    # ----- state -> view ----------------------------------------------------------
+    def _on_volume_changed(self, _volume: Any) -> None:
+        self._slice_key = None
+        self._refresh()
+
+    def _on_crosshair_changed(self, _lps: Any) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        vol = self.state.volume
+        lps = self.state.crosshair_lps
+        if vol is None or lps is None:
+            self._slice = None
+            self._qimage = None
+            self.update()
+            return
+        # Only the coordinate along the view's normal selects a new slice; moving the
+        # crosshair within the plane needs a repaint, not a reslice.
+        key = (id(vol), round(float(lps[NORMAL_AXIS[self.axis]]), 3))
+        if key != self._slice_key:
+            self._slice = slice_image(vol, self.axis, lps)
+            self._slice_key = key
+            self._qimage = None
+        self._make_image()
+        self.update()
+
+    def set_window_level(self, window_hu: float, level_hu: float) -> None:
+        self.window_hu = max(1.0, float(window_hu))
+        self.level_hu = float(level_hu)
+        self._qimage = None
+        self._make_image()
+        self.update()
+        self.window_level_changed.emit(self.window_hu, self.level_hu)
+
+    def _make_image(self) -> None:
+        if self._slice is None or self._qimage is not None:
+            return
+        rgb = np.ascontiguousarray(window_level_to_rgb(self._slice.hu, self.window_hu, self.level_hu), dtype=np.uint8)
+        h, w = rgb.shape[:2]
+        # QImage does not own the buffer: keep the array alive with the image.
+        img = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        self._rgb = rgb
+        self._qimage = img
+
+    # ----- geometry ---------------------------------------------------------------
+    def image_rect(self) -> QRectF:
+        """Where the slice is drawn (widget pixels), physical aspect kept."""
+        if self._slice is None:
+            return QRectF()
+        h, w = self._slice.hu.shape
+        sx, sy = self._pixel_spacing()
+        width_mm, height_mm = w * sx, h * sy
+        scale = min(self.width() / width_mm, self.height() / height_mm)
+        dw, dh = width_mm * scale, height_mm * scale
+        return QRectF((self.width() - dw) / 2, (self.height() - dh) / 2, dw, dh)
+
+    def _pixel_spacing(self) -> tuple[float, float]:
+        s = self._slice
+        sp = getattr(s, "pixel_spacing_mm", None)
+        if sp is None:
+            a = self._pixel_to_lps_raw(1.0, 0.0) - self._pixel_to_lps_raw(0.0, 0.0)
+            b = self._pixel_to_lps_raw(0.0, 1.0) - self._pixel_to_lps_raw(0.0, 0.0)
+            return float(np.linalg.norm(a)), float(np.linalg.norm(b))
+        return float(sp[0]), float(sp[1])
+
+    def _pixel_to_lps_raw(self, col: float, row: float) -> np.ndarray:
+        return np.asarray(self._slice.pixel_to_lps(col, row), dtype=np.float64)
+
+    def widget_to_lps(self, pos: QPointF) -> tuple[float, float, float] | None:
+        """LPS mm of a widget position, or None outside the image."""
+        r = self.image_rect()
+        if self._slice is None or not r.contains(pos):
+            return None
+        h, w = self._slice.hu.shape
+        col = (pos.x() - r.left()) / r.width() * w - 0.5
+        row = (pos.y() - r.top()) / r.height() * h - 0.5
+        return tuple(float(v) for v in self._pixel_to_lps_raw(col, row))  # type: ignore[return-value]
+
+    def lps_to_widget(self, lps: tuple[float, float, float]) -> QPointF | None:
+        if self._slice is None:
+            return None
+        col, row = self._lps_to_pixel(lps)
+        r = self.image_rect()
+        h, w = self._slice.hu.shape
+        return QPointF(r.left() + (col + 0.5) / w * r.width(), r.top() + (row + 0.5) / h * r.height())
+
+    def _lps_to_pixel(self, lps: tuple[float, float, float]) -> tuple[float, float]:
+        cr = self._slice.lps_to_pixel(lps)
+        return float(cr[0]), float(cr[1])
+
+    def widget_pos_of_crosshair(self) -> QPointF | None:
+        """Where the crosshair is drawn (widget pixels); for tests and the status bar."""
+        lps = self.state.crosshair_lps
+        return None if lps is None else self.lps_to_widget(lps)
+
+    @property
+    def slice_position_mm(self) -> float | None:
+        """The LPS coordinate (mm) along this view's normal of the slice shown."""
+        return None if self._slice_key is None else float(self._slice_key[1])
+
+    # ----- painting ---------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0))
+        if self._qimage is None:
+            p.setPen(QColor(150, 150, 150))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, f"{self.axis} (no scan)")
+            p.end()
+            return
+        r = self.image_rect()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.drawImage(r, self._qimage)
+        c = self.widget_pos_of_crosshair()
+        if c is not None:
+            p.setPen(QPen(QColor(255, 210, 0, 200), 1))
+            p.drawLine(QPointF(r.left(), c.y()), QPointF(r.right(), c.y()))
+            p.drawLine(QPointF(c.x(), r.top()), QPointF(c.x(), r.bottom()))
+        # Orientation letters at the middle of each edge, from the pixel->LPS mapping.
+        p.setPen(QColor(230, 230, 120))
+        h, w = self._slice.hu.shape
+        o = self._pixel_to_lps_raw(0.0, 0.0)
+        right = self._pixel_to_lps_raw(1.0, 0.0) - o
+        down = self._pixel_to_lps_raw(0.0, 1.0) - o
+        rect = self.rect().adjusted(4, 2, -4, -2)
+        p.drawText(rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, _direction_letter(right))
+        p.drawText(rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, _direction_letter(-right))
+        p.drawText(rect, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter, _direction_letter(-down))
+        p.drawText(rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter, _direction_letter(down))
+        p.setPen(QColor(200, 200, 200))
+        pos = self.slice_position_mm
+        label = self.axis.capitalize() + ("" if pos is None else f"  {pos:.1f} mm")
+        p.drawText(rect, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft, label)
+        p.drawText(
+            rect,
+            Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+            f"W {self.window_hu:.0f}  L {self.level_hu:.0f}",
+        )
+        p.end()
+
+    # ----- mouse ------------------------------------------------------------------
+    def _wants_window_level(self, event: QMouseEvent) -> bool:
+        b = event.buttons() if event.type() != event.Type.MouseButtonPress else event.button()
+        if b & Qt.MouseButton.RightButton:
+            return True
+        return bool(b & Qt.MouseButton.LeftButton) and bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self._wants_window_level(event):
+            self._drag_wl = (event.position(), self.window_hu, self.level_hu)
+        elif event.button() == Qt.MouseButton.LeftButton:
+            self._move_crosshair(event.position())
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        pos = event.position()
+        if self._drag_wl is not None:
+            start, w0, l0 = self._drag_wl
+            # 4 HU per pixel: a 200-pixel drag spans a typical CTA window.
+            self.set_window_level(w0 + 4.0 * (pos.x() - start.x()), l0 - 4.0 * (pos.y() - start.y()))
+        elif event.buttons() & Qt.MouseButton.LeftButton:
+            self._move_crosshair(pos)
+        lps = self.widget_to_lps(pos)
+        hu = None if lps is None or self.state.volume is None else self.state.volume.hu_at_lps(lps)
+        self.hovered.emit(lps, hu)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        self._drag_wl = None
+        event.accept()
+
+    def leaveEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.hovered.emit(None, None)
+        super().leaveEvent(event)
+
+    def _move_crosshair(self, pos: QPointF) -> None:
+        lps = self.widget_to_lps(pos)
+        if lps is None:
+            return
+        # Keep the crosshair's coordinate along this view's normal exactly as it was
+        # (the click is in this plane), so this view does not reslice.
+        cur = self.state.crosshair_lps
+        if cur is not None:
+            lps = list(lps)  # type: ignore[assignment]
+            ax = NORMAL_AXIS[self.axis]
+            lps[ax] = cur[ax]  # type: ignore[index]
+        self.state.crosshair_lps = tuple(lps)  # type: ignore[assignment]
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt API
+        vol, cur = self.state.volume, self.state.crosshair_lps
+        if vol is None or cur is None:
+            return
+        steps = event.angleDelta().y() / 120.0
+        ax = NORMAL_AXIS[self.axis]
+        step_mm = float(np.min(np.abs(np.asarray(vol.spacing_mm))))
+        # Step by the voxel size along the LPS axis closest to this view's normal.
+        d = np.abs(vol.direction[ax, :]) * np.asarray(vol.spacing_mm)
+        step_mm = float(d.max()) if d.max() > 0 else step_mm
+        lo, hi = vol.bounds_lps()
+        new = list(cur)
+        new[ax] = float(np.clip(cur[ax] + steps * step_mm, lo[ax], hi[ax]))
+        self.state.crosshair_lps = tuple(new)  # type: ignore[assignment]
+        event.accept()
+
+
+__all__ = ["AXES", "NORMAL_AXIS", "SliceViewWidget"]

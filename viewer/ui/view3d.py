@@ -1,0 +1,288 @@
+"""The 3D view: VTK's own Qt render widget hosting the renderer's :class:`Scene`.
+
+Why ``vtkmodules.qt.QVTKRenderWindowInteractor`` and not pyvistaqt: measured on this
+machine (docs in /work/shared/DESIGN.md), pyvistaqt rendered five times per frame and
+crashed without an X server; the plain VTK widget renders once.
+
+Renders are *requested*, never called directly: the scene's ``on_render_request`` hook
+starts a zero-delay single-shot timer unless one is pending, so a burst of slider moves
+during a 0.25 s software ray cast produces one render of the latest state, not a queue
+of stale ones.
+
+Level of detail: the renderer's interactive mode is on while the mouse drags the camera
+or the crop box (VTK's ``StartInteractionEvent`` / ``EndInteractionEvent``, fired by the
+interactor style and the box widget) or while a control's slider is held
+(:meth:`begin_interaction` / :meth:`end_interaction`, counted so overlapping holds work),
+then one full-quality render on release.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+from vtkmodules.vtkCommonCore import vtkCommand
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
+from vtkmodules.vtkIOImage import vtkPNGWriter  # noqa: F401 - registers the IO factory
+from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.util.numpy_support import vtk_to_numpy
+
+from viewer.core.state import ViewerState
+from viewer.render.scene import Scene
+
+
+class View3DWidget(QWidget):
+    """The 3D view bound to a :class:`ViewerState`.
+
+    Signals:
+      frame_rendered(full_quality: bool, seconds: float): after every render of the
+        window (``full_quality`` is False for interactive level-of-detail frames).
+      interaction_changed(active: bool)
+    """
+
+    frame_rendered = Signal(bool, float)
+    interaction_changed = Signal(bool)
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("view3d")
+        self.state = state
+        self.vtk_widget = QVTKRenderWindowInteractor(self)
+        self.vtk_widget.setToolTip("")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.vtk_widget)
+
+        self.render_window = self.vtk_widget.GetRenderWindow()
+        self.scene = Scene(render_window=self.render_window)
+        self.scene.on_render_request = self.request_render
+        self.scene.set_orientation_marker(True)
+        self.interactor = self.render_window.GetInteractor()
+        style = vtkInteractorStyleTrackballCamera()
+        self.interactor.SetInteractorStyle(style)
+        self._style = style
+        self._observers: list[tuple[Any, int]] = []
+        self._observe(style, vtkCommand.StartInteractionEvent, self._on_vtk_start_interaction)
+        self._observe(style, vtkCommand.EndInteractionEvent, self._on_vtk_end_interaction)
+        self._observe(self.render_window, vtkCommand.StartEvent, self._on_render_start)
+        self._observe(self.render_window, vtkCommand.EndEvent, self._on_render_end)
+
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(0)
+        self._render_timer.timeout.connect(self._render_now)
+        self._holds = 0
+        self._render_started = 0.0
+        self.n_renders = 0
+        self.last_full_frame_time: float | None = None  # time.perf_counter() of it
+        self._closed = False
+
+        # Crop box: VTK's box widget with handles on the faces; rotation off so the
+        # box stays axis-aligned in LPS (a cropping region is axis-aligned).
+        self._box_rep = vtkBoxRepresentation()
+        self._box_rep.SetPlaceFactor(1.0)
+        self._box_rep.GetOutlineProperty().SetColor(1.0, 0.85, 0.1)
+        self._box_widget = vtkBoxWidget2()
+        self._box_widget.SetInteractor(self.interactor)
+        self._box_widget.SetRepresentation(self._box_rep)
+        self._box_widget.SetRotationEnabled(False)
+        self._observe(self._box_widget, vtkCommand.StartInteractionEvent, self._on_vtk_start_interaction)
+        self._observe(self._box_widget, vtkCommand.InteractionEvent, self._on_box_moved)
+        self._observe(self._box_widget, vtkCommand.EndInteractionEvent, self._on_box_released)
+        self._box_placed_for: int | None = None
+
+        state.volume_changed.connect(self._on_volume_changed)
+        state.transfer_function_changed.connect(self._on_tf_changed)
+        state.bone_mask_changed.connect(self._on_bone_mask_changed)
+        state.crop_box_lps_changed.connect(self._on_crop_changed)
+        state.clip_plane_changed.connect(self._on_clip_changed)
+
+    def _observe(self, obj: Any, event: int, cb: Any) -> None:
+        self._observers.append((obj, obj.AddObserver(event, lambda *_a, _cb=cb: _cb())))
+
+    # ----- rendering --------------------------------------------------------------
+    def initialize(self) -> None:
+        """Start the interactor (call once the widget is shown)."""
+        self.vtk_widget.Initialize()
+
+    def request_render(self) -> None:
+        """Coalesced render: at most one pending, run from the event loop."""
+        if not self._closed and not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def _render_now(self) -> None:
+        if self._closed:
+            return
+        self.scene.render()
+
+    def _on_render_start(self) -> None:
+        self._render_started = time.perf_counter()
+
+    def _on_render_end(self) -> None:
+        now = time.perf_counter()
+        self.n_renders += 1
+        full = self._holds == 0 and self.state.volume is not None
+        if full:
+            self.last_full_frame_time = now
+        self.frame_rendered.emit(full, now - self._render_started)
+
+    @property
+    def interactive(self) -> bool:
+        return self._holds > 0
+
+    def begin_interaction(self) -> None:
+        """Reduced level of detail until the matching :meth:`end_interaction`."""
+        self._holds += 1
+        if self._holds == 1:
+            self.scene.set_interactive(True)
+            self.interaction_changed.emit(True)
+
+    def end_interaction(self) -> None:
+        if self._holds == 0:
+            return
+        self._holds -= 1
+        if self._holds == 0:
+            self.scene.set_interactive(False)
+            self.interaction_changed.emit(False)
+            self.request_render()
+
+    def _on_vtk_start_interaction(self) -> None:
+        self.begin_interaction()
+
+    def _on_vtk_end_interaction(self) -> None:
+        self.end_interaction()
+
+    def grab_image(self) -> np.ndarray:
+        """The render window's pixels as ``(h, w, 3)`` uint8, top row first.
+
+        Read through ``vtkWindowToImageFilter``: ``QWidget.grab()`` of the native VTK
+        widget returns garbage (see DESIGN.md)."""
+        f = vtkWindowToImageFilter()
+        f.SetInput(self.render_window)
+        f.SetInputBufferTypeToRGB()
+        f.ReadFrontBufferOff()
+        f.Update()
+        img = f.GetOutput()
+        w, h, _ = img.GetDimensions()
+        arr = vtk_to_numpy(img.GetPointData().GetScalars()).reshape(h, w, -1)
+        return np.ascontiguousarray(arr[::-1, :, :3])
+
+    # ----- state -> scene ---------------------------------------------------------
+    def _on_volume_changed(self, volume: Any) -> None:
+        if volume is None:
+            return
+        mask = self.state.bone_mask
+        self.scene.set_volume(volume)
+        self.scene.set_bone_mask(mask if mask is not None and mask.shape == volume.shape else None)
+        self.scene.set_transfer_function(self._effective_tf(self.state.transfer_function))
+        self.scene.set_crop_box_lps(self.state.crop_box_lps)
+        self._apply_clip(self.state.clip_plane)
+        self.scene.set_view("anterior")
+        self._place_box()
+        self.request_render()
+
+    def _effective_tf(self, tf: Any) -> Any:
+        # Without a mask from the GUI's worker, Scene would compute the bone mask
+        # itself, synchronously, on this (the GUI) thread: seconds of frozen window
+        # on a big scan. Until the worker's mask arrives, show the one-class picture.
+        if tf.separated and self.state.bone_mask is None:
+            return tf.with_changes(separated=False)
+        return tf
+
+    def _on_tf_changed(self, tf: Any) -> None:
+        self.scene.set_transfer_function(self._effective_tf(tf))
+        self.request_render()
+
+    def _on_bone_mask_changed(self, mask: Any) -> None:
+        vol = self.state.volume
+        if vol is None:
+            return
+        if mask is not None and mask.shape != vol.shape:
+            return  # a mask of a previous scan, arriving late
+        self.scene.set_bone_mask(mask)
+        self.scene.set_transfer_function(self._effective_tf(self.state.transfer_function))
+        self.request_render()
+
+    def _on_crop_changed(self, bounds: Any) -> None:
+        self.scene.set_crop_box_lps(bounds)
+        if bounds is None:
+            self._place_box()
+        self.request_render()
+
+    def _apply_clip(self, plane: Any) -> None:
+        if plane is None:
+            self.scene.set_clip_plane(None)
+        else:
+            self.scene.set_clip_plane(plane[0], plane[1])
+
+    def _on_clip_changed(self, plane: Any) -> None:
+        self._apply_clip(plane)
+        self.request_render()
+
+    # ----- camera -----------------------------------------------------------------
+    def set_view(self, name: str) -> None:
+        self.scene.set_view(name)
+        self.request_render()
+
+    def reset_camera(self) -> None:
+        self.scene.reset_camera()
+        self.request_render()
+
+    # ----- crop box ---------------------------------------------------------------
+    def _full_bounds(self) -> tuple[float, ...] | None:
+        vol = self.state.volume
+        if vol is None:
+            return None
+        lo, hi = vol.bounds_lps()
+        return (lo[0], hi[0], lo[1], hi[1], lo[2], hi[2])
+
+    def _place_box(self) -> None:
+        b = self.state.crop_box_lps or self._full_bounds()
+        if b is not None:
+            self._box_rep.PlaceWidget(list(b))
+
+    def set_crop_handles_visible(self, on: bool) -> None:
+        """Show or hide the crop box's handles in the view."""
+        if on:
+            self._place_box()
+        self._box_widget.SetEnabled(1 if on and self.state.volume is not None else 0)
+        self.request_render()
+
+    @property
+    def crop_handles_visible(self) -> bool:
+        return bool(self._box_widget.GetEnabled())
+
+    def _box_bounds(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self._box_rep.GetBounds())
+
+    def _on_box_moved(self) -> None:
+        self.state.crop_box_lps = self._box_bounds()
+
+    def _on_box_released(self) -> None:
+        self.state.crop_box_lps = self._box_bounds()
+        self.end_interaction()
+
+    # ----- teardown ---------------------------------------------------------------
+    def close_view(self) -> None:
+        """Release VTK resources: stop timers, drop observers, close the scene, and
+        finalize the render window (VTK otherwise touches a dead X window at exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._render_timer.stop()
+        for obj, tag in self._observers:
+            obj.RemoveObserver(tag)
+        self._observers.clear()
+        self._box_widget.SetEnabled(0)
+        self._box_widget.SetInteractor(None)
+        self.scene.on_render_request = None
+        self.scene.close()
+        self.vtk_widget.Finalize()
+
+
+__all__ = ["View3DWidget"]

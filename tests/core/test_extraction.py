@@ -24,7 +24,9 @@ def test_bone_mask_fills_marrow_and_drops_plaque(synth, leg_labels: dict[str, in
     LABELS = leg_labels
     bone = bone_mask(hu, (0.8, 0.8, 0.8), BONE_HU)
     truth = (lab == LABELS["bone"]) | (lab == LABELS["marrow"])
-    assert dice(bone, truth) > 0.93
+    assert dice(bone, truth) > 0.92  # the 1-voxel rim dilation lies outside the truth
+    core = bone_mask(hu, (0.8, 0.8, 0.8), BONE_HU, dilation_voxels=0)
+    assert dice(core, truth) > 0.99
     assert recall(bone, lab == LABELS["marrow"]) > 0.99  # the cavity is filled
     assert not bone[lab == LABELS["plaque"]].any()  # 27 voxels: a speck, not bone
 

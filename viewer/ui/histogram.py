@@ -117,7 +117,9 @@ class HistogramWidget(QWidget):
         while t <= hi:
             x = self.x_of_hu(t)
             p.drawLine(QPointF(x, r.bottom()), QPointF(x, r.bottom() + 3))
-            p.drawText(QRectF(x - 30, r.bottom() + 3, 60, 14), Qt.AlignmentFlag.AlignHCenter, f"{t:g}")
+            # Keep edge labels inside the widget instead of clipping them.
+            left = min(max(0.0, x - 30), self.width() - 60.0)
+            p.drawText(QRectF(left, r.bottom() + 3, 60, 14), Qt.AlignmentFlag.AlignHCenter, f"{t:g}")
             t += step
         p.end()
 

@@ -74,6 +74,23 @@ SESSION_ACTIONS = (
 )
 
 
+#: What a load worker returns: the volume, its histogram (counts, edges), and the bone
+#: mask with the threshold it was computed for (None, None when not in separated mode).
+LoadResult = tuple[Volume, tuple[np.ndarray, np.ndarray], "np.ndarray | None", "float | None"]
+
+
+def _finish_volume(volume: Volume, mask_threshold_hu: float | None, progress: Any) -> LoadResult:
+    """The rest of a load, still on the worker thread: histogram, and the bone mask
+    when the window is in separated mode (so the first frame is already separated)."""
+    hist = histogram(volume.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU)
+    mask = None
+    if mask_threshold_hu is not None:
+        progress(0.9, "Computing bone mask")
+        mask = compute_bone_mask(volume.hu, volume.spacing_mm, mask_threshold_hu)
+    progress(1.0, "")
+    return volume, hist, mask, mask_threshold_hu
+
+
 class MainWindow(QMainWindow):
     """The application window.
 
@@ -378,10 +395,12 @@ class MainWindow(QMainWindow):
     def _load_volume_from(self, path: Path, series: Any | None) -> None:
         from viewer import io as vio
 
-        def load(progress: Any) -> tuple[Volume, Any]:
+        mask_thr = self._separated_threshold()
+
+        def load(progress: Any) -> LoadResult:
             paths = list(getattr(series, "files", None) or [path])
-            vol = vio.load_volume(paths, series=series, progress=progress)
-            return vol, histogram(vol.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU)
+            vol = vio.load_volume(paths, series=series, progress=lambda f, m: progress(0.9 * f, m))
+            return _finish_volume(vol, mask_thr, progress)
 
         source = {"kind": "path", "path": str(path), "series": getattr(series, "key", None)}
         self._start_load(load, f"Loading {path.name}...", lambda r: self._on_volume_loaded(r, source))
@@ -390,9 +409,11 @@ class MainWindow(QMainWindow):
         """Generate the built-in lower-leg phantom (``"default"`` or ``"small"``)."""
         from viewer import phantom
 
-        def gen(progress: Any) -> tuple[Volume, Any]:
-            vol = phantom.generate(size=size, progress=progress).volume
-            return vol, histogram(vol.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU)
+        mask_thr = self._separated_threshold()
+
+        def gen(progress: Any) -> LoadResult:
+            vol = phantom.generate(size=size, progress=lambda f, m: progress(0.8 * f, m)).volume
+            return _finish_volume(vol, mask_thr, progress)
 
         source = {"kind": "phantom", "size": size}
         label = "small lower-leg phantom" if size == "small" else "lower-leg phantom"
@@ -464,11 +485,19 @@ class MainWindow(QMainWindow):
         self.load_failed.emit(msg)
         QMessageBox.critical(self, "Could not open the scan", msg)
 
-    def _on_volume_loaded(self, result: tuple[Volume, Any], source: dict[str, Any]) -> None:
-        volume, hist = result
+    def _separated_threshold(self) -> float | None:
+        """The bone threshold to compute a mask for along with a load (separated mode)."""
+        tf = self.state.transfer_function
+        return float(tf.bone_threshold_hu) if tf.separated else None
+
+    def _on_volume_loaded(self, result: "LoadResult", source: dict[str, Any]) -> None:
+        volume, hist, mask, mask_thr = result
         self.current_source = source
         self.controls.histogram.set_histogram(*hist)
-        self.set_volume(volume)
+        tf = self.state.transfer_function
+        if mask is not None and not (tf.separated and tf.bone_threshold_hu == mask_thr):
+            mask = None  # the user changed the threshold while it loaded
+        self.set_volume(volume, bone_mask=mask, mask_threshold_hu=mask_thr)
         if source.get("kind") == "path":
             self._add_recent(source["path"])
         if volume.warnings:
@@ -478,19 +507,30 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Loaded {nx} x {ny} x {nz} voxels", 5000)
         self.volume_loaded.emit(volume)
 
-    def set_volume(self, volume: Volume) -> None:
-        """Show ``volume``: crosshair at its centre, crop and clip reset, mask cleared."""
+    def set_volume(
+        self, volume: Volume, bone_mask: np.ndarray | None = None, mask_threshold_hu: float | None = None
+    ) -> None:
+        """Show ``volume``: crosshair at its centre, crop and clip reset. ``bone_mask``
+        (computed with ``mask_threshold_hu``, e.g. by the load worker) is used for
+        separated mode; without one it is computed in the background if needed."""
         lo, hi = volume.bounds_lps()
-        self._mask_threshold_hu = None
         self._first_full_frame_pending = True
         # The old scan's mask first: nothing may pair the new volume with it.
         self.state.bone_mask = None
+        if bone_mask is not None:
+            self._mask_volume_id, self._mask_threshold_hu = id(volume), mask_threshold_hu
+        else:
+            self._mask_volume_id, self._mask_threshold_hu = None, None
+        self.mask_runner.cancel()
         self.state.update(
             volume=volume,
             crop_box_lps=None,
             clip_plane=None,
             crosshair_lps=tuple(float(v) for v in (lo + hi) / 2.0),
         )
+        if bone_mask is not None:
+            self.state.bone_mask = bone_mask
+            self._mask_timer.stop()
         if self.controls.histogram.has_histogram is False:
             self.controls.histogram.set_histogram(*histogram(volume.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU))
         self._update_title()
@@ -530,6 +570,8 @@ class MainWindow(QMainWindow):
     # ===== state reactions ========================================================
     def _on_volume_changed(self, _volume: Any) -> None:
         self._schedule_mask_if_needed()
+        if self.state.volume is not None and self._mask_volume_id == id(self.state.volume):
+            self._mask_timer.stop()  # set_volume brings the mask along
 
     def _on_tf_changed(self, _tf: TransferFunction) -> None:
         self._schedule_mask_if_needed()

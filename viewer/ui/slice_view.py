@@ -135,16 +135,12 @@ class SliceViewWidget(QWidget):
         return QRectF((self.width() - dw) / 2, (self.height() - dh) / 2, dw, dh)
 
     def _pixel_spacing(self) -> tuple[float, float]:
-        s = self._slice
-        sp = getattr(s, "pixel_spacing_mm", None)
-        if sp is None:
-            a = self._pixel_to_lps_raw(1.0, 0.0) - self._pixel_to_lps_raw(0.0, 0.0)
-            b = self._pixel_to_lps_raw(0.0, 1.0) - self._pixel_to_lps_raw(0.0, 0.0)
-            return float(np.linalg.norm(a)), float(np.linalg.norm(b))
-        return float(sp[0]), float(sp[1])
+        """(column step, row step) in mm: the width and height of one pixel."""
+        row_mm, col_mm = self._slice.pixel_spacing_mm
+        return float(col_mm), float(row_mm)
 
     def _pixel_to_lps_raw(self, col: float, row: float) -> np.ndarray:
-        return np.asarray(self._slice.pixel_to_lps(col, row), dtype=np.float64)
+        return np.asarray(self._slice.lps_of_pixel(row, col), dtype=np.float64)
 
     def widget_to_lps(self, pos: QPointF) -> tuple[float, float, float] | None:
         """LPS mm of a widget position, or None outside the image."""
@@ -165,8 +161,8 @@ class SliceViewWidget(QWidget):
         return QPointF(r.left() + (col + 0.5) / w * r.width(), r.top() + (row + 0.5) / h * r.height())
 
     def _lps_to_pixel(self, lps: tuple[float, float, float]) -> tuple[float, float]:
-        cr = self._slice.lps_to_pixel(lps)
-        return float(cr[0]), float(cr[1])
+        row, col = self._slice.pixel_of_lps(lps)
+        return float(col), float(row)
 
     def widget_pos_of_crosshair(self) -> QPointF | None:
         """Where the crosshair is drawn (widget pixels); for tests and the status bar."""
@@ -176,7 +172,9 @@ class SliceViewWidget(QWidget):
     @property
     def slice_position_mm(self) -> float | None:
         """The LPS coordinate (mm) along this view's normal of the slice shown."""
-        return None if self._slice_key is None else float(self._slice_key[1])
+        if self._slice is None:
+            return None
+        return float(self._slice.position_lps[NORMAL_AXIS[self.axis]])
 
     # ----- painting ---------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API

@@ -21,3 +21,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real CT data folder {SHARED_DATA} is absent (a clone on its own)")
     return SHARED_DATA
+
+
+# --- the lower-leg phantom (viewer.phantom), shared by every test folder ---------------
+@pytest.fixture(scope="session")
+def small_phantom():
+    """``viewer.phantom.generate("small")``: 96x96x218 voxels, 1.5 mm, seed 0 (about 1 s)."""
+    from viewer.phantom import generate
+
+    return generate("small")
+
+
+@pytest.fixture(scope="session")
+def small_phantom_dicom_dir(small_phantom, tmp_path_factory) -> Path:
+    """The small phantom written once as a CT DICOM series (218 files); read-only use."""
+    from viewer.io.writers import write_dicom_series
+
+    out = tmp_path_factory.mktemp("small_phantom") / "dicom"
+    write_dicom_series(small_phantom.volume, out)
+    return out

@@ -11,6 +11,8 @@ run. GUI options:
 ``--quit-after-ms N``    quit after N ms at the latest (screenshot taken then if not yet)
 ``--print-timing``       print ``first_full_frame_s=...`` (seconds since the process
                          started) to stdout, for ``benchmarks/bench_gui.py``
+``--exit-after-first-frame``  quit once the first full-quality frame is shown
+``--separated``          start in separated bone / vessel mode
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window after the first frame, then quit")
     p.add_argument("--quit-after-ms", type=int, metavar="N", help="quit after N milliseconds")
     p.add_argument("--print-timing", action="store_true", help="print first_full_frame_s on stdout")
+    p.add_argument("--exit-after-first-frame", action="store_true", help="quit once the first full frame is shown")
     p.add_argument("--separated", action="store_true", help="start in separated bone/vessel mode")
     return p
 
@@ -136,6 +139,8 @@ def run_gui(argv: Sequence[str] | None = None) -> int:
     def on_first_frame() -> None:
         if args.print_timing:
             print(f"first_full_frame_s={process_age_s():.3f}", flush=True)
+        if args.exit_after_first_frame:
+            QTimer.singleShot(0, window.close)
         if args.screenshot and not (args.separated and window.state.bone_mask is None):
             # Let the status bar and slice views settle before the shot.
             QTimer.singleShot(500, take_screenshot_and_quit)

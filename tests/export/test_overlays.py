@@ -84,7 +84,7 @@ def test_scale_bar_pixel_length_matches_label(w: int, h: int, scale_mm: float) -
     assert placed.y0_px <= row < placed.y0_px + placed.thickness_px
     # The drawn length in mm agrees with the label within 2 %.
     assert n * mmpp == pytest.approx(bar.length_mm, rel=0.02)
-    assert bar.label.endswith("mm") or bar.label.endswith("cm")
+    assert bar.label == f"{bar.length_mm:g} mm"
     assert "approx" not in bar.label
 
 

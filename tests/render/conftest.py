@@ -23,6 +23,7 @@ class Leg:
     volume: Volume
     bone: np.ndarray  # bool (nz, ny, nx): bone incl. marrow, truth
     artery: np.ndarray  # bool: contrast-filled arteries incl. collaterals, truth
+    other_dense: np.ndarray  # bool: neither bone nor artery but may show (calcified mass)
     erosion_box_lps: tuple[float, float, float, float, float, float]
     source: str
 
@@ -41,12 +42,18 @@ def _from_phantom() -> Leg | None:
         return [int(v) for k, v in items if any(w in str(k) for w in words)]
 
     bone_l = labels_for("bone", "cortex", "cortical", "marrow", "trabec")
-    art_l = labels_for("arter", "collateral", "vessel")
+    art_l = labels_for("arter", "collateral")
     if not bone_l or not art_l:
         return None
     lab = np.asarray(ph.labels)
-    box = tuple(float(x) for x in ph.landmarks["erosion_box_lps"])
-    return Leg(ph.volume, np.isin(lab, bone_l), np.isin(lab, art_l), box, "phantom")  # type: ignore[arg-type]
+    box_raw = ph.landmarks["erosion_box_lps"]
+    if len(box_raw) == 2:  # ((min x, y, z), (max x, y, z))
+        (x0, y0, z0), (x1, y1, z1) = box_raw
+        box = (x0, x1, y0, y1, z0, z1)
+    else:
+        box = tuple(float(x) for x in box_raw)
+    other_l = labels_for("calcif", "mass")
+    return Leg(ph.volume, np.isin(lab, bone_l), np.isin(lab, art_l), np.isin(lab, other_l), box, "phantom")  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +64,7 @@ def leg() -> Leg:
     from render_synthetic import ARTERY, BONE, make_synthetic
 
     s = make_synthetic()
-    return Leg(s.volume, s.labels == BONE, s.labels == ARTERY, s.landmarks["erosion_box_lps"], "synthetic")  # type: ignore[arg-type]
+    return Leg(s.volume, s.labels == BONE, s.labels == ARTERY, np.zeros_like(s.labels, bool), s.landmarks["erosion_box_lps"], "synthetic")  # type: ignore[arg-type]
 
 
 def is_red(img: np.ndarray) -> np.ndarray:

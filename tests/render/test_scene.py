@@ -52,10 +52,13 @@ ONE_CLASS = TransferFunction(separated=False)
 def regions(scene: Scene, leg: Leg) -> tuple[np.ndarray, np.ndarray]:
     """(artery-only, bone-only) projected regions in the current view, each away
     from the other class by a few pixels, so a pixel's expected class is clear."""
-    art = project(scene, leg.volume, leg.artery)
+    # Arteries are 1-5 mm wide, a few pixels here: take their voxel centres as they
+    # project (no growth) so the region is not wider than the vessel.
+    art = project(scene, leg.volume, leg.artery, grow_px=0)
     bone = project(scene, leg.volume, leg.bone)
-    art_only = art & ~ndi.binary_dilation(bone, iterations=3)
-    bone_only = ndi.binary_erosion(bone, iterations=2) & ~ndi.binary_dilation(art, iterations=3)
+    other = ndi.binary_dilation(project(scene, leg.volume, leg.other_dense), iterations=3)
+    art_only = art & ~ndi.binary_dilation(bone, iterations=2) & ~other
+    bone_only = ndi.binary_erosion(bone, iterations=2) & ~ndi.binary_dilation(art, iterations=3) & ~other
     return art_only, bone_only
 
 
@@ -71,7 +74,7 @@ def test_separated_anterior_red_on_arteries_ivory_on_bone(scene: Scene, leg: Leg
     # No red fringe on bone surfaces: essentially no red where only bone projects.
     assert red[bone_only].mean() < 0.01, red[bone_only].mean()
     # Nothing is drawn where nothing projects.
-    body = ndi.binary_dilation(project(scene, leg.volume, leg.bone | leg.artery), iterations=4)
+    body = ndi.binary_dilation(project(scene, leg.volume, leg.bone | leg.artery | leg.other_dense), iterations=4)
     assert is_foreground(img)[~body].mean() < 0.01
 
 
@@ -129,11 +132,14 @@ def test_collateral_branches_near_erosion_visible(scene: Scene, leg: Leg) -> Non
     sel = ((lps[:, 0] >= x0) & (lps[:, 0] <= x1) & (lps[:, 1] >= y0) & (lps[:, 1] <= y1)
            & (lps[:, 2] >= z0) & (lps[:, 2] <= z1))
     inside[k[sel], j[sel], i[sel]] = True
-    proj = project(scene, leg.volume, inside, grow_px=1) & box
+    # Where they are not hidden behind bone or the calcified mass.
+    hidden = ndi.binary_dilation(project(scene, leg.volume, leg.bone | leg.other_dense), iterations=1)
+    proj = project(scene, leg.volume, inside, grow_px=0) & box & ~hidden
+    save("collaterals", np.where(proj[..., None], np.array([0, 255, 0], np.uint8), img))
     assert proj.sum() > 20
     red = is_red(img)
     assert red[box].sum() > 20
-    assert red[proj].mean() > 0.5, red[proj].mean()
+    assert red[proj].mean() > 0.6, red[proj].mean()
 
 
 def test_crop_left_half_removes_it(scene: Scene, leg: Leg) -> None:

@@ -176,3 +176,19 @@ def test_update_emits_in_field_order() -> None:
         s.event(name).connect(lambda _v, n=name: order.append(n))
     s.update(crosshair_lps=(0, 0, 0), bone_mask=np.zeros((4, 4, 4), bool), volume=_volume())
     assert order == ["volume", "bone_mask", "crosshair_lps"]
+
+
+def test_bind_shows_the_widget_what_the_state_normalised() -> None:
+    s = ViewerState()
+    w = FakeWidget()
+    bind(
+        s,
+        "transfer_function",
+        w.set_value,
+        w.connect,
+        to_widget=lambda tf: tf.vessel_window_hu,
+        to_state=lambda v, tf: tf.with_vessel_window(*v),
+    )
+    w.set_value((900.0, 300.0))  # typed upside down
+    assert s.transfer_function.vessel_window_hu == (300.0, 900.0)
+    assert w.value == (300.0, 900.0)

@@ -182,7 +182,9 @@ def mip_transfer_points(
     if hi <= lo:
         hi = lo + 1.0
     start = min(float(BONE_CODE_MIN), lo) - 1.0
-    op = (OpacityPoint(start, 0.0), OpacityPoint(lo, 0.0), OpacityPoint(hi, 1.0))
+    # Opaque from just above the window's bottom: the grey ramp alone sets brightness
+    # (an opacity ramp too would square it); below it the background shows.
+    op = (OpacityPoint(start, 0.0), OpacityPoint(lo, 0.0), OpacityPoint(lo + 0.01 * (hi - lo), 1.0))
     col = (ColorPoint(start, 0, 0, 0), ColorPoint(lo, 0, 0, 0), ColorPoint(hi, 1, 1, 1))
     return op, col
 

@@ -234,6 +234,11 @@ class ViewerState:
         return value
 
 
+def _plain(v: Any) -> Any:
+    """Lists and tuples compare alike (Qt hands back lists where we store tuples)."""
+    return tuple(v) if isinstance(v, list) else v
+
+
 class Binding(Generic[T]):
     """A two-way link between one state field and one widget (see :func:`bind`)."""
 
@@ -276,6 +281,11 @@ class Binding(Generic[T]):
         self._updating = True
         try:
             setattr(self.state, self.field, new)
+            # The state may normalise what the widget gave (a window typed upside
+            # down is sorted): show the widget what was actually stored.
+            shown = self._to_widget(getattr(self.state, self.field))
+            if shown is not None and not _same(_plain(shown), _plain(widget_value)):
+                self._set_widget(shown)
         finally:
             self._updating = False
 

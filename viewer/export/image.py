@@ -124,7 +124,9 @@ def caption_lines(ctx: FigureContext, extra: str = "") -> list[str]:
     mode = "separated" if tf.separated else "single transfer function"
     if tf.blend_mode == "mip":
         mode = "maximum intensity projection"
-    line = f"{name}: vessels {lo:g}-{hi:g} HU, bone >= {tf.bone_threshold_hu:g} HU ({mode})"
+    # Whole HU: CT numbers are integers; a sweep's interpolated window would otherwise
+    # print as 408.545.
+    line = f"{name}: vessels {lo:.0f}-{hi:.0f} HU, bone >= {tf.bone_threshold_hu:.0f} HU ({mode})"
     out = [line]
     if extra:
         out.append(extra)
@@ -281,7 +283,12 @@ def decorate(
         ident = identity_of(ctx.volume)
         if ident:
             lines.append(identity_line(ident))
-    out, placed = draw_overlays(image, labels=labels or None, scale_bar=bar, caption_lines=lines, title=title)
+    # The renderer's orientation cube fills the bottom-left 20 % of the viewport
+    # (Scene's marker renderer viewport): keep the caption above it.
+    clear = int(round(0.2 * h)) if opts.orientation_marker else 0
+    out, placed = draw_overlays(
+        image, labels=labels or None, scale_bar=bar, caption_lines=lines, title=title, caption_clear_bottom_px=clear
+    )
     return out, placed, labels
 
 

@@ -154,7 +154,7 @@ class GifWriter:
             raise ValueError(f"GIF frame is {arr.shape[1]}x{arr.shape[0]}, expected {self.width}x{self.height}")
         im = Image.fromarray(arr, "RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         buf = io.BytesIO()
-        im.save(buf, format="GIF", optimize=False)
+        im.save(buf, format="GIF", optimize=False, interlace=False)
         data = buf.getvalue()
         # Pillow's single-frame GIF: header(6) + LSD(7) + global colour table, then
         # extensions, then the image descriptor (0x2C) and its LZW data.
@@ -177,7 +177,8 @@ class GifWriter:
             local = data[pos + 10 :]
             descriptor = data[pos : pos + 10]
         else:
-            descriptor = data[pos : pos + 9] + bytes([0x80 | size_bits])
+            # Keep the interlace flag (0x40); add the local-table flag and its size.
+            descriptor = data[pos : pos + 9] + bytes([0x80 | (img_packed & 0x40) | size_bits])
             local = table + data[pos + 10 :]
         body = local[:-1] if local.endswith(b"\x3b") else local  # drop the trailer
         # Graphic control extension: disposal 1 (leave in place), the delay, no transparency.

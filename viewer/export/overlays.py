@@ -168,8 +168,7 @@ def nice_length_mm(max_mm: float) -> float:
 
 
 def format_mm(length_mm: float) -> str:
-    if length_mm >= 10:
-        return f"{length_mm / 10:g} cm" if length_mm % 10 == 0 and length_mm >= 100 else f"{length_mm:g} mm"
+    """Always millimetres (what surgical planning uses), e.g. ``"50 mm"``, ``"0.5 mm"``."""
     return f"{length_mm:g} mm"
 
 
@@ -234,6 +233,8 @@ def draw_overlays(
     scale_bar: ScaleBar | None = None,
     caption_lines: Sequence[str] = (),
     title: str | None = None,
+    text_px: int | None = None,
+    caption_clear_bottom_px: int = 0,
 ) -> tuple[np.ndarray, ScaleBar | None]:
     """Draw the overlays into a copy of ``image`` (uint8 RGB or RGBA).
 
@@ -242,7 +243,10 @@ def draw_overlays(
     * ``scale_bar``: a white bar with black outline at the bottom right, its label
       above it; the returned :class:`ScaleBar` records where it was drawn;
     * ``caption_lines``: text at the bottom left, last line lowest;
-    * ``title``: text at the top left (the report sheet's view names).
+    * ``title``: text at the top left (the report sheet's view names);
+    * ``text_px``: text height, default :func:`text_size_px` of the image height;
+    * ``caption_clear_bottom_px``: keep the caption this far above the bottom edge
+      (the renderer's orientation cube sits in the bottom-left corner).
 
     On RGBA images the overlays are opaque, so they stay visible over a transparent
     background. Returns ``(new_image, placed_scale_bar)``.
@@ -254,7 +258,7 @@ def draw_overlays(
     mode = "RGBA" if arr.shape[2] == 4 else "RGB"
     im = Image.fromarray(arr, mode).convert("RGBA") if mode == "RGB" else Image.fromarray(arr, "RGBA")
     draw = ImageDraw.Draw(im)
-    size = text_size_px(h)
+    size = text_size_px(h) if text_px is None else max(6, int(text_px))
     font = load_font(size)
     margin = max(4, size // 2)
 
@@ -303,7 +307,7 @@ def draw_overlays(
         # orientation letter and of the scale bar on the right.
         max_w = w / 2 - size - margin if labels and labels.get("bottom") else w * 0.7 - margin
         wrapped = [ln for line in caption_lines for ln in wrap_text(line, cap_font, max(40.0, max_w))]
-        y = h - margin
+        y = h - margin - int(caption_clear_bottom_px)
         for line in reversed(wrapped):
             _text(draw, (margin, y), line, cap_font, "lb", cap_size)
             y -= int(cap_size * 1.3)

@@ -37,7 +37,7 @@ from viewer.export.image import (
     render_view,
 )
 from viewer.export.imagefile import image_format_for, save_image
-from viewer.export.overlays import draw_overlays
+from viewer.export.overlays import draw_overlays, text_size_px
 from viewer.render.camera import CameraState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,9 +142,12 @@ def render_report_sheet(
     lines: list[str] = caption_lines(ctx, opts.caption_text) if opts.caption else []
     if opts.show_identity and identity_of(ctx.volume):
         lines.append(identity_line(identity_of(ctx.volume)))
+    # Caption text sized like a cell's, in a band below the grid.
+    text_px = text_size_px(h)
     band = 0
     if lines:
-        band = int(round(h * 0.08 * (len(lines) + 1)))
+        cap_px = max(8, int(text_px * 0.75))
+        band = int(round(len(lines) * cap_px * 1.3 + 2 * max(4, text_px // 2) + cap_px))
     sheet = np.zeros((2 * h + gap + band, 2 * w + gap, channels), dtype=np.uint8)
     if channels == 4:
         sheet[..., 3] = 0
@@ -154,7 +157,7 @@ def render_report_sheet(
     if lines:
         if channels == 4:
             sheet[2 * h + gap :, :, 3] = 255  # an opaque band so the caption reads
-        sheet, _ = draw_overlays(sheet, caption_lines=lines)
+        sheet, _ = draw_overlays(sheet, caption_lines=lines, text_px=text_px)
     settings = figure_settings(ctx, cams[0], (sheet.shape[1], sheet.shape[0]), opts, bar)
     settings["sheet"] = {
         "cells": [{"view": c.view, "label": c.label, "camera": cam.to_dict()} for c, cam in zip(cells, cams)],

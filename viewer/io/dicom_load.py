@@ -289,16 +289,18 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
     clipped = sum(r[0] for r in results)
     failed_k: set[int] = set()
     failed_msgs: list[str] = []
+    failed_paths: list[Path] = []
     for (path, items), (_, err) in zip(tasks, results):
         if err is not None:
             failed_k.update(k for _, k in items)
             failed_msgs.append(f"{path.name} ({err})")
+            failed_paths.append(path)
     if failed_k:
-        if len(failed_k) * 2 > n or len(failed_k) == n:
+        # Half the series unreadable is not "a bad file in a sound series": refuse.
+        if len(failed_k) * 2 > n:
             raise ViewerError(
                 f"series {group.key}: {len(failed_k)} of {n} images could not be decoded: "
-                f"{_names(failed_msgs, 3)}", path=tasks[0][0] if len(failed_msgs) > 1 else
-                next(p for (p, _), (_, e) in zip(tasks, results) if e is not None))
+                f"{_names(failed_msgs, 3)}", path=failed_paths[0] if len(failed_paths) == 1 else where)
         warnings.append(f"skipped {len(failed_msgs)} unreadable file(s) of the series: "
                         f"{_names(failed_msgs)}")
         keep = np.array([k not in failed_k for k in range(n)])

@@ -179,7 +179,9 @@ def describe_group(g: DicomGroup, extra_warnings: list[str]) -> SeriesInfo:
         except ValueError:
             orient = "invalid"
     modality = h0.modality
-    is_ct = modality == "CT" or h0.sop_class in ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1")
+    # (0008,0060) Modality decides; only when it is missing does a CT SOP class count.
+    is_ct = modality == "CT" or (not modality and h0.sop_class in (
+        "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"))
     return SeriesInfo(
         key=g.key,
         description=h0.description,

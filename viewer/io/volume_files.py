@@ -30,10 +30,20 @@ RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 @dataclass
 class RawVolume:
-    data: np.ndarray  # (nz, ny, nx), any numeric dtype, already scaled when the format says so
+    data: np.ndarray | None  # (nz, ny, nx), scaled when the format says so; None: header only
     ijk_to_lps: np.ndarray
     warnings: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    shape_zyx: tuple[int, int, int] = (0, 0, 0)
+    dtype: str = ""
+
+    @property
+    def looks_like_labels(self) -> bool:
+        """8-bit integer voxels: a mask / label map, not a CT (CT needs >= 12 bits)."""
+        return self.dtype in ("uint8", "int8")
+
+#: How much of an NRRD / MetaImage file to read when only its header is wanted.
+_HEADER_PROBE_BYTES = 65536
 
 
 def kind_of(path: Path) -> str | None:
@@ -48,14 +58,15 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def read_volume_file(path: Path, kind: str) -> RawVolume:
+def read_volume_file(path: Path, kind: str, header_only: bool = False) -> RawVolume:
+    """Read a NIfTI / NRRD / MetaImage file (or only its header); ViewerError on failure."""
     try:
         if kind == "nifti":
-            return read_nifti(path)
+            return read_nifti(path, header_only)
         if kind == "nrrd":
-            return read_nrrd(path)
+            return read_nrrd(path, header_only)
         if kind == "metaimage":
-            return read_metaimage(path)
+            return read_metaimage(path, header_only)
     except ViewerError:
         raise
     except (OSError, EOFError, zlib.error, ValueError, IndexError, KeyError) as exc:
@@ -76,13 +87,13 @@ _NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: 
                  1024: "i8", 1280: "u8"}
 
 
-def read_nifti(path: Path) -> RawVolume:
+def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
     """NIfTI-1 (.nii / .nii.gz), single file. Affine from sform when sform_code > 0,
     else qform when qform_code > 0, else pixdim only (NIfTI-1 header 'method 1');
     NIfTI's RAS world is converted to LPS."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:  # type: ignore[operator]
-        raw = f.read()
+        raw = f.read(352) if header_only else f.read()
     if len(raw) < 348:
         raise ViewerError("not a NIfTI-1 file (shorter than its 348-byte header)", path=path)
     endian = "<"
@@ -123,10 +134,12 @@ def read_nifti(path: Path) -> RawVolume:
         raise ViewerError(f"NIfTI datatype {datatype} is not supported", path=path)
     dt = np.dtype(endian + _NIFTI_DTYPES[datatype])
     count = int(np.prod(sizes))
-    flat = np.frombuffer(raw, dtype=dt, count=min(count, max(0, (len(raw) - vox_offset) // dt.itemsize)),
-                         offset=vox_offset)
-    data = _reshape(flat, sizes, path)
-    if scl_slope not in (0.0,) and np.isfinite(scl_slope) and (scl_slope != 1.0 or scl_inter != 0.0):
+    data: np.ndarray | None = None
+    if not header_only:
+        flat = np.frombuffer(raw, dtype=dt, count=min(count, max(0, (len(raw) - vox_offset) // dt.itemsize)),
+                             offset=vox_offset)
+        data = _reshape(flat, sizes, path)
+    if data is not None and scl_slope not in (0.0,) and np.isfinite(scl_slope) and (scl_slope != 1.0 or scl_inter != 0.0):
         data = data.astype(np.float64) * scl_slope + (scl_inter if np.isfinite(scl_inter) else 0.0)
 
     if sform_code > 0:
@@ -153,7 +166,8 @@ def read_nifti(path: Path) -> RawVolume:
         warnings.append("NIfTI has neither sform nor qform (both codes 0): placed with pixdim "
                         "spacing only, orientation unknown")
     lps = RAS_TO_LPS @ ras
-    return RawVolume(data, lps, warnings, {"format": "NIfTI-1", "affine_source": src})
+    return RawVolume(data, lps, warnings, {"format": "NIfTI-1", "affine_source": src},
+                     (sizes[2], sizes[1], sizes[0]), dt.name)
 
 
 # ------------------------------------------------------------------------------ NRRD
@@ -181,16 +195,16 @@ def _vec(s: str) -> list[float] | None:
     return [float(x) for x in s.strip("()").split(",")]
 
 
-def read_nrrd(path: Path) -> RawVolume:
+def read_nrrd(path: Path, header_only: bool = False) -> RawVolume:
     """NRRD (attached .nrrd or detached .nhdr + data file), raw/gzip/ascii encodings."""
     with open(path, "rb") as f:
-        blob = f.read()
+        blob = f.read(_HEADER_PROBE_BYTES) if header_only else f.read()
     if not blob.startswith(b"NRRD000"):
         raise ViewerError("not a NRRD file (no NRRD000x magic)", path=path)
     end = blob.find(b"\n\n")
     end_r = blob.find(b"\r\n\r\n")
     if end < 0 and end_r < 0:
-        if not path.name.lower().endswith(".nhdr"):
+        if not path.name.lower().endswith(".nhdr") and not header_only:
             raise ViewerError("NRRD header has no blank line before the data", path=path)
         header, body = blob.decode("latin-1"), b""
     elif end_r >= 0 and (end < 0 or end_r < end):
@@ -216,28 +230,18 @@ def read_nrrd(path: Path) -> RawVolume:
     if dt.itemsize > 1:
         dt = dt.newbyteorder(">" if fields.get("endian", "little") == "big" else "<")
     enc = fields.get("encoding", "raw").lower()
-    if "data file" in fields or "datafile" in fields:
+    data: np.ndarray | None = None
+    if header_only:
+        pass
+    elif "data file" in fields or "datafile" in fields:
         df = fields.get("data file", fields.get("datafile", ""))
         if df.startswith("LIST") or "%" in df:
             raise ViewerError("NRRD with multiple detached data files is not supported", path=path)
         with open(path.parent / df, "rb") as f:
             body = f.read()
-    skip = int(fields.get("byte skip", "0"))
-    if enc in ("gzip", "gz"):
-        body = gzip.decompress(body)
-    elif enc in ("raw",):
-        pass
-    elif enc in ("ascii", "text", "txt"):
-        flat = np.array(body.decode("latin-1").split(), dtype=np.float64).astype(dt.newbyteorder("="))
-        body = b""
-    else:
-        raise ViewerError(f"NRRD encoding '{enc}' is not supported (raw, gzip, ascii are)", path=path)
-    if body or enc not in ("ascii", "text", "txt"):
-        count = int(np.prod(sizes))
-        if skip == -1:  # data is the last count*itemsize bytes (nrrd spec)
-            skip = max(0, len(body) - count * dt.itemsize)
-        flat = np.frombuffer(body, dtype=dt, count=min(count, (len(body) - skip) // dt.itemsize), offset=skip)
-    data = _reshape(flat, sizes, path)
+    if not header_only:
+        data = _nrrd_data(body, fields, enc, dt, sizes, path)
+
 
     warnings: list[str] = []
     space = fields.get("space", "").lower()
@@ -261,7 +265,26 @@ def read_nrrd(path: Path) -> RawVolume:
         m[:3, :3] = np.diag([s if np.isfinite(s) else 1.0 for s in sp])
         warnings.append("NRRD without 'space directions': placed axis-aligned with 'spacings', "
                         "orientation unknown")
-    return RawVolume(data, m, warnings, {"format": "NRRD", "space": space})
+    return RawVolume(data, m, warnings, {"format": "NRRD", "space": space},
+                     (sizes[2], sizes[1], sizes[0]), dt.name)
+
+
+def _nrrd_data(body: bytes, fields: dict[str, str], enc: str, dt: np.dtype, sizes: list[int],
+               path: Path) -> np.ndarray:
+    skip = int(fields.get("byte skip", "0"))
+    count = int(np.prod(sizes))
+    if enc in ("ascii", "text", "txt"):
+        flat = np.array(body.decode("latin-1").split(), dtype=np.float64).astype(dt.newbyteorder("="))
+        return _reshape(flat, sizes, path)
+    if enc in ("gzip", "gz"):
+        body = gzip.decompress(body)
+    elif enc != "raw":
+        raise ViewerError(f"NRRD encoding '{enc}' is not supported (raw, gzip, ascii are)", path=path)
+    if skip == -1:  # data is the last count*itemsize bytes (nrrd spec)
+        skip = max(0, len(body) - count * dt.itemsize)
+    flat = np.frombuffer(body, dtype=dt, count=max(0, min(count, (len(body) - skip) // dt.itemsize)),
+                         offset=skip)
+    return _reshape(flat, sizes, path)
 
 
 # ------------------------------------------------------------------------- MetaImage
@@ -270,7 +293,7 @@ _MET_TYPES = {"MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHOR
               "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8", "MET_FLOAT": "f4", "MET_DOUBLE": "f8"}
 
 
-def read_metaimage(path: Path) -> RawVolume:
+def read_metaimage(path: Path, header_only: bool = False) -> RawVolume:
     """MetaImage .mha (data LOCAL after the header) / .mhd (+ ElementDataFile).
 
     MetaImage space is LPS (ITK's convention). TransformMatrix lists the direction
@@ -279,7 +302,7 @@ def read_metaimage(path: Path) -> RawVolume:
     matrix; Offset (alias Origin/Position) is the LPS of voxel (0, 0, 0).
     """
     with open(path, "rb") as f:
-        blob = f.read()
+        blob = f.read(_HEADER_PROBE_BYTES) if header_only else f.read()
     fields: dict[str, str] = {}
     pos = 0
     while pos < len(blob):
@@ -309,7 +332,10 @@ def read_metaimage(path: Path) -> RawVolume:
     msb = fields.get("BinaryDataByteOrderMSB", fields.get("ElementByteOrderMSB", "False")).lower() == "true"
     dt = np.dtype(_MET_TYPES[et]).newbyteorder(">" if msb else "<")
     edf = fields["ElementDataFile"]
-    if edf == "LOCAL":
+    data: np.ndarray | None = None
+    if header_only:
+        pass
+    elif edf == "LOCAL":
         body = blob[pos:]
     elif edf.startswith("LIST") or "%" in edf:
         raise ViewerError("MetaImage with a list of slice files is not supported", path=path)
@@ -322,11 +348,12 @@ def read_metaimage(path: Path) -> RawVolume:
             body = body[len(body) - count:]
         elif hs > 0:
             body = body[hs:]
-    if fields.get("CompressedData", "False").lower() == "true":
-        body = zlib.decompress(body)
-    count = int(np.prod(sizes))
-    flat = np.frombuffer(body, dtype=dt, count=min(count, len(body) // dt.itemsize))
-    data = _reshape(flat, sizes, path)
+    if not header_only:
+        if fields.get("CompressedData", "False").lower() == "true":
+            body = zlib.decompress(body)
+        count = int(np.prod(sizes))
+        flat = np.frombuffer(body, dtype=dt, count=min(count, len(body) // dt.itemsize))
+        data = _reshape(flat, sizes, path)
     sp = [float(x) for x in fields.get("ElementSpacing", fields.get("ElementSize", "1 1 1")).split()]
     tm_s = fields.get("TransformMatrix", fields.get("Rotation", fields.get("Orientation", "1 0 0 0 1 0 0 0 1")))
     tm = np.array([float(x) for x in tm_s.split()]).reshape(3, 3)
@@ -335,4 +362,5 @@ def read_metaimage(path: Path) -> RawVolume:
     m[:3, :3] = tm.T @ np.diag(sp)  # rows of tm are the axes' cosines -> columns here
     m[:3, 3] = off
     return RawVolume(data, m, [], {"format": "MetaImage",
-                                   "AnatomicalOrientation": fields.get("AnatomicalOrientation", "")})
+                                   "AnatomicalOrientation": fields.get("AnatomicalOrientation", "")},
+                     (sizes[2], sizes[1], sizes[0]), dt.name)

@@ -274,9 +274,11 @@ class Scene:
             return float(self.sample_distance_mm)
         if self._volume is None:
             return 1.0
-        # The smallest voxel step, capped at 1 mm (VTK's default step, which pyvista
-        # keeps) and floored at 0.25 mm.
-        return float(min(1.0, max(0.25, min(self._volume.spacing_mm))))
+        # The mean voxel step, capped at 1 mm (VTK's default step, which pyvista
+        # keeps) and floored at 0.5 mm: finer steps on sub-millimetre scans cost
+        # frame time (0.3 mm steps made a 512x512x640 frame ~3x slower) for detail
+        # the shading does not show.
+        return float(min(1.0, max(0.5, sum(self._volume.spacing_mm) / 3.0)))
 
     def _apply_sampling(self) -> None:
         m = self._mapper
@@ -714,9 +716,10 @@ class Scene:
                 t.set_bone_mask(None)
             else:
                 t.set_bone_mask(self._manual_mask)
-        if self._manual_mask is None and self._auto_mask is not None:
+        if self._manual_mask is None and self._auto_mask is not None and t._auto_mask is not self._auto_mask:
             # Share the already computed mask instead of recomputing it.
             t._auto_mask, t._auto_mask_threshold = self._auto_mask, self._auto_mask_threshold
+            t._mask_version += 1
         t.sample_distance_mm = self.sample_distance_mm
         t.set_transfer_function(self._tf)
         t.set_crop_box_lps(self._crop_lps)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from superqt import QLabeledDoubleRangeSlider
+from superqt.sliders._labeled import EdgeLabelMode, LabelPosition
 
 from viewer.core.state import ViewerState, bind
 from viewer.core.transfer import TransferFunction
@@ -97,6 +98,11 @@ class ControlsPanel(QWidget):
         self.vessel_slider.setRange(*VESSEL_RANGE_HU)
         self.vessel_slider.setDecimals(0)
         self.vessel_slider.setSingleStep(5.0)
+        # The numbers at the ends are the window's low and high HU (typing one moves
+        # that handle); superqt's default makes them the slider's *range*, which a
+        # user would edit by mistake.
+        self.vessel_slider.setEdgeLabelMode(EdgeLabelMode.LabelIsValue)
+        self.vessel_slider.setHandleLabelPosition(LabelPosition.NoLabel)
         self.vessel_slider.setToolTip("Vessel window [low, high] in HU: contrast-filled vessels are drawn red.")
         grid.addWidget(self.vessel_slider, 1, 0, 1, 2)
         grid.addWidget(QLabel("Bone threshold"), 2, 0)

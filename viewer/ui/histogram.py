@@ -113,6 +113,8 @@ class HistogramWidget(QWidget):
         # Axis ticks every 500 HU.
         p.setPen(text_pen)
         step = 500.0
+        while r.width() * step / (hi - lo) < 42 and step < 1e5:  # labels must not overlap
+            step *= 2
         t = math.ceil(lo / step) * step
         while t <= hi:
             x = self.x_of_hu(t)

@@ -373,7 +373,7 @@ class MainWindow(QMainWindow):
         if p.is_dir():
 
             def scan(progress: Any) -> Any:
-                return vio.scan_series([p], progress=progress)
+                return vio.scan_series(p, progress=progress)
 
             self._start_load(scan, f"Scanning {p.name}...", lambda series: self._on_scanned(p, series))
         else:
@@ -398,8 +398,8 @@ class MainWindow(QMainWindow):
         mask_thr = self._separated_threshold()
 
         def load(progress: Any) -> LoadResult:
-            paths = list(getattr(series, "files", None) or [path])
-            vol = vio.load_volume(paths, series=series, progress=lambda f, m: progress(0.9 * f, m))
+            key = None if series is None else series.key
+            vol = vio.load_volume(path, series=key, progress=lambda f, m: progress(0.9 * f, m))
             return _finish_volume(vol, mask_thr, progress)
 
         source = {"kind": "path", "path": str(path), "series": getattr(series, "key", None)}

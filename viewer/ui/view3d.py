@@ -36,6 +36,32 @@ from viewer.core.state import ViewerState
 from viewer.render.scene import Scene
 
 
+class _VTKWidget(QVTKRenderWindowInteractor):
+    """VTK's Qt widget, with :meth:`release` to free the render window early.
+
+    Once released, the Qt events that reach the widget while it is being torn down
+    (close, paint, resize) do nothing instead of touching a freed window."""
+
+    def release(self) -> None:
+        self._Timer.stop()
+        self.hide()
+        self.setUpdatesEnabled(False)
+        self._RenderWindow = None
+        self._Iren = None
+
+    def Finalize(self) -> None:  # noqa: N802 - VTK API
+        if self._RenderWindow is not None:
+            super().Finalize()
+
+    def paintEvent(self, ev: Any) -> None:  # noqa: N802 - Qt API
+        if self._Iren is not None:
+            super().paintEvent(ev)
+
+    def resizeEvent(self, ev: Any) -> None:  # noqa: N802 - Qt API
+        if self._RenderWindow is not None:
+            super().resizeEvent(ev)
+
+
 class View3DWidget(QWidget):
     """The 3D view bound to a :class:`ViewerState`.
 
@@ -52,7 +78,7 @@ class View3DWidget(QWidget):
         super().__init__(parent)
         self.setObjectName("view3d")
         self.state = state
-        self.vtk_widget = QVTKRenderWindowInteractor(self)
+        self.vtk_widget = _VTKWidget(self)
         self.vtk_widget.setToolTip("")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -283,6 +309,21 @@ class View3DWidget(QWidget):
         self.scene.on_render_request = None
         self.scene.close()
         self.vtk_widget.Finalize()
+        # QVTKRenderWindowInteractor's own observers (timers, cursor) hold bound
+        # methods of the widget: a Python <-> VTK reference cycle that the garbage
+        # collector cannot see, which would keep the render window -- and the X
+        # display connection VTK opened for it -- alive until the interpreter exits
+        # (where Xlib aborts the process if the X server is already gone).
+        self.interactor.RemoveAllObservers()
+        self.render_window.RemoveAllObservers()
+        # And drop the widget's own references, so the render window is freed now
+        # rather than whenever Qt deletes the (C++-owned) widget.
+        self.vtk_widget.release()
+        self._style = None
+        self._box_widget = None
+        self._box_rep = None
+        self.interactor = None
+        self.render_window = None
 
 
 __all__ = ["View3DWidget"]

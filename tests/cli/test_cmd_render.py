@@ -1,0 +1,150 @@
+"""``vessel-viewer render``: figures of the phantom, clean failures, --help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from viewer.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def is_red(img: np.ndarray) -> np.ndarray:
+    f = img[..., :3].astype(np.int32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    return (r >= 50) & (r >= 2 * g) & (r >= 2 * b)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VTK_SMP_BACKEND_IN_USE": "STDThread"}
+    env.pop("DISPLAY", None)  # the command must work with no display at all
+    return subprocess.run(
+        [sys.executable, "-m", "viewer", "render", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+
+
+def _projected_labels(size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Where the phantom's labelled structures project in the default anterior view
+    (truth): ``{"arteries": mask, "mass": mask}`` as (h, w) bool images."""
+    from scipy import ndimage
+
+    from viewer.phantom import generate
+    from viewer.render.scene import Scene
+
+    ph = generate("small")
+    legend = {str(k).lower(): int(v) for k, v in dict(ph.legend).items()}
+    labels = np.asarray(ph.labels)
+    groups = {
+        "arteries": [v for k, v in legend.items() if "arter" in k or "collateral" in k],
+        # The calcified mass's HU overlap the vessel window: it may show red too.
+        "mass": [v for k, v in legend.items() if "mass" in k or "calcif" in k],
+    }
+    w, h = size
+    out = {}
+    with Scene(offscreen=True) as s:
+        s.set_volume(ph.volume)
+        s.set_view("anterior")
+        for name, ids in groups.items():
+            ijk = np.argwhere(np.isin(labels, ids))[:, ::-1]  # (k, j, i) -> (i, j, k)
+            px = s.world_to_pixel(ph.volume.lps_of_ijk(ijk), w, h)
+            m = np.zeros((h, w), bool)
+            c = np.clip(np.rint(px).astype(int), 0, [w - 1, h - 1])
+            m[c[:, 1], c[:, 0]] = True
+            out[name] = ndimage.binary_dilation(m, iterations=2)
+    return out
+
+
+def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path) -> None:
+    out = tmp_path / "figure.png"
+    rc = main(["render", "phantom:small", "--size", "160x240", "--out", str(out), "--quiet"])
+    assert rc == 0
+    with Image.open(out) as im:
+        assert im.size == (160, 240)
+        img = np.asarray(im.convert("RGB"))
+    red = is_red(img)
+    assert red.sum() > 150
+    truth = _projected_labels((160, 240))
+    arteries, mass = truth["arteries"], truth["mass"]
+    # Red pixels lie on the projected arteries (or the calcified mass, whose HU share
+    # the vessel window), and cover a good part of the arteries.
+    assert (red & ~(arteries | mass)).sum() / red.sum() < 0.05
+    assert (red & arteries & ~mass).sum() > 150
+    assert (red & arteries).sum() / arteries.sum() > 0.2  # thin vessels vs. a 2-px dilated truth
+
+
+def test_all_options_sheet_and_turntable(tmp_path: Path) -> None:
+    sheet = tmp_path / "sheet.png"
+    movie = tmp_path / "spin.gif"
+    rc = main([
+        "render", "phantom:small", "--preset", "vessels only", "--separated", "--view", "left",
+        "--size", "120x90", "--scale", "2", "--scale-bar", "--orientation-labels", "--caption", "test",
+        "--sheet", "--out", str(sheet), "--turntable", str(movie), "--frames", "5", "--fps", "5", "--quiet",
+    ])
+    assert rc == 0
+    with Image.open(sheet) as im:
+        assert im.width >= 480 and im.height >= 360
+    with Image.open(movie) as im:
+        assert im.n_frames == 5 and im.size == (120, 90)
+
+
+def test_session_option(tmp_path: Path) -> None:
+    from viewer.core.presets import list_presets
+    from viewer.core.session import Session, save_session
+
+    tf = list_presets()["Bone + vessels"].with_changes(separated=True)
+    f = save_session(Session(data_path="phantom:small", transfer_function=tf, preset_name="Bone + vessels"), tmp_path / "s.json")
+    out = tmp_path / "s.png"
+    assert main(["render", "--session", str(f), "--size", "100x80", "--out", str(out), "-q"]) == 0
+    assert Image.open(out).size == (100, 80)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/scan", "--out", "{tmp}/x.png"], "no such file or folder"),
+        (["phantom:small", "--size", "big", "--out", "{tmp}/x.png"], "size must be WIDTHxHEIGHT"),
+        (["phantom:small", "--preset", "Nonexistent", "--out", "{tmp}/x.png"], "known presets: 'Bone only', 'Bone + vessels'"),
+        (["phantom:small", "--out", "/no/such/folder/x.png"], "does not exist"),
+        (["phantom:small", "--out", "{tmp}/x.jpg", "--transparent"], "alpha"),
+        (["phantom:small", "--out", "{tmp}/x.bmp"], ".bmp"),
+        (["phantom:small", "--turntable", "{tmp}/x.avi"], "mp4 or .gif"),
+        (["phantom:small", "--scale", "5", "--out", "{tmp}/x.png"], "scale must be from 1 to 4"),
+        (["phantom:small"], "nothing to write"),
+        (["phantom:huge", "--out", "{tmp}/x.png"], "unknown phantom size"),
+        (["--session", "{tmp}/none.json", "--out", "{tmp}/x.png"], "does not exist"),
+    ],
+)
+def test_bad_input_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    try:
+        rc = main(["render", *[a.replace("{tmp}", str(tmp_path)) for a in args]])
+    except SystemExit as exc:  # argparse's own errors (bad --size, --scale)
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert message in err
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_bad_path_in_a_fresh_process_no_display(tmp_path: Path) -> None:
+    r = _run("/no/such/scan", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2
+    assert "no such file or folder: /no/such/scan" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1  # one clear line
+
+
+def test_help() -> None:
+    r = _run("--help")
+    assert r.returncode == 0
+    for opt in ("--preset", "--separated", "--view", "--size", "--out", "--session", "--sheet", "--turntable",
+                "--scale", "--transparent", "--scale-bar", "--orientation-labels", "--caption", "--show-identity"):
+        assert opt in r.stdout

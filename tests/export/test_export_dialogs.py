@@ -1,0 +1,104 @@
+"""The File-menu export/session/preset actions in the real window (under Xvfb)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip("needs an X server (run under pytest-xvfb or xvfb-run)", allow_module_level=True)
+
+from PIL import Image  # noqa: E402
+
+from viewer.export.image import ExportOptions  # noqa: E402
+from viewer.ui import export_dialogs as ed  # noqa: E402
+from viewer.ui.main_window import MainWindow  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def window(qapp: QApplication, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
+    from pytestqt.qtbot import QtBot
+
+    cfg = tmp_path_factory.mktemp("config")
+    os.environ["VESSEL_VIEWER_CONFIG_DIR"] = str(cfg)
+    w = MainWindow(settings=QSettings(str(cfg / "settings.ini"), QSettings.Format.IniFormat))
+    w.resize(900, 600)
+    w.show()
+    w.view3d.initialize()
+    bot = QtBot(qapp)
+    w.open_phantom("small")
+    bot.waitUntil(lambda: w.state.volume is not None and not w.loading, timeout=60_000)
+    yield w
+    w.close()
+    QApplication.processEvents()
+
+
+def test_menu_names_exist() -> None:
+    for name in ("export_image", "export_report_sheet", "export_movie", "save_session", "open_session", "save_preset"):
+        assert callable(getattr(ed, name))
+
+
+def test_export_image_from_window(window: MainWindow, tmp_path: Path) -> None:
+    p = ed.export_image_dialog(window, tmp_path / "fig.png", ExportOptions(width=160, height=120, scale=2, orientation_labels=True))
+    assert p is not None
+    with Image.open(p) as im:
+        assert im.size == (320, 240)
+        img = np.asarray(im.convert("RGB"))
+    assert (img.max(axis=-1) > 40).mean() > 0.02  # not blank
+
+
+def test_movie_on_worker_thread(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    results = []
+    cam = window.scene.camera_state()
+    ed.movie_dialog(window, tmp_path / "spin.gif", ExportOptions(width=80, height=60), duration_s=1.0, fps=5,
+                    on_done=results.append)
+    qtbot.waitUntil(lambda: bool(results), timeout=60_000)
+    assert results[0].n_frames == 5
+    with Image.open(tmp_path / "spin.gif") as im:
+        assert im.n_frames == 5
+    assert window.scene.camera_state() == cam
+
+
+def test_session_round_trip_in_window(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    st = window.state
+    tf = st.transfer_function.with_vessel_window(230, 590)
+    st.transfer_function = tf
+    window.scene.azimuth(30)
+    cam = window.scene.camera_state()
+    f = ed.save_session_dialog(window, tmp_path / "s.json")
+    assert f is not None and f.exists()
+    # Change everything, then open the session again.
+    st.transfer_function = tf.with_vessel_window(300, 400)
+    window.scene.set_view("posterior")
+    opened = []
+    window.volume_loaded.connect(lambda v: None)
+    t = ed.open_session_dialog(window, f)
+    assert t is not None
+    t.succeeded.connect(lambda _v: opened.append(True))
+    qtbot.waitUntil(lambda: bool(opened) and not t.isRunning(), timeout=60_000)
+    qtbot.wait(100)
+    assert st.transfer_function.vessel_window_hu == (230.0, 590.0)
+    got = window.scene.camera_state()
+    assert np.allclose(got.position_lps, cam.position_lps, atol=1e-6)
+
+
+def test_save_preset_appears_in_picker(window: MainWindow) -> None:
+    p = ed.save_preset_dialog(window, "My teaching preset", overwrite=True)
+    assert p is not None and p.exists()
+    from viewer.core.presets import list_presets
+
+    assert "My teaching preset" in list_presets()
+    assert window.controls.preset_combo.findText("My teaching preset") >= 0
+    assert window.state.preset_name == "My teaching preset"

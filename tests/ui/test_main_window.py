@@ -1,0 +1,356 @@
+"""The desktop application, driven the way a user drives it.
+
+Runs with the real VTK render widget, so it needs an X server: pytest-xvfb starts
+Xvfb for the test run (DESIGN.md: the offscreen Qt platform cannot host the VTK
+widget). One window, opened on the small phantom through the File menu's action, is
+shared by the tests of this module to keep it fast; each test leaves it as it found it
+or sets what it needs. Every wait is a ``qtbot.waitUntil`` with a timeout.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import weakref
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QEvent, QPoint, QSettings, Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox, QStyle, QStyleOptionSlider  # noqa: E402
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip("needs an X server (run under pytest-xvfb or xvfb-run)", allow_module_level=True)
+
+from viewer.core.extraction import bone_mask  # noqa: E402
+from viewer.core.volume import Volume  # noqa: E402
+from viewer.ui.main_window import MainWindow  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+LOAD_TIMEOUT_MS = 60_000
+RENDER_TIMEOUT_MS = 15_000
+
+
+def red_and_ivory(img: np.ndarray) -> tuple[int, int]:
+    """Counts of arterial-red and bone-ivory pixels in an RGB image."""
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    red = (r > 90) & (r > 2 * g) & (r > 2 * b)
+    ivory = (r > 110) & (g > 95) & (b > 60) & (r >= b) & (abs(r - g) < 60) & (r - b > 10)
+    return int(red.sum()), int(ivory.sum())
+
+
+@pytest.fixture(scope="module")
+def window(qapp: QApplication, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
+    cfg = tmp_path_factory.mktemp("config")
+    os.environ["VESSEL_VIEWER_CONFIG_DIR"] = str(cfg)  # no user presets from $HOME
+    settings = QSettings(str(cfg / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    w.resize(1200, 800)
+    w.show()
+    w.view3d.initialize()
+    yield w
+    rw_ref = weakref.ref(w.view3d.vtk_widget.GetRenderWindow())
+    w.close()
+    assert w.scene.closed
+    w.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del w
+    gc.collect()
+    # No leaked VTK render window (it holds an X display connection).
+    assert rw_ref() is None, "the VTK render window outlived the main window"
+
+
+@pytest.fixture(scope="module")
+def loaded(window: MainWindow, qapp: QApplication) -> MainWindow:
+    """The window after File > Sample data > Lower-leg phantom (small)."""
+    from pytestqt.qtbot import QtBot
+
+    bot = QtBot(qapp)
+    frames: list[bool] = []
+    window.first_full_frame.connect(lambda: frames.append(True))
+    window.action_phantom_small.trigger()
+    bot.waitUntil(lambda: window.state.volume is not None and not window.loading, timeout=LOAD_TIMEOUT_MS)
+    bot.waitUntil(lambda: bool(frames), timeout=RENDER_TIMEOUT_MS)
+    return window
+
+
+def wait_for_frame(qtbot, w: MainWindow, after: int) -> None:
+    """Wait for a full-quality render newer than render count ``after``."""
+    qtbot.waitUntil(lambda: w.view3d.n_renders > after and not w.view3d.interactive, timeout=RENDER_TIMEOUT_MS)
+    qtbot.wait(50)  # let a pending coalesced render run too
+
+
+def test_phantom_opens_via_menu_and_3d_view_is_not_blank(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    vol = w.state.volume
+    assert isinstance(vol, Volume)
+    assert w.state.crosshair_lps is not None
+    assert w.current_source == {"kind": "phantom", "size": "small"}
+    assert w.controls.histogram.has_histogram
+    # Smoke test of the real render widget, read back through VTK.
+    img = w.view3d.grab_image()
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    assert img.std() > 10, "3D view is blank"
+    red, ivory = red_and_ivory(img)
+    assert red > 200, f"no red vessel pixels ({red})"
+    assert ivory > 200, f"no ivory bone pixels ({ivory})"
+    # The three slice views show the scan.
+    for v in w.slice_views.values():
+        assert v._qimage is not None
+    # Title: the description only; no patient identity.
+    assert vol.description in w.windowTitle() or "scan" in w.windowTitle()
+
+
+def test_vessel_window_slider_changes_tf_and_image(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    slider = w.controls.vessel_slider
+    tf0 = w.state.transfer_function
+    before = w.view3d.grab_image()
+    red0, _ = red_and_ivory(before)
+    n = w.view3d.n_renders
+    # Type a new low end into the number box at the slider's left end, then Enter.
+    low_box = slider._min_label
+    low_box.selectAll()
+    qtbot.keyClicks(low_box, "1000")
+    qtbot.keyClick(low_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: w.state.transfer_function.vessel_window_hu != tf0.vessel_window_hu, timeout=5000)
+    # Typed above the high end: the window is kept ordered, the slider follows.
+    assert w.state.transfer_function.vessel_window_hu == (tf0.vessel_window_hu[1], 1000.0)
+    assert tuple(slider.value()) == pytest.approx(w.state.transfer_function.vessel_window_hu)
+    assert w.state.transfer_function.bone_threshold_hu == tf0.bone_threshold_hu
+    wait_for_frame(qtbot, w, n)
+    after = w.view3d.grab_image()
+    red1, _ = red_and_ivory(after)
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 0.5
+    assert red1 < red0 / 2, f"vessels still red with the window above contrast ({red0} -> {red1})"
+    # Put it back through the state: the slider follows (two-way binding).
+    n = w.view3d.n_renders
+    w.state.transfer_function = tf0
+    assert tuple(slider.value()) == pytest.approx(tf0.vessel_window_hu)
+    wait_for_frame(qtbot, w, n)
+
+
+def test_slider_hold_uses_interactive_level_of_detail(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    s = w.controls.bone_slider
+    opt = QStyleOptionSlider()
+    s.initStyleOption(opt)
+    handle = s.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, s)
+    qtbot.mousePress(s, Qt.MouseButton.LeftButton, pos=handle.center())
+    assert w.view3d.interactive and w.scene.interactive
+    qtbot.mouseMove(s, handle.center() + QPoint(25, 0))
+    qtbot.wait(100)
+    n = w.view3d.n_renders
+    qtbot.mouseRelease(s, Qt.MouseButton.LeftButton, pos=handle.center() + QPoint(25, 0))
+    assert not w.view3d.interactive and not w.scene.interactive
+    wait_for_frame(qtbot, w, n)
+    assert w.view3d.last_full_frame_time is not None
+    # Restore the preset's threshold.
+    w.controls.bone_spin.setValue(int(w.presets[w.state.preset_name].bone_threshold_hu))
+
+
+def test_click_in_slice_view_moves_crosshair_and_other_views_follow(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    axial, coronal, sagittal = (w.slice_views[a] for a in ("axial", "coronal", "sagittal"))
+    x0, y0, z0 = w.state.crosshair_lps
+    cor0, sag0 = coronal.slice_position_mm, sagittal.slice_position_mm
+    r = axial.image_rect()
+    click = QPoint(int(r.left() + r.width() * 0.3), int(r.top() + r.height() * 0.7))
+    qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=click)
+    x1, y1, z1 = w.state.crosshair_lps
+    assert z1 == z0, "a click in the axial view must not change the axial slice"
+    # Axial: image right = patient left (+x), image down = posterior (+y).
+    assert x1 < x0 and y1 > y0
+    # The other views resliced to the new point.
+    assert coronal.slice_position_mm != cor0 and abs(coronal.slice_position_mm - y1) < 2.0
+    assert sagittal.slice_position_mm != sag0 and abs(sagittal.slice_position_mm - x1) < 2.0
+    # The crosshair is drawn where the user clicked (within a pixel or two).
+    c = axial.widget_pos_of_crosshair()
+    assert abs(c.x() - click.x()) < 3 and abs(c.y() - click.y()) < 3
+    # Hovering reports HU and LPS mm in the status bar.
+    qtbot.mouseMove(axial, click)
+    qtbot.waitUntil(lambda: "HU" in w.hover_label.text(), timeout=3000)
+    assert "mm" in w.hover_label.text()
+
+
+def test_right_drag_changes_window_level(loaded: MainWindow, qtbot) -> None:
+    v = loaded.slice_views["coronal"]
+    w0, l0 = v.window_hu, v.level_hu
+    c = v.rect().center()
+    qtbot.mousePress(v, Qt.MouseButton.RightButton, pos=c)
+    qtbot.mouseMove(v, c + QPoint(40, -20))
+    qtbot.mouseRelease(v, Qt.MouseButton.RightButton, pos=c + QPoint(40, -20))
+    assert v.window_hu > w0 and v.level_hu > l0
+    v.set_window_level(w0, l0)
+
+
+def test_broken_folder_shows_dialog_and_keeps_previous_scan(
+    loaded: MainWindow, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = loaded
+    (tmp_path / "IM0001.dcm").write_bytes(b"this is not a DICOM file" * 40)
+    (tmp_path / "notes.txt").write_text("hello")
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", staticmethod(lambda _p, _t, text, *a, **k: shown.append(text)))
+    monkeypatch.setattr("PySide6.QtWidgets.QFileDialog.getExistingDirectory", lambda *a, **k: str(tmp_path))
+    vol = w.state.volume
+    w.action_open_folder.trigger()
+    qtbot.waitUntil(lambda: bool(shown), timeout=LOAD_TIMEOUT_MS)
+    assert str(tmp_path) in shown[0] or "DICOM" in shown[0] or "series" in shown[0]
+    assert "Traceback" not in shown[0]
+    assert w.state.volume is vol
+    assert not w.loading
+    assert w.view3d.grab_image().std() > 10
+
+
+def test_cancel_a_load_keeps_previous_scan(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    vol = w.state.volume
+    cancelled: list[bool] = []
+    w.load_cancelled.connect(lambda: cancelled.append(True))
+    w.action_phantom.trigger()  # the full-size phantom: long enough to cancel
+    assert w.loading and w.cancel_button.isVisible()
+    qtbot.mouseClick(w.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(cancelled) and not w.loading, timeout=5000)
+    assert not w.cancel_button.isVisible()
+    # The cancelled worker ends soon and nothing replaces the scan.
+    qtbot.waitUntil(lambda: all(t.isFinished() for t in getattr(w, "_orphans", [])), timeout=LOAD_TIMEOUT_MS)
+    qtbot.wait(100)
+    assert w.state.volume is vol
+
+
+def test_switch_presets_with_the_picker(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    combo = w.controls.preset_combo
+    start = w.state.preset_name
+    target = "Vessels only" if "Vessels only" in w.presets else next(n for n in w.presets if n != start)
+    n = w.view3d.n_renders
+    combo.setFocus()
+    for _ in range(combo.count()):
+        if combo.currentText() == target:
+            break
+        qtbot.keyClick(combo, Qt.Key.Key_Down)
+    assert w.state.preset_name == target
+    assert w.state.transfer_function == w.presets[target]
+    wait_for_frame(qtbot, w, n)
+    assert w.settings.value("last_preset") == target
+    if target == "Vessels only":
+        qtbot.waitUntil(lambda: w.state.bone_mask is not None, timeout=LOAD_TIMEOUT_MS)
+        wait_for_frame(qtbot, w, w.view3d.n_renders - 1)
+        _, ivory = red_and_ivory(w.view3d.grab_image())
+        assert ivory < 50, f"bone colour in a vessels-only preset ({ivory} px)"
+    # Back to where we started.
+    w.state.update(transfer_function=w.presets[start], preset_name=start)
+    assert combo.currentText() == start
+
+
+def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    check = w.controls.separated_check
+    was = w.state.transfer_function.separated
+    if was:  # make sure we start from "off"
+        qtbot.mouseClick(check, Qt.MouseButton.LeftButton, pos=QPoint(8, check.height() // 2))
+        assert not w.state.transfer_function.separated
+    # Change the threshold while off, so turning on needs a new mask.
+    w.controls.bone_spin.setValue(int(w.state.transfer_function.bone_threshold_hu) + 20)
+    ready: list[bool] = []
+    w.bone_mask_ready.connect(lambda: ready.append(True))
+    qtbot.mouseClick(check, Qt.MouseButton.LeftButton, pos=QPoint(8, check.height() // 2))
+    assert w.state.transfer_function.separated
+    assert w.action_separated.isChecked()
+    qtbot.waitUntil(lambda: bool(ready), timeout=LOAD_TIMEOUT_MS)
+    vol, tf = w.state.volume, w.state.transfer_function
+    expected = bone_mask(vol.hu, vol.spacing_mm, tf.bone_threshold_hu)
+    assert np.array_equal(w.state.bone_mask, expected)
+    assert w.scene.bone_mask is w.state.bone_mask
+    n = w.view3d.n_renders
+    wait_for_frame(qtbot, w, n - 1)
+    red, ivory = red_and_ivory(w.view3d.grab_image())
+    assert red > 200 and ivory > 200
+    # The menu action (shortcut S) toggles the same state back.
+    w.action_separated.trigger()
+    assert not w.state.transfer_function.separated and not check.isChecked()
+    w.state.update(transfer_function=w.presets[w.state.preset_name])
+
+
+def test_layouts_crop_clip_and_camera(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    w.action_layout_3d.trigger()
+    assert w.state.layout == "3d"
+    assert all(not v.isVisible() for v in w.slice_views.values())
+    w.action_toggle_layout.trigger()
+    assert w.state.layout == "2x2" and all(v.isVisible() for v in w.slice_views.values())
+    # Camera buttons.
+    qtbot.mouseClick(w.controls.camera_buttons["left"], Qt.MouseButton.LeftButton)
+    dop_left = np.array(w.scene.renderer.GetActiveCamera().GetDirectionOfProjection())
+    w.view_actions["anterior"].trigger()
+    dop_ant = np.array(w.scene.renderer.GetActiveCamera().GetDirectionOfProjection())
+    assert abs(float(dop_left @ dop_ant)) < 0.1
+    # Anterior view: the camera looks from the front (-y, anterior) towards +y.
+    assert dop_ant[1] > 0.9
+    # Crop handles on, a crop box through the state, reset.
+    w.controls.crop_check.setChecked(True)
+    assert w.view3d.crop_handles_visible and w.action_crop.isChecked()
+    lo, hi = w.state.volume.bounds_lps()
+    box = (lo[0], (lo[0] + hi[0]) / 2, lo[1], hi[1], lo[2], hi[2])
+    w.state.crop_box_lps = box
+    assert w.scene.crop_box_lps == pytest.approx(box)
+    qtbot.mouseClick(w.controls.reset_crop_button, Qt.MouseButton.LeftButton)
+    assert w.state.crop_box_lps is None and w.scene.crop_box_lps is None
+    w.controls.crop_check.setChecked(False)
+    # Clip plane on and moved.
+    w.controls.clip_check.setChecked(True)
+    p1 = w.state.clip_plane
+    w.controls.clip_slider.setValue(800)
+    p2 = w.state.clip_plane
+    assert p1 is not None and p2 is not None and p2[0][2] > p1[0][2]
+    w.controls.clip_check.setChecked(False)
+    assert w.state.clip_plane is None
+
+
+def test_patient_identity_hidden_unless_asked(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    vol = w.state.volume
+    import dataclasses
+
+    named = dataclasses.replace(vol, identity={"PatientName": "DOE^JANE", "PatientID": "ID-4711"}, description="CTA runoff")
+    w.set_volume(named)
+    assert "DOE" not in w.windowTitle() and "4711" not in w.windowTitle()
+    assert "CTA runoff" in w.windowTitle()
+    w.action_show_identity.trigger()
+    assert "DOE^JANE" in w.windowTitle()
+    w.action_show_identity.trigger()
+    assert "DOE" not in w.windowTitle()
+    n = w.view3d.n_renders
+    w.set_volume(vol)
+    wait_for_frame(qtbot, w, n)
+
+
+def test_suggest_sets_thresholds_from_histogram(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    qtbot.mouseClick(w.controls.suggest_button, Qt.MouseButton.LeftButton)
+    tf = w.state.transfer_function
+    lo, hi = tf.vessel_window_hu
+    assert lo < hi <= tf.bone_threshold_hu + 1
+    assert w.controls.bone_spin.value() == int(round(tf.bone_threshold_hu))
+    w.state.update(transfer_function=w.presets[w.state.preset_name])
+
+
+def test_settings_remembered(loaded: MainWindow) -> None:
+    s = loaded.settings
+    loaded.state.layout = "3d"
+    assert s.value("layout") == "3d"
+    loaded.state.layout = "2x2"
+    assert s.value("layout") == "2x2"
+    start = loaded.state.preset_name
+    other = next(n for n in loaded.presets if n != start)
+    loaded.controls.preset_combo.textActivated.emit(other)
+    assert s.value("last_preset") == other
+    loaded.controls.preset_combo.textActivated.emit(start)
+    assert s.value("last_preset") == start

@@ -220,7 +220,7 @@ def test_cancel_a_load_keeps_previous_scan(loaded: MainWindow, qtbot) -> None:
     qtbot.waitUntil(lambda: bool(cancelled) and not w.loading, timeout=5000)
     assert not w.cancel_button.isVisible()
     # The cancelled worker ends soon and nothing replaces the scan.
-    qtbot.waitUntil(lambda: all(t.isFinished() for t in getattr(w, "_orphans", [])), timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.background_threads == 0, timeout=LOAD_TIMEOUT_MS)
     qtbot.wait(100)
     assert w.state.volume is vol
 

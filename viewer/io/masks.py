@@ -46,11 +46,17 @@ def mask_path(out_dir: str | Path, stem: str, kind: str, fmt: MaskFormat = "nrrd
 
 
 def write_mask(
-    mask: np.ndarray, ijk_to_lps: np.ndarray, path: str | Path, fmt: MaskFormat | None = None
+    mask: np.ndarray,
+    ijk_to_lps: np.ndarray,
+    path: str | Path,
+    fmt: MaskFormat | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write a boolean ``(nz, ny, nx)`` mask as uint8 0/1 with the volume's geometry.
 
-    ``fmt`` defaults from the suffix (``.nrrd`` / ``.nii`` / ``.nii.gz``).
+    ``fmt`` defaults from the suffix (``.nrrd`` / ``.nii`` / ``.nii.gz``). Masks are
+    derived outputs with names this program chose, so re-running an extraction into the
+    same folder replaces them (``overwrite``); callers keep them out of source folders.
     """
     from viewer.io import writers  # the phantom/loader worker's writers (NRRD, NIfTI)
 
@@ -65,9 +71,9 @@ def write_mask(
         raise ViewerError(f"a mask must be 3D, got shape {m.shape}", p)
     data = m.astype(np.uint8, copy=False) if m.dtype == np.bool_ else (m != 0).astype(np.uint8)
     if fmt == "nrrd":
-        writers.write_nrrd(p, data, ijk_to_lps)
+        writers.write_nrrd(data, ijk_to_lps, p, overwrite=overwrite)
     elif fmt == "nifti":
-        writers.write_nifti(p, data, ijk_to_lps)
+        writers.write_nifti(data, ijk_to_lps, p, overwrite=overwrite)
     else:
         raise ViewerError(f"unknown mask format {fmt!r} (use nrrd or nifti)", p)
     return p
@@ -79,6 +85,7 @@ def write_masks(
     out_dir: str | Path,
     stem: str,
     fmt: MaskFormat = "nrrd",
+    overwrite: bool = True,
 ) -> dict[str, Path]:
     """Write each ``{kind: mask}`` as ``<stem>_<kind>_mask.<fmt>``; returns the paths."""
     out = Path(out_dir)
@@ -86,7 +93,7 @@ def write_masks(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ViewerError(f"cannot create output folder {out}: {exc}", out) from None
-    return {kind: write_mask(m, ijk_to_lps, mask_path(out, stem, kind, fmt), fmt) for kind, m in masks.items()}
+    return {kind: write_mask(m, ijk_to_lps, mask_path(out, stem, kind, fmt), fmt, overwrite) for kind, m in masks.items()}
 
 
 __all__ = ["MASK_SUFFIX", "MaskFormat", "mask_path", "output_stem", "write_mask", "write_masks"]

@@ -72,10 +72,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
 
 
 def _array_and_path(a, b, c) -> tuple[np.ndarray, np.ndarray, Path]:
-    """Accept ``(array, ijk_to_lps, path)`` (the documented order) and also
-    ``(path, array, ijk_to_lps)``; the two are told apart by type, never guessed."""
-    if isinstance(a, (str, os.PathLike)):
-        return b, c, Path(a)
+    """Check the documented argument order ``(array, ijk_to_lps, path)``."""
     if isinstance(c, (str, os.PathLike)):
         return a, b, Path(c)
     raise ViewerError("write_nrrd/write_nifti need (array, ijk_to_lps, path)")

@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.state = ViewerState(self.presets[start_preset], preset_name=start_preset)
         self.current_source: dict[str, Any] = {}  # what the current volume came from
         self._load_thread: TaskThread | None = None
+        self._live_threads: set[TaskThread] = set()
         self._first_full_frame_pending = False
         self._mask_threshold_hu: float | None = None
         self._mask_volume_id: int | None = None
@@ -426,7 +427,10 @@ class MainWindow(QMainWindow):
         thread.succeeded.connect(lambda r: self._finish_load(thread) or on_done(r))
         thread.failed.connect(lambda e: self._finish_load(thread) or self._show_load_error(e))
         thread.cancelled.connect(lambda: self._finish_load(thread) or self._on_load_cancelled())
-        thread.finished.connect(thread.deleteLater)
+        # Every load thread stays referenced until it has finished, cancelled or not:
+        # a running QThread whose Python object is collected aborts the process.
+        self._live_threads.add(thread)
+        thread.finished.connect(lambda: self._on_thread_finished(thread))
         self._load_thread = thread
         self._set_busy(True, message)
         thread.start()
@@ -435,6 +439,15 @@ class MainWindow(QMainWindow):
         if self._load_thread is thread:
             self._load_thread = None
             self._set_busy(False)
+
+    def _on_thread_finished(self, thread: TaskThread) -> None:
+        self._live_threads.discard(thread)
+        thread.deleteLater()
+
+    @property
+    def background_threads(self) -> int:
+        """Load threads still running (cancelled ones included)."""
+        return len(self._live_threads)
 
     @property
     def loading(self) -> bool:
@@ -446,11 +459,8 @@ class MainWindow(QMainWindow):
         if t is None:
             return
         t.cancel()
-        # Drop our interest now: its late signals find _load_thread changed. Keep the
-        # thread object alive until it ends (a running QThread must not be destroyed).
-        self._orphans = getattr(self, "_orphans", [])
-        self._orphans.append(t)
-        t.finished.connect(lambda: self._orphans.remove(t) if t in self._orphans else None)
+        # Drop our interest now: its late signals find _load_thread changed (the
+        # thread itself stays in _live_threads until it ends).
         self._load_thread = None
         self._set_busy(False)
         self.statusBar().showMessage("Loading cancelled", 4000)
@@ -667,10 +677,15 @@ class MainWindow(QMainWindow):
             self.state.layout = layout
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
-        self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("window_state", self.saveState())
-        self.settings.sync()
-        self.shutdown()
+        # Nothing may escape from here: an exception raised out of a Qt event handler
+        # during close crashed PySide 6.12 (in shiboken's error reporting).
+        try:
+            self.settings.setValue("geometry", self.saveGeometry())
+            self.settings.setValue("window_state", self.saveState())
+            self.settings.sync()
+            self.shutdown()
+        except Exception:  # noqa: BLE001
+            log.exception("error while closing the main window")
         event.accept()
 
     def shutdown(self) -> None:
@@ -679,11 +694,10 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self._mask_timer.stop()
-        t = self._load_thread
         self.cancel_load()
-        for th in [t] + list(getattr(self, "_orphans", [])):
-            if th is not None:
-                th.wait(15000)
+        for th in list(self._live_threads):
+            th.wait(15000)
+        self._live_threads.clear()
         self.mask_runner.shutdown()
         self.view3d.close_view()
 

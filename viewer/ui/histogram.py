@@ -113,15 +113,20 @@ class HistogramWidget(QWidget):
         # Axis ticks every 500 HU.
         p.setPen(text_pen)
         step = 500.0
-        while r.width() * step / (hi - lo) < 42 and step < 1e5:  # labels must not overlap
+        while r.width() * step / (hi - lo) < 60 and step < 1e5:  # labels must not overlap
             step *= 2
         t = math.ceil(lo / step) * step
         while t <= hi:
             x = self.x_of_hu(t)
             p.drawLine(QPointF(x, r.bottom()), QPointF(x, r.bottom() + 3))
-            # Keep edge labels inside the widget instead of clipping them.
-            left = min(max(0.0, x - 30), self.width() - 60.0)
-            p.drawText(QRectF(left, r.bottom() + 3, 60, 14), Qt.AlignmentFlag.AlignHCenter, f"{t:g}")
+            # Edge labels are aligned to the widget's edge instead of being clipped.
+            if x - 30 < 0:
+                rect, align = QRectF(0, r.bottom() + 3, 60, 14), Qt.AlignmentFlag.AlignLeft
+            elif x + 30 > self.width():
+                rect, align = QRectF(self.width() - 60, r.bottom() + 3, 60, 14), Qt.AlignmentFlag.AlignRight
+            else:
+                rect, align = QRectF(x - 30, r.bottom() + 3, 60, 14), Qt.AlignmentFlag.AlignHCenter
+            p.drawText(rect, align, f"{t:g}")
             t += step
         p.end()
 

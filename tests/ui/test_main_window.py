@@ -155,6 +155,28 @@ def test_slider_hold_uses_interactive_level_of_detail(loaded: MainWindow, qtbot)
     w.controls.bone_spin.setValue(int(w.presets[w.state.preset_name].bone_threshold_hu))
 
 
+def test_camera_drag_in_3d_view_uses_level_of_detail(loaded: MainWindow, qtbot) -> None:
+    w = loaded
+    vw = w.view3d.vtk_widget
+    cam = w.scene.renderer.GetActiveCamera()
+    pos0 = np.array(cam.GetPosition())
+    c = vw.rect().center()
+    seen: list[bool] = []
+    w.view3d.interaction_changed.connect(seen.append)
+    qtbot.mousePress(vw, Qt.MouseButton.LeftButton, pos=c)
+    assert w.view3d.interactive and w.scene.interactive
+    for k in range(1, 6):
+        qtbot.mouseMove(vw, c + QPoint(12 * k, 0))
+        qtbot.wait(20)
+    n = w.view3d.n_renders
+    qtbot.mouseRelease(vw, Qt.MouseButton.LeftButton, pos=c + QPoint(60, 0))
+    assert not w.view3d.interactive and not w.scene.interactive
+    assert seen == [True, False]
+    wait_for_frame(qtbot, w, n)
+    assert np.linalg.norm(np.array(cam.GetPosition()) - pos0) > 1.0, "the drag did not rotate the camera"
+    w.view_actions["anterior"].trigger()
+
+
 def test_click_in_slice_view_moves_crosshair_and_other_views_follow(loaded: MainWindow, qtbot) -> None:
     w = loaded
     axial, coronal, sagittal = (w.slice_views[a] for a in ("axial", "coronal", "sagittal"))
@@ -354,3 +376,90 @@ def test_settings_remembered(loaded: MainWindow) -> None:
     assert s.value("last_preset") == other
     loaded.controls.preset_combo.textActivated.emit(start)
     assert s.value("last_preset") == start
+
+
+def test_file_menu_export_and_session_actions_reach_their_dialogs(loaded: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viewer.ui import export_dialogs
+
+    called: list[str] = []
+    for fn in loaded.export_actions:
+        assert callable(getattr(export_dialogs, fn)), fn
+        monkeypatch.setattr(export_dialogs, fn, lambda window, _n=fn: called.append(_n) or None)
+    for a in loaded.export_actions.values():
+        a.trigger()
+    assert called == list(loaded.export_actions)
+
+
+def test_series_picker_lists_series_without_identity(qtbot) -> None:
+    from types import SimpleNamespace
+
+    from viewer.ui.dialogs import SeriesPickerDialog
+
+    mk = lambda key, desc, n, ct: SimpleNamespace(  # noqa: E731
+        key=key, description=desc, modality="CT" if ct else "SR", n_slices=n, rows=512, columns=512,
+        spacing_mm=(0.7, 0.7, 1.0), warnings=(), is_ct=ct,
+    )
+    series = [mk("a", "Scout", 3, True), mk("b", "CTA runoff 1.0 B30f", 600, True), mk("c", "Dose report", 1, False)]
+    dlg = SeriesPickerDialog(series)
+    qtbot.addWidget(dlg)
+    assert dlg.table.rowCount() == 3
+    # The biggest CT series first and pre-selected.
+    assert dlg.table.item(0, 0).text() == "CTA runoff 1.0 B30f"
+    assert dlg.selected_series().key == "b"
+    assert dlg.table.item(0, 2).text() == "600"
+    dlg.table.selectRow(1)
+    assert dlg.selected_series().key == "a"
+
+
+def test_app_screenshot_mode_end_to_end(tmp_path: Path) -> None:
+    """``vessel-viewer --small --screenshot`` as a process: the composition root opens
+    the phantom, renders, saves a PNG of the whole window and exits cleanly."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    out = tmp_path / "win.png"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "cfg"), VESSEL_VIEWER_CONFIG_DIR=str(tmp_path / "cfg"))
+    p = subprocess.run(
+        [sys.executable, "-m", "viewer", "--small", "--screenshot", str(out), "--quit-after-ms", "60000"],
+        env=env, capture_output=True, text=True, timeout=90,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape[0] > 400 and img.shape[1] > 600
+    red, ivory = red_and_ivory(img)
+    assert red > 200 and ivory > 200, (red, ivory)
+
+
+def test_about_box_names_version_and_licences(loaded: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viewer import __version__
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "about", staticmethod(lambda _p, _t, text: shown.append(text)))
+    loaded.action_about.trigger()
+    assert shown and __version__ in shown[0]
+    assert "BSD-3-Clause" in shown[0] and "LGPL" in shown[0] and "Apache-2.0" in shown[0]
+
+
+def test_drop_a_nifti_file_opens_it_and_adds_it_to_recent_files(loaded: MainWindow, qtbot, shared_data: Path) -> None:
+    """Runs last: it replaces the phantom in the shared window with a real scan."""
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    path = shared_data / "cta-aorta-nifti" / "ct_cropped.nii.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    w = loaded
+    old = w.state.volume
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(ev)
+    qtbot.waitUntil(lambda: w.state.volume is not old and not w.loading, timeout=LOAD_TIMEOUT_MS)
+    assert w.state.volume.dims_xyz == (120, 126, 164)
+    assert w.recent_files()[0] == str(path)
+    assert [a.text() for a in w.recent_menu.actions()][0] == str(path)
+    assert "ct_cropped.nii.gz" in w.windowTitle()
+    assert w.settings.value("last_folder") == str(path.parent)
+    qtbot.waitUntil(lambda: w.view3d.grab_image().std() > 10, timeout=RENDER_TIMEOUT_MS)

@@ -244,6 +244,7 @@ class ControlsPanel(QWidget):
         for sig in (self.clip_check.toggled, self.clip_axis.currentIndexChanged, self.clip_flip.toggled, self.clip_slider.valueChanged):
             sig.connect(self._update_clip_plane)
         state.volume_changed.connect(lambda _v: self._update_clip_plane())
+        state.clip_plane_changed.connect(self._show_clip_plane)
         outer.addWidget(box)
 
         # ----- camera -----
@@ -309,6 +310,26 @@ class ControlsPanel(QWidget):
 
     def _update_histogram_marks(self, tf: TransferFunction) -> None:
         self.histogram.set_thresholds(tf.vessel_window_hu, tf.bone_threshold_hu)
+
+    def _show_clip_plane(self, plane: Any) -> None:
+        """Reflect a clip plane set elsewhere (a session) in the check box."""
+        on = plane is not None
+        if self.clip_check.isChecked() != on:
+            self.clip_check.blockSignals(True)
+            self.clip_check.setChecked(on)
+            self.clip_check.blockSignals(False)
+        if on:
+            normal = np.asarray(plane[1])
+            ax = int(np.argmax(np.abs(normal)))
+            i = self.clip_axis.findData(ax)
+            if i >= 0 and abs(normal[ax]) > 0.99:
+                for w, v in ((self.clip_axis, i),):
+                    w.blockSignals(True)
+                    w.setCurrentIndex(v)
+                    w.blockSignals(False)
+                self.clip_flip.blockSignals(True)
+                self.clip_flip.setChecked(bool(normal[ax] < 0))
+                self.clip_flip.blockSignals(False)
 
     def _update_clip_plane(self, *_args: Any) -> None:
         vol = self.state.volume

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,14 +65,14 @@ MASK_DEBOUNCE_MS = 120
 #: Export/session actions: (menu text, function name in viewer.ui.export_dialogs,
 #: shortcut, tooltip).
 EXPORT_ACTIONS = (
-    ("Export &image...", "export_image", "Ctrl+E", "Save the 3D view as PNG, JPEG or TIFF"),
-    ("Export &report sheet...", "export_report_sheet", "", "Anterior, posterior, medial and lateral views in one image"),
-    ("Export &movie...", "export_movie", "", "Turntable or threshold sweep as MP4 or GIF"),
+    ("Export &image...", "export_image_dialog", "Ctrl+E", "Save the 3D view as PNG, JPEG or TIFF"),
+    ("Export &report sheet...", "report_sheet_dialog", "", "Anterior, posterior, medial and lateral views in one image"),
+    ("Export &movie...", "movie_dialog", "", "Turntable or threshold sweep as MP4 or GIF"),
 )
 SESSION_ACTIONS = (
-    ("&Save session...", "save_session", "Ctrl+S", "Save data path, preset, thresholds, camera, crop and layout"),
-    ("Open s&ession...", "open_session", "", "Restore a saved session"),
-    ("Save &preset...", "save_preset", "", "Save the current transfer function as a named preset"),
+    ("&Save session...", "save_session_dialog", "Ctrl+S", "Save data path, preset, thresholds, camera, crop and layout"),
+    ("Open s&ession...", "open_session_dialog", "", "Restore a saved session"),
+    ("Save &preset...", "save_preset_dialog", "", "Save the current transfer function as a named preset"),
 )
 
 
@@ -256,7 +258,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         self.export_actions: dict[str, QAction] = {}
         for text, fn, key, tip in EXPORT_ACTIONS + SESSION_ACTIONS:
-            if fn == "save_session":
+            if fn == "save_session_dialog":
                 m.addSeparator()
             a = self._action(text, lambda _c=False, f=fn: self._call_export_dialog(f), key, tip)
             m.addAction(a)
@@ -406,14 +408,27 @@ class MainWindow(QMainWindow):
         source = {"kind": "path", "path": str(path), "series": getattr(series, "key", None)}
         self._start_load(load, f"Loading {path.name}...", lambda r: self._on_volume_loaded(r, source))
 
-    def open_phantom(self, size: str = "default") -> None:
-        """Generate the built-in lower-leg phantom (``"default"`` or ``"small"``)."""
+    def open_phantom(self, size: str = "default", prefetched: "Future[Volume] | None" = None) -> None:
+        """Generate the built-in lower-leg phantom (``"default"`` or ``"small"``).
+
+        ``prefetched``: a future of the same phantom already being generated (the
+        application starts generating it before Qt and VTK are even imported, see
+        ``viewer.app``); the load then waits for it instead of starting over."""
         from viewer import phantom
 
         mask_thr = self._separated_threshold()
 
         def gen(progress: Any) -> LoadResult:
-            vol = phantom.generate(size=size, progress=lambda f, m: progress(0.8 * f, m)).volume
+            if prefetched is not None:
+                progress(0.1, "generating the phantom")
+                while True:  # wait, but stay cancellable
+                    try:
+                        vol = prefetched.result(timeout=0.05)
+                        break
+                    except FutureTimeout:
+                        progress(0.1, "generating the phantom")
+            else:
+                vol = phantom.generate(size=size, progress=lambda f, m: progress(0.8 * f, m)).volume
             return _finish_volume(vol, mask_thr, progress)
 
         source = {"kind": "phantom", "size": size}

@@ -88,3 +88,18 @@ def test_fast_on_a_big_volume_and_histogram() -> None:
     assert counts.sum() == pytest.approx(big.size, rel=1e-6)
     # Uniform ramp -> flat histogram.
     assert counts.std() / counts.mean() < 0.05
+
+
+def test_aorta_not_taken_as_calcification(aorta) -> None:
+    """Real CTA (1.5 mm): the calcified-shell class takes none of the enhanced aorta,
+    whose lumen lies against unenhanced thrombus (measured: 0 voxels of calcification,
+    86 % of the enhanced aorta in the vessel mask, 7.7 % in the bone mask where it
+    touches the spine)."""
+    from viewer.core.extraction import extract
+
+    ct, mask = aorta
+    s = suggest_thresholds(ct)
+    ex = extract(np.asarray(ct, dtype=np.int16), (1.5, 1.5, 1.5), s.bone_threshold_hu, s.vessel_window_hu)
+    enhanced = mask & (ct >= 130)
+    assert ex.calcification[enhanced].mean() < 0.01
+    assert ex.vessel[enhanced].mean() > 0.80

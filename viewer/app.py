@@ -163,13 +163,13 @@ def run_gui(argv: Sequence[str] | None = None) -> int:
             print(f"first_full_frame_s={process_age_s():.3f}", flush=True)
         if args.exit_after_first_frame:
             QTimer.singleShot(0, window.close)
-        if args.screenshot and not (args.separated and window.state.bone_mask is None):
+        if args.screenshot and not (args.separated and window.state.class_masks is None):
             # Let the status bar and slice views settle before the shot.
             QTimer.singleShot(500, take_screenshot_and_quit)
 
     window.first_full_frame.connect(on_first_frame)
     if args.screenshot and args.separated:
-        window.bone_mask_ready.connect(lambda: QTimer.singleShot(1500, take_screenshot_and_quit))
+        window.class_masks_ready.connect(lambda: QTimer.singleShot(1500, take_screenshot_and_quit))
     window.load_failed.connect(lambda _m: exit_code.__setitem__("code", 2) if args.screenshot else None)
     if args.quit_after_ms:
         QTimer.singleShot(int(args.quit_after_ms), take_screenshot_and_quit if args.screenshot else window.close)

@@ -32,9 +32,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _projected_labels(size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Where the phantom's labelled structures project in the default anterior view
-    (truth): ``{"arteries": mask, "mass": mask}`` as (h, w) bool images."""
+def _projected_labels(size: tuple[int, int], view: str = "anterior") -> dict[str, np.ndarray]:
+    """Where the phantom's labelled structures project in a standard view (truth):
+    ``{"arteries": mask, "mass": mask}`` as (h, w) bool images."""
     from scipy import ndimage
 
     from viewer.phantom import generate
@@ -45,14 +45,14 @@ def _projected_labels(size: tuple[int, int]) -> dict[str, np.ndarray]:
     labels = np.asarray(ph.labels)
     groups = {
         "arteries": [v for k, v in legend.items() if "arter" in k or "collateral" in k],
-        # The calcified mass's HU overlap the vessel window: it may show red too.
+        # The calcified mass: its rim's HU overlap the vessel window.
         "mass": [v for k, v in legend.items() if "mass" in k or "calcif" in k],
     }
     w, h = size
     out = {}
     with Scene(offscreen=True) as s:
         s.set_volume(ph.volume)
-        s.set_view("anterior")
+        s.set_view(view)
         for name, ids in groups.items():
             ijk = np.argwhere(np.isin(labels, ids))[:, ::-1]  # (k, j, i) -> (i, j, k)
             px = s.world_to_pixel(ph.volume.lps_of_ijk(ijk), w, h)
@@ -64,6 +64,7 @@ def _projected_labels(size: tuple[int, int]) -> dict[str, np.ndarray]:
 
 
 def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path) -> None:
+    # Default preset (bone + vessels, separated) and default view (anterior).
     out = tmp_path / "figure.png"
     rc = main(["render", "phantom:small", "--size", "160x240", "--out", str(out), "--quiet"])
     assert rc == 0
@@ -74,10 +75,25 @@ def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path)
     assert red.sum() > 150
     truth = _projected_labels((160, 240))
     arteries, mass = truth["arteries"], truth["mass"]
-    # Red pixels lie on the projected arteries (or the calcified mass, whose HU share
-    # the vessel window), and cover a good part of the arteries.
-    assert (red & ~(arteries | mass)).sum() / red.sum() < 0.05
+    # Red pixels lie on the projected arteries, never on the calcified mass (gold).
+    assert (red & ~arteries).sum() / red.sum() < 0.05
     assert (red & arteries & ~mass).sum() > 150
+    assert (red & mass & ~arteries).sum() < 0.02 * mass.sum()
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    gold = (r > 120) & (g > 0.6 * r) & (b < 0.6 * g) & (r - b > 60)
+    assert (gold & mass).sum() > 0.25 * mass.sum()
+
+
+def test_posterior_view_shows_the_arteries(tmp_path: Path) -> None:
+    # The leg's arteries run behind the bones: from behind they cover their projection.
+    out = tmp_path / "post.png"
+    rc = main(["render", "phantom:small", "--view", "posterior", "--size", "160x240", "--out", str(out), "--quiet"])
+    assert rc == 0
+    with Image.open(out) as im:
+        img = np.asarray(im.convert("RGB"))
+    red = is_red(img)
+    arteries = _projected_labels((160, 240), "posterior")["arteries"]
+    assert (red & ~arteries).sum() / red.sum() < 0.05
     assert (red & arteries).sum() / arteries.sum() > 0.2  # thin vessels vs. a 2-px dilated truth
 
 

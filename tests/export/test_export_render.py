@@ -223,7 +223,7 @@ def test_threshold_sweep_vessels_appear(scene, small_leg, bone_vessels, tmp_path
     tf0 = scene.transfer_function
     p = tmp_path / "sweep.gif"
     res = export_threshold_sweep(scene, p, _ctx(small_leg, bone_vessels), duration_s=1.0, fps=6,
-                                 opts=ExportOptions(width=96, height=72))
+                                 opts=ExportOptions(width=192, height=144))
     assert res.n_frames == 6
     assert scene.transfer_function == tf0
     frames = imageio.mimread(p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import is_foreground
+from render_helpers import is_foreground
 
 from viewer.core.errors import ViewerError
 from viewer.core.transfer import TransferFunction

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Leg, is_foreground, is_ivory, is_red
+from render_helpers import Leg, is_foreground, is_ivory, is_red
 from scipy import ndimage as ndi
 
 from viewer.core.errors import ViewerError
@@ -204,20 +204,26 @@ def test_interactive_lod_and_stills(scene: Scene) -> None:
     assert scene.mapper.GetImageSampleDistance() == 1.0
 
 
-def test_vessel_window_edit_does_not_reencode_but_bone_threshold_does(scene: Scene) -> None:
+def test_threshold_edits_with_supplied_and_own_masks(scene: Scene) -> None:
+    # Masks the scene computes itself follow the thresholds they depend on (the bone
+    # threshold, and the vessel window for the rim dilation and calcified shells).
     scene.set_transfer_function(SEPARATED)
     key = scene._buffer_key
-    buf = scene._buffer
-    scene.set_transfer_function(SEPARATED.with_vessel_window(150, 500))
-    assert scene._buffer_key == key and scene._buffer is buf
-    scene.set_transfer_function(SEPARATED.with_vessel_window(150, 500).with_bone_threshold(500))
+    assert scene.class_masks is not None and scene.class_masks.matches(
+        SEPARATED.bone_threshold_hu, SEPARATED.vessel_window_hu
+    )
+    scene.set_transfer_function(SEPARATED.with_bone_threshold(500))
     assert scene._buffer_key != key
-    # A supplied mask is used as is: a threshold edit then only restyles.
+    assert scene.class_masks.bone_threshold_hu == 500
+    # A supplied mask (the GUI computes masks off its thread) is used as is: any
+    # threshold edit then only restyles -- no re-encode, no gradient recompute.
     mask = scene.volume.hu >= 700
     scene.set_bone_mask(mask)
     key2 = scene._buffer_key
+    buf = scene._buffer
     scene.set_transfer_function(SEPARATED.with_bone_threshold(800))
-    assert scene._buffer_key == key2
+    scene.set_transfer_function(SEPARATED.with_vessel_window(150, 500))
+    assert scene._buffer_key == key2 and scene._buffer is buf
     assert scene.bone_mask is mask
     with pytest.raises(ViewerError):
         scene.set_bone_mask(mask[:-1])
@@ -241,7 +247,8 @@ def test_render_to_array_sizes_alpha_and_not_blank(scene: Scene) -> None:
 
 def test_orientation_marker_offscreen(scene: Scene) -> None:
     scene.set_transfer_function(SEPARATED.with_changes(bone=ClassAppearance(IVORY, 0.0, False),
-                                                      vessel=ClassAppearance((1, 0, 0), 0.0, False)))
+                                                      vessel=ClassAppearance((1, 0, 0), 0.0, False),
+                                                      calcification=ClassAppearance((1, 1, 0), 0.0, False)))
     blank = render_to_array(scene, W, H)
     assert not is_foreground(blank).any()
     scene.set_orientation_marker(True)

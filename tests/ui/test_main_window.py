@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QStyle, QStyleOptionSli
 if not os.environ.get("DISPLAY"):
     pytest.skip("needs an X server (run under pytest-xvfb or xvfb-run)", allow_module_level=True)
 
-from viewer.core.extraction import bone_mask  # noqa: E402
+from viewer.core.extraction import class_masks  # noqa: E402
 from viewer.core.volume import Volume  # noqa: E402
 from viewer.ui.main_window import MainWindow  # noqa: E402
 
@@ -127,7 +127,7 @@ def test_vessel_window_slider_changes_tf_and_image(loaded: MainWindow, qtbot) ->
     wait_for_frame(qtbot, w, n)
     after = w.view3d.grab_image()
     red1, _ = red_and_ivory(after)
-    assert np.abs(after.astype(int) - before.astype(int)).mean() > 0.5
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 0.1  # thin vessels: few pixels
     assert red1 < red0 / 2, f"vessels still red with the window above contrast ({red0} -> {red1})"
     # Put it back through the state: the slider follows (two-way binding).
     n = w.view3d.n_renders
@@ -263,7 +263,7 @@ def test_switch_presets_with_the_picker(loaded: MainWindow, qtbot) -> None:
     wait_for_frame(qtbot, w, n)
     assert w.settings.value("last_preset") == target
     if target == "Vessels only":
-        qtbot.waitUntil(lambda: w.state.bone_mask is not None, timeout=LOAD_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=LOAD_TIMEOUT_MS)
         wait_for_frame(qtbot, w, w.view3d.n_renders - 1)
         _, ivory = red_and_ivory(w.view3d.grab_image())
         assert ivory < 50, f"bone colour in a vessels-only preset ({ivory} px)"
@@ -282,15 +282,16 @@ def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, q
     # Change the threshold while off, so turning on needs a new mask.
     w.controls.bone_spin.setValue(int(w.state.transfer_function.bone_threshold_hu) + 20)
     ready: list[bool] = []
-    w.bone_mask_ready.connect(lambda: ready.append(True))
+    w.class_masks_ready.connect(lambda: ready.append(True))
     qtbot.mouseClick(check, Qt.MouseButton.LeftButton, pos=QPoint(8, check.height() // 2))
     assert w.state.transfer_function.separated
     assert w.action_separated.isChecked()
     qtbot.waitUntil(lambda: bool(ready), timeout=LOAD_TIMEOUT_MS)
     vol, tf = w.state.volume, w.state.transfer_function
-    expected = bone_mask(vol.hu, vol.spacing_mm, tf.bone_threshold_hu)
-    assert np.array_equal(w.state.bone_mask, expected)
-    assert w.scene.bone_mask is w.state.bone_mask
+    expected = class_masks(vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu)
+    assert w.state.class_masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu)
+    assert np.array_equal(w.state.class_masks.bone, expected.bone)
+    assert w.scene.class_masks is w.state.class_masks
     n = w.view3d.n_renders
     wait_for_frame(qtbot, w, n - 1)
     red, ivory = red_and_ivory(w.view3d.grab_image())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from viewer.core.extraction import ClassMasks
 from viewer.core.state import Event, ViewerState, bind
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume, axis_aligned_affine
@@ -73,11 +74,11 @@ def test_assigning_an_equal_value_emits_nothing() -> None:
 def test_masks_compare_by_identity() -> None:
     s = ViewerState()
     calls: list = []
-    s.bone_mask_changed.connect(calls.append)
-    m = np.zeros((2, 2, 2), bool)
-    s.bone_mask = m
-    s.bone_mask = m
-    s.bone_mask = m.copy()
+    s.class_masks_changed.connect(calls.append)
+    m = ClassMasks(np.zeros((2, 2, 2), bool), None, 650.0, (170.0, 600.0))
+    s.class_masks = m
+    s.class_masks = m
+    s.class_masks = ClassMasks(m.bone.copy(), None, 650.0, (170.0, 600.0))
     assert len(calls) == 2
 
 
@@ -172,10 +173,10 @@ def test_bind_to_widget_none_leaves_widget_alone() -> None:
 def test_update_emits_in_field_order() -> None:
     s = ViewerState()
     order: list[str] = []
-    for name in ("volume", "crosshair_lps", "bone_mask"):
+    for name in ("volume", "crosshair_lps", "class_masks"):
         s.event(name).connect(lambda _v, n=name: order.append(n))
-    s.update(crosshair_lps=(0, 0, 0), bone_mask=np.zeros((4, 4, 4), bool), volume=_volume())
-    assert order == ["volume", "bone_mask", "crosshair_lps"]
+    s.update(crosshair_lps=(0, 0, 0), class_masks=ClassMasks(np.zeros((4, 4, 4), bool), None, 650.0, (170.0, 600.0)), volume=_volume())
+    assert order == ["volume", "class_masks", "crosshair_lps"]
 
 
 def test_bind_shows_the_widget_what_the_state_normalised() -> None:

@@ -26,6 +26,12 @@ range spans ~10 k values: ``vtkFixedPointVolumeRayCastMapper`` builds its colour
 opacity tables over the scalar range with at most 32768 entries, so this keeps one
 table entry per HU (no visible quantisation of the ramps).
 
+Calcified shells (a third class) cannot get a range of their own: whatever range they
+took, trilinear interpolation from them to their neighbours would cross another class's
+colours. So their voxels are *hidden* from the volume (set to :data:`HIDDEN_HU`, a
+water-like value drawn only when soft tissue is shown) and the renderer draws them as
+a surface mesh in their own colour instead (see ``viewer.render.scene``).
+
 MIP in separated mode: bone codes are negative, so a maximum-intensity projection of
 the encoded volume shows vessels (and other non-bone tissue) without bone.
 """
@@ -46,6 +52,9 @@ BONE_OFFSET = -4096
 #: Encoded values of bone at RAW_MAX_HU / RAW_MIN_HU (ends of the bone range).
 BONE_CODE_MIN = BONE_OFFSET - RAW_MAX_HU  # -7167
 BONE_CODE_MAX = BONE_OFFSET - RAW_MIN_HU  # -3072
+#: Value given to hidden voxels (calcified shells): water, like the liquefied contents
+#: such a shell holds; transparent unless soft tissue is shown.
+HIDDEN_HU = 0
 #: Full encoded scalar range (for MIP windows and table sizes).
 ENCODED_RANGE = (BONE_CODE_MIN, RAW_MAX_HU)
 
@@ -55,12 +64,18 @@ def bone_code(hu: float) -> float:
     return float(BONE_OFFSET - np.clip(hu, RAW_MIN_HU, RAW_MAX_HU))
 
 
-def encode_classes(hu: np.ndarray, bone_mask: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+def encode_classes(
+    hu: np.ndarray,
+    bone_mask: np.ndarray | None,
+    out: np.ndarray | None = None,
+    hidden_mask: np.ndarray | None = None,
+) -> np.ndarray:
     """Class-encode ``hu`` ``(nz, ny, nx)`` with boolean ``bone_mask`` (same shape).
 
     Returns an int16 array (``out`` if given, which must be int16 of the same shape):
     raw HU clipped to ``[-1024, 3071]`` outside the mask, ``-4096 - hu`` inside.
-    ``bone_mask=None`` encodes no bone (everything raw).
+    ``bone_mask=None`` encodes no bone (everything raw). Voxels of ``hidden_mask``
+    (outside the bone mask) become :data:`HIDDEN_HU`.
     """
     hu = np.asarray(hu)
     if hu.ndim != 3:
@@ -79,6 +94,13 @@ def encode_classes(hu: np.ndarray, bone_mask: np.ndarray | None, out: np.ndarray
         # In place and only where the mask is set: no full-size temporaries (a
         # 512x512x600 volume is 0.3 GB as int16).
         np.subtract(np.int16(BONE_OFFSET), out, out=out, where=mask)
+    if hidden_mask is not None:
+        hidden = np.asarray(hidden_mask)
+        if hidden.shape != hu.shape:
+            raise ViewerError(f"hidden-class mask shape {hidden.shape} does not match the volume {hu.shape}")
+        if bone_mask is not None:
+            hidden = hidden & ~np.asarray(bone_mask, dtype=bool)
+        out[hidden.astype(bool, copy=False)] = HIDDEN_HU
     return out
 
 
@@ -190,6 +212,7 @@ def mip_transfer_points(
 
 
 __all__ = [
+    "HIDDEN_HU",
     "BONE_CODE_MAX",
     "BONE_CODE_MIN",
     "BONE_OFFSET",

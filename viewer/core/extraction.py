@@ -557,6 +557,50 @@ def calcification_mask(
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class ClassMasks:
+    """What the separated rendering needs: the bone mask and the calcified shells,
+    with the thresholds they were computed for (so a caller can tell a stale pair).
+
+    ``vessel`` is not stored: the renderer shows the vessel window *outside* these
+    masks through its transfer function, so a vessel-window edit restyles at once.
+    """
+
+    bone: np.ndarray
+    calcification: np.ndarray | None
+    bone_threshold_hu: float
+    vessel_window_hu: tuple[float, float]
+
+    def matches(self, bone_threshold_hu: float, vessel_window_hu: tuple[float, float]) -> bool:
+        """True when these masks were computed for exactly these thresholds."""
+        lo, hi = (float(v) for v in vessel_window_hu)
+        return self.bone_threshold_hu == float(bone_threshold_hu) and self.vessel_window_hu == (lo, hi)
+
+
+def class_masks(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float] | None,
+    bone_threshold_hu: float,
+    vessel_window_hu: tuple[float, float],
+    progress: ProgressFn | None = None,
+) -> ClassMasks:
+    """Bone (rim dilation conditional on the window's low end, as :func:`extract`)
+    and calcified shells, for the separated rendering."""
+    hu = _check_volume(hu)
+    lo, hi = (float(v) for v in vessel_window_hu)
+    if not lo < hi:
+        raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
+
+    def sub(a: float, b: float) -> ProgressFn | None:
+        if progress is None:
+            return None
+        return lambda f, msg: progress(a + (b - a) * f, msg)
+
+    bone = bone_mask(hu, spacing_mm, bone_threshold_hu, sub(0.0, 0.6), rim_low_hu=lo)
+    calc = calcification_mask(hu, spacing_mm, bone, (lo, hi), sub(0.6, 1.0))
+    return ClassMasks(bone, calc if calc.any() else None, float(bone_threshold_hu), (lo, hi))
+
+
 def extract(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -605,8 +649,10 @@ __all__ = [
     "DEFAULT_CALC_TUBE_RADIUS_MM",
     "DEFAULT_MIN_BONE_COMPONENT_MM3",
     "DEFAULT_MIN_VESSEL_COMPONENT_MM3",
+    "ClassMasks",
     "Extraction",
     "bone_mask",
+    "class_masks",
     "calcification_mask",
     "extract",
     "fill_holes_in_plane",

@@ -73,6 +73,7 @@ _TOP_FIELDS = (
     "bone",
     "vessel",
     "soft_tissue",
+    "calcification",
     "soft_tissue_window_hu",
     "curves",
     "scalar_opacity",
@@ -107,6 +108,7 @@ def preset_to_dict(tf: TransferFunction) -> dict[str, Any]:
         "bone": cls(tf.bone),
         "vessel": cls(tf.vessel),
         "soft_tissue": cls(tf.soft_tissue),
+        "calcification": cls(tf.calcification),
         "soft_tissue_window_hu": list(tf.soft_tissue_window_hu),
         "curves": tf.curves,
         "scalar_opacity": [[p.x, p.opacity] for p in tf.scalar_opacity],
@@ -246,7 +248,7 @@ def preset_from_dict(d: Any, source: str = "<preset>") -> TransferFunction:
             kw[f] = c.window(d[f], f)
     if "bone_threshold_hu" in d:
         kw["bone_threshold_hu"] = c.number(d["bone_threshold_hu"], "bone_threshold_hu", -1024.0, 4000.0)
-    for f in ("bone", "vessel", "soft_tissue"):
+    for f in ("bone", "vessel", "soft_tissue", "calcification"):
         if f in d:
             kw[f] = c.appearance(d[f], f, getattr(base, f))
     curves = c.choice(d.get("curves", base.curves), "curves", ("threshold", "custom"))

@@ -25,6 +25,7 @@ from typing import Any, Callable, Generic, Iterator, Literal, TypeVar
 
 import numpy as np
 
+from viewer.core.extraction import ClassMasks
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 
@@ -92,7 +93,7 @@ def _same(a: Any, b: Any) -> bool:
     """Whether assigning ``b`` over ``a`` is a no-op (no event)."""
     if a is b:
         return True
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+    if isinstance(a, (np.ndarray, ClassMasks)) or isinstance(b, (np.ndarray, ClassMasks)):
         # Masks are replaced, never edited in place: identity is the right test, and
         # element-wise comparison of a 0.3 GB array on every assignment is not.
         return False
@@ -110,7 +111,8 @@ class ViewerState:
     * ``volume``: :class:`Volume` or None.
     * ``transfer_function``: :class:`TransferFunction` (frozen; edits make new ones).
     * ``preset_name``: name of the preset the transfer function started from.
-    * ``bone_mask``: bool array ``(nz, ny, nx)`` for separated mode, or None.
+    * ``class_masks``: :class:`~viewer.core.extraction.ClassMasks` (bone and calcified
+      shells, with the thresholds they were made for) for separated mode, or None.
     * ``crop_box_lps``: ``(xmin, xmax, ymin, ymax, zmin, zmax)`` LPS mm, or None.
     * ``clip_plane``: ``((ox, oy, oz), (nx, ny, nz))`` LPS mm / unit normal, or None.
     * ``layout``: ``"3d"`` or ``"2x2"``.
@@ -122,7 +124,7 @@ class ViewerState:
         "volume",
         "transfer_function",
         "preset_name",
-        "bone_mask",
+        "class_masks",
         "crop_box_lps",
         "clip_plane",
         "layout",
@@ -133,7 +135,7 @@ class ViewerState:
     volume: Volume | None
     transfer_function: TransferFunction
     preset_name: str
-    bone_mask: np.ndarray | None
+    class_masks: ClassMasks | None
     crop_box_lps: Bounds6 | None
     clip_plane: ClipPlane | None
     layout: str
@@ -146,7 +148,7 @@ class ViewerState:
             "volume": None,
             "transfer_function": tf,
             "preset_name": preset_name or tf.name,
-            "bone_mask": None,
+            "class_masks": None,
             "crop_box_lps": None,
             "clip_plane": None,
             "layout": "2x2",

@@ -71,6 +71,9 @@ class ClassAppearance:
 IVORY: RGB = (0.93, 0.88, 0.76)
 ARTERY_RED: RGB = (0.85, 0.08, 0.06)
 SOFT_TISSUE: RGB = (0.85, 0.55, 0.45)
+#: Calcification (eggshell rim of a calcified mass): pale gold, so it reads as
+#: mineral like bone yet is told apart from both bone and vessels at a glance.
+CALCIFICATION_GOLD: RGB = (0.95, 0.78, 0.30)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class TransferFunction:
     bone: ClassAppearance = ClassAppearance(IVORY, 0.9, True)
     vessel: ClassAppearance = ClassAppearance(ARTERY_RED, 0.9, True)
     soft_tissue: ClassAppearance = ClassAppearance(SOFT_TISSUE, 0.0, False)
+    #: Calcified shells found by ``viewer.core.extraction.calcification_mask``; used
+    #: in separated mode only (a 1D transfer function cannot tell them from vessels).
+    calcification: ClassAppearance = ClassAppearance(CALCIFICATION_GOLD, 1.0, True)
     #: HU range shown as soft tissue when ``soft_tissue.visible``.
     soft_tissue_window_hu: tuple[float, float] = (-150.0, 120.0)
     curves: CurveKind = "threshold"
@@ -195,6 +201,7 @@ def threshold_curves(
 
 __all__ = [
     "ARTERY_RED",
+    "CALCIFICATION_GOLD",
     "IVORY",
     "SOFT_TISSUE",
     "BlendMode",

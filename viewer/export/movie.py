@@ -364,10 +364,19 @@ def export_threshold_sweep(
             img, _, _ = decorate(img, cam, fctx, replace(opts, caption=True))
             yield img
 
+    # Separated mode: keep the class masks of the user's thresholds for every frame
+    # (a sweep restyles one picture; masks recomputed per window would cost a
+    # re-encode and gradient pass each frame and make the shells flicker).
+    pinned = not scene.has_supplied_masks and tf0.separated and scene.volume is not None
+    if pinned:
+        scene.set_transfer_function(tf0)
+        scene.set_class_masks(scene.class_masks)
     report(progress, 0.0, "threshold sweep: rendering")
     try:
         return write_movie(frames(), path, fps, n, progress, "sweep frame")
     finally:
+        if pinned:
+            scene.set_class_masks(None)
         scene.set_transfer_function(tf0)
 
 

@@ -29,7 +29,9 @@ from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPlane, vtkPlaneCollec
 from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor  # noqa: E402
 from vtkmodules.vtkRenderingCore import (  # noqa: E402
+    vtkActor,
     vtkColorTransferFunction,
+    vtkPolyDataMapper,
     vtkRenderer,
     vtkRenderWindow,
     vtkVolume,
@@ -43,6 +45,8 @@ from vtkmodules.vtkRenderingVolume import (  # noqa: E402
 )
 
 __all__ = [
+    "vtkActor",
+    "vtkPolyDataMapper",
     "numpy_to_vtk",
     "vtk_to_numpy",
     "vtkAnnotatedCubeActor",

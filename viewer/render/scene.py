@@ -29,11 +29,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from viewer.core.classmap import RAW_MIN_HU, class_transfer_points, encode_classes, mip_transfer_points
+from viewer.core.extraction import ClassMasks, class_masks
 from viewer.core.errors import ViewerError
 from viewer.core.transfer import ColorPoint, OpacityPoint, TransferFunction
 from viewer.core.volume import Volume
 from viewer.render._vtk import (
     numpy_to_vtk,
+    vtkActor,
+    vtkPolyDataMapper,
     vtkAnnotatedCubeActor,
     vtkColorTransferFunction,
     vtkCommand,
@@ -63,13 +66,10 @@ INTERACTIVE_STEP_FACTOR = 2.0
 
 
 def compute_bone_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float], bone_threshold_hu: float) -> np.ndarray:
-    """The bone mask used when the GUI supplies none: ``viewer.core.extraction``'s
-    (threshold, components, marrow fill, rim dilation); a plain threshold if that
-    module cannot be imported (it is developed alongside)."""
-    try:
-        from viewer.core.extraction import bone_mask
-    except ImportError:  # pragma: no cover - only while extraction is absent
-        return np.asarray(hu) >= bone_threshold_hu
+    """A bone mask alone (threshold, components, marrow fill, rim dilation), as
+    ``viewer.core.extraction.bone_mask`` makes it; for callers that supply masks."""
+    from viewer.core.extraction import bone_mask
+
     return bone_mask(hu, spacing_mm, bone_threshold_hu)
 
 
@@ -136,10 +136,18 @@ class Scene:
         # int16 (nz+2, ny+2, nx+2): raw HU or class codes, with a one-voxel air border.
         self._buffer: np.ndarray | None = None
         self._buffer_key: tuple[object, ...] | None = None
-        self._mask_version = 0  # bumped whenever the bone mask in use changes
-        self._manual_mask: np.ndarray | None = None
-        self._auto_mask: np.ndarray | None = None
-        self._auto_mask_threshold: float | None = None
+        self._mask_version = 0  # bumped whenever the class masks in use change
+        # Masks handed in by the caller (the GUI computes them off its thread), or
+        # computed here on demand for the current thresholds (CLI, export, tests).
+        self._manual_masks: ClassMasks | None = None
+        self._auto_masks: ClassMasks | None = None
+        # Calcified shells are drawn as a mesh (see viewer.core.classmap for why).
+        self._calc_mapper = vtkPolyDataMapper()
+        self._calc_mapper.ScalarVisibilityOff()
+        self._calc_actor = vtkActor()
+        self._calc_actor.SetMapper(self._calc_mapper)
+        self._calc_actor.VisibilityOff()
+        self._calc_version = -1  # mask version the mesh was built from
         self._crop_lps: Bounds6 | None = None
         self._clip: tuple[np.ndarray, np.ndarray] | None = None
         self._interactive = False
@@ -203,9 +211,19 @@ class Scene:
         return self._interactive
 
     @property
+    def class_masks(self) -> ClassMasks | None:
+        """The masks separated mode uses now (supplied or computed), or None."""
+        return self._manual_masks if self._manual_masks is not None else self._auto_masks
+
+    @property
     def bone_mask(self) -> np.ndarray | None:
-        """The mask separated mode uses now (supplied or computed), or None."""
-        return self._manual_mask if self._manual_mask is not None else self._auto_mask
+        """The bone mask separated mode uses now (supplied or computed), or None."""
+        m = self.class_masks
+        return None if m is None else m.bone
+
+    @property
+    def has_supplied_masks(self) -> bool:
+        return self._manual_masks is not None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -218,9 +236,9 @@ class Scene:
         if not isinstance(volume, Volume):
             raise ViewerError(f"set_volume needs a Volume, got {type(volume).__name__}")
         self._volume = volume
-        self._manual_mask = None
-        self._auto_mask = None
-        self._auto_mask_threshold = None
+        self._manual_masks = None
+        self._auto_masks = None
+        self._mask_version += 1
         self._buffer = None
         self._buffer_key = None
         nx, ny, nz = volume.dims_xyz
@@ -242,6 +260,7 @@ class Scene:
         self._ensure_mapper()
         self._update_scalars()
         self._apply_property()
+        self._update_calcification()
         self._apply_sampling()
         if self.renderer.GetVolumes().GetNumberOfItems() == 0:
             self.renderer.AddVolume(self._actor)
@@ -296,38 +315,88 @@ class Scene:
 
     # ----- classes -----------------------------------------------------------------
     def set_bone_mask(self, mask: np.ndarray | None) -> None:
-        """Use ``mask`` (bool ``(nz, ny, nx)``) as the bone class in separated mode.
+        """Use ``mask`` (bool ``(nz, ny, nx)``) as the bone class in separated mode,
+        with no calcification class; see :meth:`set_class_masks`."""
+        if mask is None:
+            self.set_class_masks(None)
+            return
+        tf = self._tf
+        self.set_class_masks(ClassMasks(np.asarray(mask), None, tf.bone_threshold_hu, tf.vessel_window_hu))
 
-        The GUI computes it off the GUI thread and hands it here; with a supplied
-        mask a later bone-threshold change only restyles (instant) until a new mask
-        arrives. ``None`` returns to masks the scene computes itself.
+    def set_class_masks(self, masks: ClassMasks | None) -> None:
+        """Use ``masks`` (bone, calcified shells) in separated mode.
+
+        The GUI computes them off the GUI thread and hands them here; with supplied
+        masks a later threshold change only restyles (instant) until new masks
+        arrive. ``None`` returns to masks the scene computes itself, for the current
+        thresholds, when it needs them.
         """
         self._check_open()
-        if mask is not None:
+        if masks is not None:
             if self._volume is None:
-                raise ViewerError("set a volume before its bone mask")
-            mask = np.asarray(mask)
-            if mask.shape != self._volume.shape:
-                raise ViewerError(f"bone mask shape {mask.shape} does not match the volume {self._volume.shape}")
-            if mask.dtype != np.bool_:
-                mask = mask.astype(bool)
-        self._manual_mask = mask
+                raise ViewerError("set a volume before its class masks")
+            bone = np.asarray(masks.bone)
+            if bone.shape != self._volume.shape:
+                raise ViewerError(f"bone mask shape {bone.shape} does not match the volume {self._volume.shape}")
+            calc = masks.calcification
+            if calc is not None and np.asarray(calc).shape != self._volume.shape:
+                raise ViewerError(f"calcification mask shape {np.asarray(calc).shape} does not match the volume")
+            if bone.dtype != np.bool_ or bone is not masks.bone:
+                masks = ClassMasks(bone.astype(bool, copy=False), calc, masks.bone_threshold_hu, masks.vessel_window_hu)
+        self._manual_masks = masks
         self._mask_version += 1
         if self._volume is not None:
             self._update_scalars()
+            self._update_calcification()
 
-    def _current_mask(self) -> np.ndarray:
+    def _current_masks(self) -> ClassMasks:
         assert self._volume is not None
-        if self._manual_mask is not None:
-            return self._manual_mask
-        bt = float(self._tf.bone_threshold_hu)
-        if self._auto_mask is None or self._auto_mask_threshold != bt:
+        if self._manual_masks is not None:
+            return self._manual_masks
+        tf = self._tf
+        m = self._auto_masks
+        if m is None or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu):
             t0 = time.perf_counter()
-            self._auto_mask = compute_bone_mask(self._volume.hu, self._volume.spacing_mm, bt)
-            self._auto_mask_threshold = bt
+            self._auto_masks = class_masks(
+                self._volume.hu, self._volume.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu
+            )
             self._mask_version += 1
-            self.last_timings_s["bone_mask"] = time.perf_counter() - t0
-        return self._auto_mask
+            self.last_timings_s["class_masks"] = time.perf_counter() - t0
+        assert self._auto_masks is not None
+        return self._auto_masks
+
+    def _update_calcification(self) -> None:
+        """Rebuild the calcification mesh when its mask changed; show it when the
+        separated transfer function shows that class."""
+        tf = self._tf
+        masks = self.class_masks if (tf.separated and self._volume is not None) else None
+        calc = None if masks is None else masks.calcification
+        show = calc is not None and tf.calcification.visible and tf.calcification.opacity > 0 and tf.blend_mode != "mip"
+        if show and self._calc_version != self._mask_version:
+            assert self._volume is not None
+            from viewer.render.surfaces import mask_to_surface
+
+            t0 = time.perf_counter()
+            # Strong smoothing: the mask's voxel staircase would show as terraces.
+            mesh = mask_to_surface(np.asarray(calc), self._volume.ijk_to_lps, smooth_iterations=30, pass_band=0.01)
+            self._calc_mapper.SetInputData(mesh)
+            self._calc_version = self._mask_version
+            self.last_timings_s["calcification_mesh"] = time.perf_counter() - t0
+        prop = self._calc_actor.GetProperty()
+        prop.SetColor(*(float(c) for c in tf.calcification.color))
+        prop.SetOpacity(float(np.clip(tf.calcification.opacity, 0.0, 1.0)))
+        sh = tf.shading
+        prop.SetAmbient(sh.ambient)
+        prop.SetDiffuse(sh.diffuse)
+        prop.SetSpecular(sh.specular)
+        prop.SetSpecularPower(sh.specular_power)
+        self._calc_actor.SetVisibility(1 if show else 0)
+        if show and not self.renderer.HasViewProp(self._calc_actor):
+            self.renderer.AddActor(self._calc_actor)
+        if isinstance(self._mapper, vtkFixedPointVolumeRayCastMapper):
+            # The CPU ray caster stops its rays at opaque geometry only when told to
+            # read the depth buffer (costs a read-back per frame: only when needed).
+            self._mapper.SetIntermixIntersectingGeometry(1 if show else 0)
 
     def _update_scalars(self) -> None:
         """Fill the render buffer with raw HU or the class encoding, only when what it
@@ -346,15 +415,25 @@ class Scene:
             self._buffer_key = None
         inner = self._buffer[1:-1, 1:-1, 1:-1]
         if self._tf.separated:
-            mask = self._current_mask()
+            masks = self._current_masks()
             key: tuple[object, ...] = ("encoded", self._mask_version)
         else:
-            mask = None
+            masks = None
             key = ("raw",)
         if key == self._buffer_key:
             return
         t0 = time.perf_counter()
-        encode_classes(v.hu, mask, out=inner)
+        if masks is None:
+            encode_classes(v.hu, None, out=inner)
+        else:
+            hidden = masks.calcification
+            if hidden is not None:
+                # One voxel more than the shell: its partial-volume edge would
+                # otherwise be a thin red skin on the gold mesh.
+                from viewer.core.extraction import dilate6
+
+                hidden = dilate6(np.asarray(hidden, dtype=bool)) & ~masks.bone
+            encode_classes(v.hu, masks.bone, out=inner, hidden_mask=hidden)
         self.last_timings_s["encode"] = time.perf_counter() - t0
         self._buffer_key = key
         self._set_scalars(self._buffer)
@@ -382,6 +461,7 @@ class Scene:
         if self._volume is not None:
             self._update_scalars()
         self._apply_property()
+        self._update_calcification()
 
     def _apply_property(self) -> None:
         tf = self._tf
@@ -482,8 +562,10 @@ class Scene:
         assert self._mapper is not None
         if planes.GetNumberOfItems():
             self._mapper.SetClippingPlanes(planes)
+            self._calc_mapper.SetClippingPlanes(planes)
         else:
             self._mapper.RemoveAllClippingPlanes()
+            self._calc_mapper.RemoveAllClippingPlanes()
 
     # ----- camera -----------------------------------------------------------------------
     def set_view(self, name: str) -> None:
@@ -711,14 +793,11 @@ class Scene:
         t = self._twin
         if self._volume is not None and t._volume is not self._volume:
             t.set_volume(self._volume)
-        if t._manual_mask is not self._manual_mask:
-            if self._manual_mask is None:
-                t.set_bone_mask(None)
-            else:
-                t.set_bone_mask(self._manual_mask)
-        if self._manual_mask is None and self._auto_mask is not None and t._auto_mask is not self._auto_mask:
-            # Share the already computed mask instead of recomputing it.
-            t._auto_mask, t._auto_mask_threshold = self._auto_mask, self._auto_mask_threshold
+        if t._manual_masks is not self._manual_masks:
+            t.set_class_masks(self._manual_masks)
+        if self._manual_masks is None and self._auto_masks is not None and t._auto_masks is not self._auto_masks:
+            # Share the already computed masks instead of recomputing them.
+            t._auto_masks = self._auto_masks
             t._mask_version += 1
         t.sample_distance_mm = self.sample_distance_mm
         t.set_transfer_function(self._tf)
@@ -756,8 +835,9 @@ class Scene:
             self._rw = None
             self._image = vtkImageData()
             self._buffer = None
-            self._auto_mask = None
-            self._manual_mask = None
+            self._auto_masks = None
+            self._manual_masks = None
+            self._calc_mapper.RemoveAllInputs()
             self._volume = None
             self.on_render_request = None
 

@@ -54,13 +54,14 @@ class SurfaceStats:
 
 
 def mask_to_surface(
-    mask: np.ndarray, ijk_to_lps: np.ndarray, smooth_iterations: int = 0
+    mask: np.ndarray, ijk_to_lps: np.ndarray, smooth_iterations: int = 0, pass_band: float = 0.1
 ) -> vtkPolyData:
     """Triangle mesh of the boundary of ``mask`` (``(nz, ny, nx)`` bool) in LPS mm.
 
     ``smooth_iterations`` > 0 applies ``vtkWindowedSincPolyDataFilter`` (which
     preserves volume, unlike Laplacian smoothing) to take the voxel staircase off a
-    mesh meant for printing; 0 keeps the raw iso-surface. Empty mask -> empty mesh.
+    mesh meant for printing (``pass_band``: its low-pass cut-off, 0.001-0.1, lower is
+    smoother); 0 keeps the raw iso-surface. Empty mask -> empty mesh.
     Normals point outwards in LPS (recomputed after the transform, because a
     reflecting ``ijk_to_lps`` — negative determinant — flips triangle winding).
     """
@@ -100,7 +101,8 @@ def mask_to_surface(
         sm = vtkWindowedSincPolyDataFilter()
         sm.SetInputData(poly)
         sm.SetNumberOfIterations(int(smooth_iterations))
-        sm.SetPassBand(0.1)
+        # Lower pass band = stronger smoothing (VTK's windowed-sinc filter).
+        sm.SetPassBand(float(pass_band))
         sm.NonManifoldSmoothingOn()
         sm.NormalizeCoordinatesOn()
         sm.BoundarySmoothingOff()

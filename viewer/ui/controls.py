@@ -152,12 +152,13 @@ class ControlsPanel(QWidget):
         self._update_histogram_marks(state.transfer_function)
 
         # ----- classes -----
-        box = QGroupBox("Bone and vessels")
+        box = QGroupBox("Classes")
         grid = QGridLayout(box)
         self.separated_check = QCheckBox("Separated mode")
         self.separated_check.setToolTip(
             "Separate bone from vessels with a bone mask (S): no red fringe on bone,\n"
-            "vessels touching bone stay red. The mask is recomputed when the bone threshold changes."
+            "vessels touching bone stay red, calcified shells gold. The masks are recomputed\n"
+            "in the background when a threshold changes."
         )
         grid.addWidget(self.separated_check, 0, 0, 1, 3)
         self._bind_tf_check(self.separated_check, lambda tf: tf.separated, lambda on, tf: tf.with_changes(separated=on))
@@ -184,6 +185,20 @@ class ControlsPanel(QWidget):
                     to_state=lambda w, tf, c=cls: _class_setter(c, "opacity")(w / 100.0, tf),
                 )
             )
+        # Calcified shells are drawn as an opaque mesh (see viewer.core.classmap):
+        # shown or hidden, no opacity (a translucent mesh cannot be depth-sorted
+        # against the ray-cast volume, so vessels behind it would draw in front).
+        self.calcification_visible = QCheckBox("Calcification")
+        self.calcification_visible.setToolTip(
+            "Show or hide calcified shells (e.g. the rim of a calcified mass), drawn gold in\n"
+            "separated mode. Hide them to see the vessels behind."
+        )
+        grid.addWidget(self.calcification_visible, 3, 0, 1, 3)
+        self._bind_tf_check(
+            self.calcification_visible,
+            _class_getter("calcification", "visible"),
+            _class_setter("calcification", "visible"),
+        )
         outer.addWidget(box)
 
         # ----- rendering -----

@@ -327,9 +327,9 @@ def _movie_scene(window: Any) -> Any:
     clone = Scene(offscreen=True)
     try:
         clone.set_volume(st.volume)
-        mask = getattr(st, "bone_mask", None)
-        if mask is not None and mask.shape == st.volume.shape:
-            clone.set_bone_mask(mask)
+        masks = getattr(st, "class_masks", None)
+        if masks is not None and masks.bone.shape == st.volume.shape:
+            clone.set_class_masks(masks)
         clone.set_transfer_function(src.transfer_function)
         clone.set_crop_box_lps(getattr(st, "crop_box_lps", None))
         clip = getattr(st, "clip_plane", None)

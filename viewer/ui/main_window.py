@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import bone_mask as compute_bone_mask
+from viewer.core.extraction import ClassMasks, class_masks as compute_class_masks
 from viewer.core.presets import default_preset_name, list_presets
 from viewer.core.state import ViewerState
 from viewer.core.thresholds import histogram, suggest_thresholds
@@ -76,21 +76,27 @@ SESSION_ACTIONS = (
 )
 
 
-#: What a load worker returns: the volume, its histogram (counts, edges), and the bone
-#: mask with the threshold it was computed for (None, None when not in separated mode).
-LoadResult = tuple[Volume, tuple[np.ndarray, np.ndarray], "np.ndarray | None", "float | None"]
+#: Thresholds class masks are computed for: (bone threshold HU, (vessel low, high) HU).
+MaskKey = tuple[float, tuple[float, float]]
+#: What a load worker returns: the volume, its histogram (counts, edges), and the class
+#: masks (bone, calcified shells; None when not in separated mode).
+LoadResult = tuple[Volume, tuple[np.ndarray, np.ndarray], "ClassMasks | None"]
 
 
-def _finish_volume(volume: Volume, mask_threshold_hu: float | None, progress: Any) -> LoadResult:
-    """The rest of a load, still on the worker thread: histogram, and the bone mask
+def _mask_key(tf: TransferFunction) -> MaskKey:
+    return float(tf.bone_threshold_hu), (float(tf.vessel_window_hu[0]), float(tf.vessel_window_hu[1]))
+
+
+def _finish_volume(volume: Volume, key: MaskKey | None, progress: Any) -> LoadResult:
+    """The rest of a load, still on the worker thread: histogram, and the class masks
     when the window is in separated mode (so the first frame is already separated)."""
     hist = histogram(volume.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU)
-    mask = None
-    if mask_threshold_hu is not None:
-        progress(0.9, "Computing bone mask")
-        mask = compute_bone_mask(volume.hu, volume.spacing_mm, mask_threshold_hu)
+    masks = None
+    if key is not None:
+        progress(0.9, "Separating bone, vessels and calcification")
+        masks = compute_class_masks(volume.hu, volume.spacing_mm, key[0], key[1])
     progress(1.0, "")
-    return volume, hist, mask, mask_threshold_hu
+    return volume, hist, masks
 
 
 class MainWindow(QMainWindow):
@@ -103,14 +109,14 @@ class MainWindow(QMainWindow):
 
     Signals: volume_loaded(volume), load_failed(message), load_cancelled(),
     first_full_frame() (once, after the first full-quality frame of a loaded volume),
-    bone_mask_ready().
+    class_masks_ready().
     """
 
     volume_loaded = Signal(object)
     load_failed = Signal(str)
     load_cancelled = Signal()
     first_full_frame = Signal()
-    bone_mask_ready = Signal()
+    class_masks_ready = Signal()
 
     def __init__(
         self,
@@ -132,7 +138,6 @@ class MainWindow(QMainWindow):
         self._load_thread: TaskThread | None = None
         self._live_threads: set[TaskThread] = set()
         self._first_full_frame_pending = False
-        self._mask_threshold_hu: float | None = None
         self._mask_volume_id: int | None = None
 
         self.setWindowTitle(APP_TITLE)
@@ -188,10 +193,10 @@ class MainWindow(QMainWindow):
         self._set_busy(False)
 
         # ----- workers -----
-        self.mask_runner = LatestOnlyRunner("bone mask", self)
+        self.mask_runner = LatestOnlyRunner("class masks", self)
         self.mask_runner.finished_latest.connect(self._on_mask_ready)
-        self.mask_runner.failed_latest.connect(lambda e: self.statusBar().showMessage(f"Bone mask failed: {e}", 8000))
-        self.mask_runner.busy_changed.connect(lambda busy: self.mask_label.setText("Computing bone mask..." if busy else ""))
+        self.mask_runner.failed_latest.connect(lambda e: self.statusBar().showMessage(f"Separation failed: {e}", 8000))
+        self.mask_runner.busy_changed.connect(lambda busy: self.mask_label.setText("Separating bone, vessels, calcification..." if busy else ""))
         self._mask_timer = QTimer(self)
         self._mask_timer.setSingleShot(True)
         self._mask_timer.setInterval(MASK_DEBOUNCE_MS)
@@ -398,12 +403,12 @@ class MainWindow(QMainWindow):
     def _load_volume_from(self, path: Path, series: Any | None) -> None:
         from viewer import io as vio
 
-        mask_thr = self._separated_threshold()
+        mask_key = self._separated_key()
 
         def load(progress: Any) -> LoadResult:
             key = None if series is None else series.key
             vol = vio.load_volume(path, series=key, progress=lambda f, m: progress(0.9 * f, m))
-            return _finish_volume(vol, mask_thr, progress)
+            return _finish_volume(vol, mask_key, progress)
 
         source = {"kind": "path", "path": str(path), "series": getattr(series, "key", None)}
         self._start_load(load, f"Loading {path.name}...", lambda r: self._on_volume_loaded(r, source))
@@ -416,7 +421,7 @@ class MainWindow(QMainWindow):
         ``viewer.app``); the load then waits for it instead of starting over."""
         from viewer import phantom
 
-        mask_thr = self._separated_threshold()
+        mask_key = self._separated_key()
 
         def gen(progress: Any) -> LoadResult:
             if prefetched is not None:
@@ -429,7 +434,7 @@ class MainWindow(QMainWindow):
                         progress(0.1, "generating the phantom")
             else:
                 vol = phantom.generate(size=size, progress=lambda f, m: progress(0.8 * f, m)).volume
-            return _finish_volume(vol, mask_thr, progress)
+            return _finish_volume(vol, mask_key, progress)
 
         source = {"kind": "phantom", "size": size}
         label = "small lower-leg phantom" if size == "small" else "lower-leg phantom"
@@ -510,19 +515,16 @@ class MainWindow(QMainWindow):
         self.load_failed.emit(msg)
         QMessageBox.critical(self, "Could not open the scan", msg)
 
-    def _separated_threshold(self) -> float | None:
-        """The bone threshold to compute a mask for along with a load (separated mode)."""
+    def _separated_key(self) -> MaskKey | None:
+        """The thresholds to compute class masks for along with a load (separated mode)."""
         tf = self.state.transfer_function
-        return float(tf.bone_threshold_hu) if tf.separated else None
+        return _mask_key(tf) if tf.separated else None
 
     def _on_volume_loaded(self, result: "LoadResult", source: dict[str, Any]) -> None:
-        volume, hist, mask, mask_thr = result
+        volume, hist, masks = result
         self.current_source = source
         self.controls.histogram.set_histogram(*hist)
-        tf = self.state.transfer_function
-        if mask is not None and not (tf.separated and tf.bone_threshold_hu == mask_thr):
-            mask = None  # the user changed the threshold while it loaded
-        self.set_volume(volume, bone_mask=mask, mask_threshold_hu=mask_thr)
+        self.set_volume(volume, class_masks=masks)
         if source.get("kind") == "path":
             self._add_recent(source["path"])
         if volume.warnings:
@@ -532,20 +534,16 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Loaded {nx} x {ny} x {nz} voxels", 5000)
         self.volume_loaded.emit(volume)
 
-    def set_volume(
-        self, volume: Volume, bone_mask: np.ndarray | None = None, mask_threshold_hu: float | None = None
-    ) -> None:
-        """Show ``volume``: crosshair at its centre, crop and clip reset. ``bone_mask``
-        (computed with ``mask_threshold_hu``, e.g. by the load worker) is used for
-        separated mode; without one it is computed in the background if needed."""
+    def set_volume(self, volume: Volume, class_masks: ClassMasks | None = None) -> None:
+        """Show ``volume``: crosshair at its centre, crop and clip reset.
+        ``class_masks`` (e.g. from the load worker) are used for separated mode (even
+        when the thresholds moved on meanwhile: the picture restyles at once and new
+        masks follow from the background); without them they are computed there."""
         lo, hi = volume.bounds_lps()
         self._first_full_frame_pending = True
         # The old scan's mask first: nothing may pair the new volume with it.
-        self.state.bone_mask = None
-        if bone_mask is not None:
-            self._mask_volume_id, self._mask_threshold_hu = id(volume), mask_threshold_hu
-        else:
-            self._mask_volume_id, self._mask_threshold_hu = None, None
+        self.state.class_masks = None
+        self._mask_volume_id = id(volume) if class_masks is not None else None
         self.mask_runner.cancel()
         self.state.update(
             volume=volume,
@@ -553,9 +551,9 @@ class MainWindow(QMainWindow):
             clip_plane=None,
             crosshair_lps=tuple(float(v) for v in (lo + hi) / 2.0),
         )
-        if bone_mask is not None:
-            self.state.bone_mask = bone_mask
-            self._mask_timer.stop()
+        if class_masks is not None:
+            self.state.class_masks = class_masks
+            self._schedule_mask_if_needed()
         if self.controls.histogram.has_histogram is False:
             self.controls.histogram.set_histogram(*histogram(volume.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU))
         self._update_title()
@@ -596,7 +594,7 @@ class MainWindow(QMainWindow):
     def _on_volume_changed(self, _volume: Any) -> None:
         self._schedule_mask_if_needed()
         if self.state.volume is not None and self._mask_volume_id == id(self.state.volume):
-            self._mask_timer.stop()  # set_volume brings the mask along
+            self._mask_timer.stop()  # set_volume brings the masks along
 
     def _on_tf_changed(self, _tf: TransferFunction) -> None:
         self._schedule_mask_if_needed()
@@ -636,7 +634,8 @@ class MainWindow(QMainWindow):
         if vol is None or not tf.separated:
             self._mask_timer.stop()
             return
-        if self._mask_volume_id == id(vol) and self._mask_threshold_hu == tf.bone_threshold_hu and self.state.bone_mask is not None:
+        masks = self.state.class_masks
+        if self._mask_volume_id == id(vol) and masks is not None and masks.matches(*_mask_key(tf)):
             return
         self._mask_timer.start()
 
@@ -644,22 +643,22 @@ class MainWindow(QMainWindow):
         vol = self.state.volume
         if vol is None:
             return
-        thr = self.state.transfer_function.bone_threshold_hu
+        bt, window = _mask_key(self.state.transfer_function)
         vid = id(vol)
 
-        def work(progress: Any) -> tuple[int, float, np.ndarray]:
-            return vid, thr, compute_bone_mask(vol.hu, vol.spacing_mm, thr, progress=progress)
+        def work(progress: Any) -> tuple[int, ClassMasks]:
+            return vid, compute_class_masks(vol.hu, vol.spacing_mm, bt, window, progress=progress)
 
         self.mask_runner.submit(work)
 
-    def _on_mask_ready(self, result: tuple[int, float, np.ndarray]) -> None:
-        vid, thr, mask = result
+    def _on_mask_ready(self, result: tuple[int, ClassMasks]) -> None:
+        vid, masks = result
         vol = self.state.volume
-        if vol is None or id(vol) != vid or mask.shape != vol.shape:
+        if vol is None or id(vol) != vid or masks.bone.shape != vol.shape:
             return
-        self._mask_volume_id, self._mask_threshold_hu = vid, thr
-        self.state.bone_mask = mask
-        self.bone_mask_ready.emit()
+        self._mask_volume_id = vid
+        self.state.class_masks = masks
+        self.class_masks_ready.emit()
         # The threshold moved on while this job ran: compute the newer one.
         self._schedule_mask_if_needed()
 

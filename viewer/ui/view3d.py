@@ -124,7 +124,7 @@ class View3DWidget(QWidget):
 
         state.volume_changed.connect(self._on_volume_changed)
         state.transfer_function_changed.connect(self._on_tf_changed)
-        state.bone_mask_changed.connect(self._on_bone_mask_changed)
+        state.class_masks_changed.connect(self._on_class_masks_changed)
         state.crop_box_lps_changed.connect(self._on_crop_changed)
         state.clip_plane_changed.connect(self._on_clip_changed)
 
@@ -202,9 +202,9 @@ class View3DWidget(QWidget):
     def _on_volume_changed(self, volume: Any) -> None:
         if volume is None:
             return
-        mask = self.state.bone_mask
+        masks = self.state.class_masks
         self.scene.set_volume(volume)
-        self.scene.set_bone_mask(mask if mask is not None and mask.shape == volume.shape else None)
+        self.scene.set_class_masks(masks if masks is not None and masks.bone.shape == volume.shape else None)
         self.scene.set_transfer_function(self._effective_tf(self.state.transfer_function))
         self.scene.set_crop_box_lps(self.state.crop_box_lps)
         self._apply_clip(self.state.clip_plane)
@@ -213,10 +213,10 @@ class View3DWidget(QWidget):
         self.request_render()
 
     def _effective_tf(self, tf: Any) -> Any:
-        # Without a mask from the GUI's worker, Scene would compute the bone mask
+        # Without masks from the GUI's worker, Scene would compute the class masks
         # itself, synchronously, on this (the GUI) thread: seconds of frozen window
         # on a big scan. Until the worker's mask arrives, show the one-class picture.
-        if tf.separated and self.state.bone_mask is None:
+        if tf.separated and self.state.class_masks is None:
             return tf.with_changes(separated=False)
         return tf
 
@@ -224,13 +224,13 @@ class View3DWidget(QWidget):
         self.scene.set_transfer_function(self._effective_tf(tf))
         self.request_render()
 
-    def _on_bone_mask_changed(self, mask: Any) -> None:
+    def _on_class_masks_changed(self, masks: Any) -> None:
         vol = self.state.volume
         if vol is None:
             return
-        if mask is not None and mask.shape != vol.shape:
-            return  # a mask of a previous scan, arriving late
-        self.scene.set_bone_mask(mask)
+        if masks is not None and masks.bone.shape != vol.shape:
+            return  # masks of a previous scan, arriving late
+        self.scene.set_class_masks(masks)
         self.scene.set_transfer_function(self._effective_tf(self.state.transfer_function))
         self.request_render()
 

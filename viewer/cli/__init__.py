@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Vessel-bone CTA viewer. With no command, opens the desktop application "
             "(on PATH if given, else on the built-in lower-leg phantom)."
         ),
+        epilog=(
+            "desktop application: vessel-viewer [PATH] [--small] [--layout {3d,2x2}] "
+            "[--separated] [--screenshot FILE] [--quit-after-ms N] "
+            "(`vessel-viewer --gui-help` for details). "
+            "Each COMMAND has its own --help."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"vessel-viewer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -48,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # type: ignore[union-attr]
+    if argv and argv[0] == "--gui-help":
+        argv = ["--help"]
+        from viewer.app import run_gui
+
+        return run_gui(argv)
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
         # No sub-command: the GUI, optionally on a path (and GUI options).
         from viewer.app import run_gui

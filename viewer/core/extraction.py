@@ -397,6 +397,10 @@ def _pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
+#: Public name: the renderer pools the calcification mask for its display mesh.
+block_or_downsample = _pool_any
+
+
 def _upsample(mask: np.ndarray, f: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour inverse of :func:`_pool_any`, cropped to ``shape``."""
     out = mask
@@ -651,6 +655,7 @@ __all__ = [
     "DEFAULT_MIN_VESSEL_COMPONENT_MM3",
     "ClassMasks",
     "Extraction",
+    "block_or_downsample",
     "bone_mask",
     "class_masks",
     "calcification_mask",

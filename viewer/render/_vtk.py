@@ -12,6 +12,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
+# With no display (CLI, CI, a server), go straight to EGL: VTK's runtime window
+# selection otherwise tries X first and logs "bad X server connection" before falling
+# back to EGL, which reads like an error to someone running `vessel-viewer render`.
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 from vtkmodules.vtkCommonCore import vtkSMPTools  # noqa: E402
 

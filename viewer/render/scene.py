@@ -73,6 +73,35 @@ def compute_bone_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float], bo
     return bone_mask(hu, spacing_mm, bone_threshold_hu)
 
 
+#: Grid (mm) the calcification mesh is built on: a 0.3 mm scan gave a 530 k triangle
+#: mesh that cost llvmpipe 90 ms a frame; on a 1.2 mm grid it is ~50 k triangles.
+CALC_MESH_GRID_MM = 1.2
+
+
+def _display_mesh(mask: np.ndarray, volume: Volume) -> "vtkPolyData":
+    """Smoothed surface of ``mask`` in LPS for display: cropped to its bounding box,
+    block-OR pooled to about :data:`CALC_MESH_GRID_MM` (a thin shell stays closed; the
+    surface may sit up to half a pooled cell outward), windowed-sinc smoothed (the
+    voxel staircase would show as terraces)."""
+    from viewer.core.extraction import block_or_downsample
+    from viewer.render.surfaces import mask_to_surface
+
+    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    if any(ix.size == 0 for ix in idx):
+        return mask_to_surface(np.zeros((1, 1, 1), bool), volume.ijk_to_lps)
+    (k0, k1), (j0, j1), (i0, i1) = ((int(ix[0]), int(ix[-1])) for ix in idx)
+    sub = mask[k0 : k1 + 1, j0 : j1 + 1, i0 : i1 + 1]
+    sx, sy, sz = volume.spacing_mm
+    f = tuple(max(1, int(round(CALC_MESH_GRID_MM / sp))) for sp in (sz, sy, sx))  # (z, y, x)
+    pooled = block_or_downsample(sub, f)  # type: ignore[arg-type]
+    # Pooled voxel (i', j', k') is centred at original index i0 + fx*i' + (fx-1)/2 ...
+    fz, fy, fx = f
+    m = np.eye(4)
+    m[:3, :3] = np.diag([fx, fy, fz]).astype(float)
+    m[:3, 3] = (i0 + (fx - 1) / 2.0, j0 + (fy - 1) / 2.0, k0 + (fz - 1) / 2.0)
+    return mask_to_surface(pooled, volume.ijk_to_lps @ m, smooth_iterations=30, pass_band=0.01)
+
+
 def _set_points(otf: vtkPiecewiseFunction, ctf: vtkColorTransferFunction,
                 opacity: Sequence[OpacityPoint], color: Sequence[ColorPoint]) -> None:
     otf.RemoveAllPoints()
@@ -374,11 +403,8 @@ class Scene:
         show = calc is not None and tf.calcification.visible and tf.calcification.opacity > 0 and tf.blend_mode != "mip"
         if show and self._calc_version != self._mask_version:
             assert self._volume is not None
-            from viewer.render.surfaces import mask_to_surface
-
             t0 = time.perf_counter()
-            # Strong smoothing: the mask's voxel staircase would show as terraces.
-            mesh = mask_to_surface(np.asarray(calc), self._volume.ijk_to_lps, smooth_iterations=30, pass_band=0.01)
+            mesh = _display_mesh(np.asarray(calc), self._volume)
             self._calc_mapper.SetInputData(mesh)
             self._calc_version = self._mask_version
             self.last_timings_s["calcification_mesh"] = time.perf_counter() - t0

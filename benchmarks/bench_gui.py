@@ -153,17 +153,17 @@ def bench_sliders(repeats: int, size: str) -> dict[str, list[float]]:
 
     # Separated mode: a bone-threshold release recomputes the mask in the worker.
     w.set_separated(True)
-    wait(lambda: w.state.bone_mask is not None and not w.mask_runner.busy)
+    wait(lambda: w.state.class_masks is not None and not w.mask_runner.busy)
     time.sleep(0.3)
     app.processEvents()
     key_sep = "bone threshold (separated: mask + frame)"
     results[key_sep] = []
     for i in range(repeats):
-        old = w.state.bone_mask
+        old = w.state.class_masks
         results[key_sep].append(
             drag_release(
                 w.controls.bone_slider, 12 if i % 2 == 0 else -12,
-                until=lambda o=old: w.state.bone_mask is not o and not w.mask_runner.busy,
+                until=lambda o=old: w.state.class_masks is not o and not w.mask_runner.busy,
             )
         )
     key_sep_v = "vessel window (separated)"

@@ -70,7 +70,7 @@ def main() -> int:
     settle()
     save_window_png(w, img / "one-class.png")
     w.set_separated(True)
-    settle(lambda: w.state.bone_mask is not None)
+    settle(lambda: w.state.class_masks is not None)
     w.view3d.request_render()
     settle()
     save_window_png(w, img / "separated.png")

@@ -443,6 +443,22 @@ def test_about_box_names_version_and_licences(loaded: MainWindow, monkeypatch: p
     assert "BSD-3-Clause" in shown[0] and "LGPL" in shown[0] and "Apache-2.0" in shown[0]
 
 
+def test_gapped_series_loads_with_a_geometry_warning_box(loaded: MainWindow, qtbot, shared_data: Path) -> None:
+    """A series with missing slices is shown, and a warning box says what is interpolated."""
+    path = shared_data / "ct-duplicate-positions"
+    w = loaded
+    old = w.state.volume
+    w.open_path(path)
+    qtbot.waitUntil(lambda: w.state.volume is not old and not w.loading, timeout=LOAD_TIMEOUT_MS)
+    box = getattr(w, "geometry_warning_box", None)
+    assert box is not None and box.isVisible()
+    assert "interpolated" in box.text()
+    assert "missing slices" in box.informativeText() or "missing slices" in box.detailedText()
+    assert "duplicate" in box.detailedText()
+    box.accept()
+    qtbot.waitUntil(lambda: not box.isVisible(), timeout=2000)
+
+
 def test_drop_a_nifti_file_opens_it_and_adds_it_to_recent_files(loaded: MainWindow, qtbot, shared_data: Path) -> None:
     """Runs last: it replaces the phantom in the shared window with a real scan."""
     from PySide6.QtCore import QMimeData, QPointF, QUrl

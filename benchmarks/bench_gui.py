@@ -89,11 +89,12 @@ def bench_sliders(repeats: int, size: str) -> dict[str, list[float]]:
     w.show()
     w.view3d.initialize()
 
-    def wait(cond, timeout_s: float = 120.0) -> None:
+    def wait(cond, timeout_s: float = 30.0) -> None:
         end = time.perf_counter() + timeout_s
         while not cond():
             app.processEvents()
             if time.perf_counter() > end:
+                import traceback; traceback.print_stack(limit=4)
                 raise SystemExit("bench_gui: timed out")
             time.sleep(0.002)
 

@@ -103,7 +103,7 @@ def bench_ours(vol: Volume, size: tuple[int, int], steps: int, separated: bool, 
     s.set_transfer_function(tf)
     s.render()
     out["first_frame_s"] = time.perf_counter() - t0
-    out["mask_s"] = s.last_timings_s.get("bone_mask", 0.0)
+    out["mask_s"] = s.last_timings_s.get("class_masks", 0.0)
     out["encode_s"] = s.last_timings_s.get("encode", 0.0)
     out["sample_distance_mm"] = s.mapper.GetSampleDistance()
     full = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from viewer.core.errors import ViewerError
-from viewer.core.session import load_session, save_session
+from viewer.core.session import save_session
 from viewer.export.sessions import open_session_scene, session_from_scene, source_spec
 from viewer.render.offscreen import render_to_array
 

@@ -20,12 +20,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from viewer.core.errors import ViewerError
+from viewer.core.fileio import atomic_write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -160,10 +160,7 @@ def run(args: argparse.Namespace) -> int:
             summary["classes"][kind]["triangles"] = st.n_triangles
             say(f"  {kind:6s} surface: {st.n_triangles} triangles -> {sp}")
     js = out / f"{stem}_extraction.json"
-    fd, tmp = tempfile.mkstemp(prefix=f".{js.name}.", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2)
-    os.replace(tmp, js)
+    atomic_write_text(js, json.dumps(summary, indent=2) + "\n", "extraction summary")
     say(f"done in {time.perf_counter() - t0:.1f} s (extraction {ex.timings_s['total_s']:.2f} s); summary {js}")
     return 0
 

@@ -41,12 +41,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 from viewer.core.errors import ViewerError
+from viewer.core.fileio import atomic_write_text
 from viewer.core.transfer import (
     ClassAppearance,
     ColorPoint,
@@ -337,21 +337,7 @@ def save_preset(tf: TransferFunction, path: str | Path) -> Path:
     """Write ``tf`` as a preset file atomically (temp file in the same folder, then
     ``os.replace``), so a crash never leaves a half-written preset. Returns the path."""
     p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        text = _to_json(preset_to_dict(tf))
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise ViewerError(f"cannot write preset file {p}: {exc}", p) from None
+    atomic_write_text(p, _to_json(preset_to_dict(tf)), "preset file", make_parents=True)
     return p
 
 

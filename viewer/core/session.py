@@ -36,13 +36,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from viewer import __version__
 from viewer.core.errors import ViewerError
+from viewer.core.fileio import atomic_write_text
 from viewer.core.presets import preset_from_dict, preset_to_dict
 from viewer.core.transfer import TransferFunction
 
@@ -332,28 +332,7 @@ def save_session(session: Session, path: str | Path) -> Path:
     if not is_builtin_source(session.data_path) and not Path(session.data_path).is_absolute():
         session = replace(session, data_path=str(Path(session.data_path).resolve()))
     text = json.dumps(session.to_dict(session_file=p), indent=2) + "\n"
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise ViewerError(f"cannot write session file {p}: the folder {folder} does not exist", p)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ViewerError(f"cannot write session file {p}: {exc.strerror or exc}", p) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ViewerError(f"cannot write session file {p}: {exc.strerror or exc}", p) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(p, text, "session file")
     return p
 
 

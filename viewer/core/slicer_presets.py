@@ -26,14 +26,13 @@ masks, are estimated from the opacity curve by :func:`estimate_thresholds`.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
 from viewer.core.errors import ViewerError
+from viewer.core.fileio import atomic_write
 from viewer.core.transfer import ColorPoint, OpacityPoint, Shading, TransferFunction
 
 #: Used where a lighting attribute is missing or malformed: the values most of 3D
@@ -253,18 +252,7 @@ def export_slicer_presets(tfs: Sequence[TransferFunction], path: str | Path) -> 
         root.append(to_volume_property_element(tf, f"vtkMRMLVolumePropertyNode{n}"))
     ET.indent(root, space="  ")
     data = ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise ViewerError(f"cannot write Slicer presets file {p}: {exc}", p) from None
+    atomic_write(p, lambda fh: fh.write(data), "Slicer presets file", make_parents=True)
     return p
 
 

@@ -20,7 +20,7 @@ function per class built from :attr:`bone`, :attr:`vessel` and :attr:`soft_tissu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 RGB = tuple[float, float, float]

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image
@@ -28,6 +26,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from viewer import __version__
 from viewer.core.errors import ViewerError
+from viewer.core.fileio import atomic_write
 
 #: PNG text chunk keyword holding the settings as JSON (iTXt, UTF-8).
 PNG_SETTINGS_KEY = "vessel-viewer.settings"
@@ -68,37 +67,6 @@ def image_format_for(path: str | Path, fmt: str | None = None) -> str:
             path,
         )
     return _FORMATS[suffix]
-
-
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None], what: str = "file") -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, then ``os.replace`` it
-    onto ``path`` (atomic on POSIX and Windows within one file system). On any error the
-    temporary file is removed and ``path`` is untouched. OSError -> ViewerError."""
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise ViewerError(f"cannot write {what} {p}: the folder {folder} does not exist", p)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ViewerError(f"cannot write {what} {p}: {exc.strerror or exc}", p) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; give the file the permissions a normal open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ViewerError(f"cannot write {what} {p}: {exc.strerror or exc}", p) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def _json(obj: Any) -> str:

@@ -32,6 +32,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from viewer.core.errors import ViewerError
+from viewer.core.fileio import atomic_write
 from viewer.core.progress import ProgressFn, report
 from viewer.core.volume import Volume
 
@@ -79,19 +80,8 @@ def _array_and_path(a, b, c) -> tuple[np.ndarray, np.ndarray, Path]:
 
 
 def _atomic_write(path: Path, payload_writer) -> None:
-    """Write to a temporary file next to ``path`` and rename it into place, so a
-    failure never leaves a half-written file under the final name."""
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            payload_writer(fh)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise ViewerError(f"cannot write {path}: {exc}", path) from None
+    """A failure never leaves a half-written file under the final name."""
+    atomic_write(path, payload_writer)
 
 
 # ----------------------------------------------------------------------------------
@@ -352,7 +342,6 @@ def write_dicom_series(
         raise ViewerError(f"cannot create folder {out}: {exc}", out) from None
 
     m = np.asarray(volume.ijk_to_lps, dtype=np.float64)
-    spacing = volume.spacing_mm
     row_dir = m[:3, 0] / np.linalg.norm(m[:3, 0])
     col_dir = m[:3, 1] / np.linalg.norm(m[:3, 1])
     normal = np.cross(row_dir, col_dir)

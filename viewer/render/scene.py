@@ -78,7 +78,7 @@ def compute_bone_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float], bo
 CALC_MESH_GRID_MM = 1.2
 
 
-def _display_mesh(mask: np.ndarray, volume: Volume) -> "vtkPolyData":
+def _display_mesh(mask: np.ndarray, volume: Volume) -> "vtkPolyData":  # noqa: F821 - from surfaces
     """Smoothed surface of ``mask`` in LPS for display: cropped to its bounding box,
     block-OR pooled to about :data:`CALC_MESH_GRID_MM` (a thin shell stays closed; the
     surface may sit up to half a pooled cell outward), windowed-sinc smoothed (the

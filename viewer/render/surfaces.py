@@ -14,7 +14,6 @@ watertight mesh for 3D printing), and the crop keeps a 512x512x600 scan's copy s
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,8 @@ from vtkmodules.vtkFiltersGeneral import vtkTransformFilter  # noqa: E402
 from vtkmodules.vtkIOGeometry import vtkSTLWriter  # noqa: E402
 from vtkmodules.vtkIOPLY import vtkPLYWriter  # noqa: E402
 
-from viewer.core.errors import ViewerError  # noqa: E402
+from viewer.core.errors import ViewerError
+from viewer.core.fileio import atomic_output  # noqa: E402
 
 SURFACE_FORMATS = ("stl", "ply")
 
@@ -152,13 +152,7 @@ def write_surface(poly: vtkPolyData, path: str | Path) -> SurfaceStats:
         raise ViewerError(f"unknown surface format {p.suffix!r} (use .stl or .ply)", p)
     if poly.GetNumberOfPolys() == 0:
         raise ViewerError(f"nothing to write to {p.name}: the surface is empty", p)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise ViewerError(f"cannot write {p}: {exc}", p) from None
-    try:
+    with atomic_output(p, "surface file", make_parents=True, suffix=p.suffix) as tmp:
         if fmt == "stl":
             w = vtkSTLWriter()
             w.SetFileTypeToBinary()
@@ -166,15 +160,11 @@ def write_surface(poly: vtkPolyData, path: str | Path) -> SurfaceStats:
         else:
             w = vtkPLYWriter()
             w.SetFileTypeToBinary()
-        w.SetFileName(tmp)
+        w.SetFileName(str(tmp))
         w.SetInputData(poly)
         # vtkWriter::Write returns 1 on success, 0 on failure (it does not raise).
         if w.Write() != 1 or os.path.getsize(tmp) == 0:
             raise ViewerError(f"VTK could not write {p}", p)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return surface_stats(poly, p)
 
 

@@ -95,6 +95,14 @@ def test_extract_small_phantom(tmp_path: Path, capsys: pytest.CaptureFixture[str
     voxel = np.abs(vol.ijk_to_lps[:3, :3]).sum(axis=1)
     assert np.allclose(verts.min(axis=0), c_lps.min(axis=0), atol=voxel.max())
     assert np.allclose(verts.max(axis=0), c_lps.max(axis=0), atol=voxel.max())
+    # The mass's calcified rim is exported as its own class, around the mass centre.
+    assert f"{stem}_calcification_mask.nrrd" in names and f"{stem}_calcification.stl" in names
+    _, calc = _read_nrrd(out / f"{stem}_calcification_mask.nrrd")
+    assert int(calc.sum()) == summary["classes"]["calcification"]["voxels"] > 0
+    assert not (calc.astype(bool) & bone.astype(bool)).any()
+    cverts = _read_binary_stl(out / f"{stem}_calcification.stl")
+    centre = np.asarray(phantom.generate("small").landmarks["mass_center_lps"], dtype=float)
+    assert np.all(cverts.min(axis=0) < centre) and np.all(cverts.max(axis=0) > centre)
 
 
 def test_extract_nifti_no_surfaces_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,7 +64,7 @@ def test_feet_first_and_marker_voxel(tmp_path: Path) -> None:
 
 def test_cli_writes_series_labels_and_legend(tmp_path: Path, capsys) -> None:
     out = tmp_path / "ph"
-    assert main(["phantom", str(out), "--size", "small", "--labels-format", "nifti"]) == 0
+    assert main(["phantom", str(out), "--small", "--labels-format", "nifti"]) == 0
     text = capsys.readouterr().out
     assert "collateral" in text and "96 x 96 x 218" in text
     assert len(list((out / "dicom").glob("IM_*.dcm"))) == 218

@@ -134,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
     ex = extract(vol.hu, vol.spacing_mm, bone_hu, window, progress)
     vox_mm3 = vol.spacing_mm[0] * vol.spacing_mm[1] * vol.spacing_mm[2]
     masks = {"bone": ex.bone, "vessel": ex.vessel}
+    if ex.calcification.any():
+        # Calcified shells (e.g. a calcified mass's rim): a class of their own, so a
+        # planner can print or measure the mass apart from the vessels.
+        masks["calcification"] = ex.calcification
     paths = write_masks(masks, vol.ijk_to_lps, out, stem, args.format)
     summary: dict[str, Any] = {
         "source": str(args.path),

@@ -31,8 +31,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("outdir", metavar="OUTDIR", help="output folder (created if missing)")
-    p.add_argument("--size", choices=("small", "default", "large"), default="default",
-                   help="small: 96x96x218 (1.5 mm); default: 224x224x380 (0.7 mm, 1 mm slices); large: 512x512x640")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size", choices=("small", "default", "large"), default="default",
+                      help="small: 96x96x218 (1.5 mm); default: 224x224x380 (0.7 mm, 1 mm slices); large: 512x512x640")
+    size.add_argument("--small", dest="size", action="store_const", const="small", help="same as --size small")
+    size.add_argument("--large", dest="size", action="store_const", const="large", help="same as --size large")
     p.add_argument("--seed", type=int, default=0, help="random seed (noise and small variations); default 0")
     p.add_argument("--feet-first", action="store_true", help="store it as a feet-first (FFS) scan: slice 1 at the knee")
     p.add_argument("--labels-format", choices=("nrrd", "nifti"), default="nrrd", help="label volume format (default nrrd)")

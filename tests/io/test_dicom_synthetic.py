@@ -390,3 +390,17 @@ def test_source_files_are_not_modified(tmp_path: Path) -> None:
     load_volume(tmp_path)
     after = {f: (hashlib.sha1(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns) for f in files}
     assert before == after
+
+
+def test_a_volume_too_big_for_memory_is_refused_not_allocated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Linux a huge allocation 'succeeds' and the kernel kills the process later:
+    the loader checks the available memory first and says what it would need."""
+    import viewer.core.memory as memory
+
+    folder = tmp_path / "series"
+    write_series(folder, np.zeros((4, 8, 8), np.int16))
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 100)  # 100 bytes "available"
+    with pytest.raises(ViewerError, match=r"needs .* GiB but only .* available"):
+        load_volume(folder)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: None)  # unknown: no check
+    assert load_volume(folder).shape == (4, 8, 8)

@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 
 from viewer.core.errors import ViewerError
+from viewer.core.memory import require_memory
 from viewer.core.progress import ProgressFn, report
 from viewer.core.volume import Volume
 from viewer.io.dicom_headers import SliceHeader, read_metadata
@@ -268,6 +269,7 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
 
     # ---- pixel pass -------------------------------------------------------------------
     n = len(chosen)
+    require_memory(n * h0.rows * h0.cols * 2, f"a {h0.cols}x{h0.rows}x{n} volume", where)
     hu = np.empty((n, h0.rows, h0.cols), dtype=np.int16)
     by_file: dict[Path, list[tuple[SliceHeader, int]]] = {}
     for k, h in enumerate(chosen):

@@ -29,6 +29,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from viewer.core.memory import require_memory
+
 #: Positions closer than this along the normal are the same slice position (mm).
 DUPLICATE_TOL_MM = 0.01
 #: Residual (fraction of a step / of a pixel) below which the stack is taken as regular.
@@ -265,6 +267,8 @@ def resample_stack(
 
     dx, dy = pixel_spacing_xy_mm
     n = stack.shape[0]
+    require_memory(plan.n_out * plan.out_rows * plan.out_cols * 2,
+                   f"resampling onto a {plan.out_cols}x{plan.out_rows}x{plan.n_out} grid")
     out = np.empty((plan.n_out, plan.out_rows, plan.out_cols), dtype=np.int16)
     shifted_cache: dict[int, np.ndarray] = {}
     tilt = bool(np.any(plan.offsets_mm != 0))

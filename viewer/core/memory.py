@@ -1,0 +1,47 @@
+"""Refuse work that cannot fit in memory, with a message instead of a crash.
+
+On Linux a huge ``np.empty`` usually *succeeds* (memory is overcommitted) and the
+process is killed by the kernel later, while the voxels are written: no dialog, no
+message, the surgeon's window just vanishes. So big allocations are checked first
+against ``MemAvailable`` from ``/proc/meminfo``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from viewer.core.errors import ViewerError
+
+#: Fraction of the currently available memory one allocation may take: the rest is
+#: for the copies that follow (class encoding for rendering, VTK's gradient tables).
+MAX_FRACTION = 0.6
+
+
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` in bytes, or None where it cannot be read (not Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def require_memory(nbytes: int, what: str, path: str | Path | None = None) -> None:
+    """Raise :class:`ViewerError` when ``nbytes`` exceed :data:`MAX_FRACTION` of the
+    available memory; do nothing when the available memory is unknown."""
+    avail = available_memory_bytes()
+    if avail is None or nbytes <= MAX_FRACTION * avail:
+        return
+    gib = 1024.0**3
+    raise ViewerError(
+        f"{what} needs {nbytes / gib:.1f} GiB but only {avail / gib:.1f} GiB of memory is available "
+        f"(at most {MAX_FRACTION:.0%} of it is used for one volume, the rest is needed to render it); "
+        "crop or downsample the scan, or close other programs",
+        path,
+    )
+
+
+__all__ = ["MAX_FRACTION", "available_memory_bytes", "require_memory"]

@@ -443,6 +443,33 @@ def test_about_box_names_version_and_licences(loaded: MainWindow, monkeypatch: p
     assert "BSD-3-Clause" in shown[0] and "LGPL" in shown[0] and "Apache-2.0" in shown[0]
 
 
+def test_new_masks_report_shading_progress_in_the_status_bar(loaded: MainWindow, qtbot) -> None:
+    """New class masks make VTK recompute its shading gradients inside the render,
+    blocking the event loop: the window says so while it happens."""
+    w = loaded
+    stages: list[str] = []
+    seen_text: list[str] = []
+
+    def on_stage(stage: str) -> None:
+        stages.append(stage)
+        seen_text.append(w.shading_label.text())
+
+    w.view3d.shading_progress.connect(on_stage)
+    try:
+        if not w.state.transfer_function.separated:
+            w.set_separated(True)
+        qtbot.waitUntil(lambda: w.state.class_masks is not None and not w.mask_runner.busy, timeout=LOAD_TIMEOUT_MS)
+        stages.clear()
+        seen_text.clear()
+        w.controls.bone_spin.setValue(int(w.state.transfer_function.bone_threshold_hu) + 30)
+        qtbot.waitUntil(lambda: "end" in stages, timeout=LOAD_TIMEOUT_MS)
+    finally:
+        w.view3d.shading_progress.disconnect(on_stage)
+    assert stages[0] == "start" and stages[-1] == "end"
+    assert "Preparing 3D shading" in seen_text[0]  # shown from the start
+    assert w.shading_label.text() == ""
+
+
 def test_gapped_series_loads_with_a_geometry_warning_box(loaded: MainWindow, qtbot, shared_data: Path) -> None:
     """A series with missing slices is shown, and a warning box says what is interpolated."""
     path = shared_data / "ct-duplicate-positions"

@@ -137,6 +137,12 @@ class Scene:
         self._rw: vtkRenderWindow | None = render_window
         self._closed = False
         self.on_render_request: Callable[[], None] | None = None
+        #: Hook called with ``"start"``, ``"progress"`` or ``"end"`` while the CPU ray
+        #: caster computes its shading gradients (the one long, blocking step of a
+        #: render after new data: ~0.7 s at 224x224x380, ~6 s at 512x512x640), so a
+        #: GUI can show that it is busy. Called on the rendering thread, mid-render:
+        #: it must not touch the scene.
+        self.on_gradient_progress: Callable[[str], None] | None = None
         self.sample_distance_mm: float | None = None
         self.interactive_image_sample_distance = INTERACTIVE_IMAGE_SAMPLE_DISTANCE
 
@@ -314,8 +320,22 @@ class Scene:
         # interacting), not by VTK's frame-rate guesser.
         m.SetAutoAdjustSampleDistances(0)
         m.SetBlendModeToComposite()
+        for event, stage in (
+            (vtkCommand.VolumeMapperComputeGradientsStartEvent, "start"),
+            (vtkCommand.VolumeMapperComputeGradientsProgressEvent, "progress"),
+            (vtkCommand.VolumeMapperComputeGradientsEndEvent, "end"),
+        ):
+            m.AddObserver(event, lambda *_a, _s=stage: self._gradient_event(_s))
         self._mapper = m
         self._actor.SetMapper(m)
+
+    def _gradient_event(self, stage: str) -> None:
+        hook = self.on_gradient_progress
+        if hook is not None:
+            try:
+                hook(stage)
+            except Exception:  # noqa: BLE001 - a display hook must never break a render
+                pass
 
     def _full_sample_distance(self) -> float:
         if self.sample_distance_mm is not None:
@@ -866,6 +886,7 @@ class Scene:
             self._calc_mapper.RemoveAllInputs()
             self._volume = None
             self.on_render_request = None
+            self.on_gradient_progress = None
 
     @property
     def closed(self) -> bool:

@@ -13,8 +13,10 @@ series description only.
 
 from __future__ import annotations
 
+
 import importlib
 import logging
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -186,6 +188,9 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Stop loading (Esc)")
         self.cancel_button.clicked.connect(self.cancel_load)
         self.mask_label = QLabel("")
+        self.shading_label = QLabel("")
+        self.shading_label.setObjectName("shading_label")
+        sb.addPermanentWidget(self.shading_label)
         sb.addPermanentWidget(self.mask_label)
         sb.addPermanentWidget(self.hover_label)
         sb.addPermanentWidget(self.progress_bar)
@@ -216,6 +221,7 @@ class MainWindow(QMainWindow):
         self.controls.crop_handles_toggled.connect(self._on_crop_handles_toggled)
         self.controls.reset_crop_requested.connect(self.reset_crop)
         self.view3d.frame_rendered.connect(self._on_frame_rendered)
+        self.view3d.shading_progress.connect(self._on_shading_progress)
         for v in self.slice_views.values():
             v.hovered.connect(self._on_hover)
 
@@ -642,6 +648,18 @@ class MainWindow(QMainWindow):
         # LPS: +x = patient's left, +y = posterior, +z = superior (DICOM).
         hu_text = "-" if hu is None else f"{hu}"
         self.hover_label.setText(f"HU {hu_text}   L {x:.1f}  P {y:.1f}  S {z:.1f} mm")
+
+    def _on_shading_progress(self, stage: str) -> None:
+        """VTK computes shading gradients inside a render (seconds on a big scan) and
+        the event loop cannot run meanwhile. Say so, and repaint just the status label
+        synchronously (``repaint``, not ``update``: no event is processed, so nothing
+        can re-enter the render)."""
+        if stage == "end":
+            self.shading_label.setText("")
+        else:
+            dots = "." * (1 + int(time.perf_counter() * 3) % 3)
+            self.shading_label.setText(f"Preparing 3D shading for the new volume{dots}")
+        self.shading_label.repaint()
 
     def _on_frame_rendered(self, full_quality: bool, _seconds: float) -> None:
         if full_quality and self._first_full_frame_pending and self.state.volume is not None:

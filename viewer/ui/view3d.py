@@ -73,6 +73,9 @@ class View3DWidget(QWidget):
 
     frame_rendered = Signal(bool, float)
     interaction_changed = Signal(bool)
+    #: "start" / "progress" / "end" of VTK's shading-gradient computation, emitted
+    #: synchronously from inside a render (see :meth:`Scene.on_gradient_progress`).
+    shading_progress = Signal(str)
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +90,8 @@ class View3DWidget(QWidget):
         self.render_window = self.vtk_widget.GetRenderWindow()
         self.scene = Scene(render_window=self.render_window)
         self.scene.on_render_request = self.request_render
+        self.scene.on_gradient_progress = self._on_gradient_progress
+        self._last_gradient_emit = 0.0
         self.scene.set_orientation_marker(True)
         self.interactor = self.render_window.GetInteractor()
         style = vtkInteractorStyleTrackballCamera()
@@ -145,6 +150,14 @@ class View3DWidget(QWidget):
         if self._closed:
             return
         self.scene.render()
+
+    def _on_gradient_progress(self, stage: str) -> None:
+        # Throttled: VTK reports progress many times a second.
+        now = time.perf_counter()
+        if stage == "progress" and now - self._last_gradient_emit < 0.1:
+            return
+        self._last_gradient_emit = now
+        self.shading_progress.emit(stage)
 
     def _on_render_start(self) -> None:
         self._render_started = time.perf_counter()

@@ -470,6 +470,33 @@ def test_new_masks_report_shading_progress_in_the_status_bar(loaded: MainWindow,
     assert w.shading_label.text() == ""
 
 
+def test_count_vessels_near_the_crosshair(loaded: MainWindow, qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tools > Count vessels: the same count as the core function, shown to the user."""
+    from PySide6.QtWidgets import QInputDialog
+
+    from viewer.core.vessel_count import count_vessels_near
+
+    w = loaded
+    vol = w.state.volume
+    lo, hi = vol.bounds_lps()
+    w.state.crosshair_lps = tuple(float(v) for v in (lo + hi) / 2)
+    shown: list[str] = []
+    monkeypatch.setattr(QInputDialog, "getDouble", staticmethod(lambda *a, **k: (35.0, True)))
+    monkeypatch.setattr(QMessageBox, "information", staticmethod(lambda _p, _t, text: shown.append(text)))
+    w.action_count_vessels.trigger()
+    tf = w.state.transfer_function
+    expected = count_vessels_near(
+        vol, w.state.crosshair_lps, 35.0, tf.vessel_window_hu, w.state.class_masks if tf.separated else None
+    )
+    assert shown and f"up to {expected.max_profiles} vessels" in shown[0]
+    assert "Within 35 mm" in shown[0]
+    assert float(w.settings.value("vessel_count_radius_mm")) == 35.0
+    # Cancelled dialog: nothing shown.
+    monkeypatch.setattr(QInputDialog, "getDouble", staticmethod(lambda *a, **k: (0.0, False)))
+    w.action_count_vessels.trigger()
+    assert len(shown) == 1
+
+
 def test_gapped_series_loads_with_a_geometry_warning_box(loaded: MainWindow, qtbot, shared_data: Path) -> None:
     """A series with missing slices is shown, and a warning box says what is interpolated."""
     path = shared_data / "ct-duplicate-positions"

@@ -51,22 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=run)
 
 
-def _load(path: str) -> Any:
-    """A Volume from PATH or the built-in phantom."""
-    if path == "phantom" or path.startswith("phantom:"):
-        from viewer import phantom
-
-        size = path.split(":", 1)[1] if ":" in path else "small"
-        try:
-            ph = phantom.generate(size)
-        except (KeyError, ValueError) as exc:
-            raise ViewerError(f"unknown phantom size {size!r}: {exc}") from None
-        return ph.volume
-    from viewer.io import load_volume
-
-    return load_volume(path)
-
-
 def _check_out_dir(src: str, out_dir: Path) -> Path:
     """Resolve ``out_dir`` and refuse places that would write into the source."""
     out = out_dir.expanduser().resolve()
@@ -103,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         raise ViewerError(f"--smooth must be >= 0, got {args.smooth}")
 
     t0 = time.perf_counter()
-    vol = _load(args.path)
+    from viewer.export.sessions import open_source
+
+    vol = open_source(args.path)
     t_load = time.perf_counter() - t0
     stem = output_stem(args.path.replace(":", "_")) if args.path.startswith("phantom") else output_stem(args.path)
 

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QLabel,
     QMainWindow,
+    QInputDialog,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -329,6 +330,13 @@ class MainWindow(QMainWindow):
             "Suggest &thresholds", self.suggest_thresholds, "T", "Vessel window and bone threshold from the histogram"
         )
         m.addAction(self.action_suggest)
+        self.action_count_vessels = self._action(
+            "Count &vessels near crosshair...",
+            lambda: self.count_vessels_dialog(),  # triggered(bool) must not become the radius
+            "V",
+            "How many vessels run within a radius of the crosshair (e.g. around a bone defect)",
+        )
+        m.addAction(self.action_count_vessels)
         self.action_cancel = self._action("Cancel loading", self.cancel_load, "Esc")
 
         m = mb.addMenu("&Help")
@@ -709,6 +717,34 @@ class MainWindow(QMainWindow):
         self.class_masks_ready.emit()
         # The threshold moved on while this job ran: compute the newer one.
         self._schedule_mask_if_needed()
+
+    def count_vessels_dialog(self, radius_mm: float | None = None) -> Any:
+        """Count vessels within a radius of the crosshair; the result goes to a message
+        box and the status bar, and is returned (None when cancelled or no scan)."""
+        from viewer.core.vessel_count import count_vessels_near
+
+        vol, tf = self.state.volume, self.state.transfer_function
+        if vol is None or self.state.crosshair_lps is None:
+            self.statusBar().showMessage("Open a scan and click a point in a slice view first", 6000)
+            return None
+        if radius_mm is None:
+            r, ok = QInputDialog.getDouble(
+                self, "Count vessels near the crosshair",
+                "Radius around the crosshair (mm):", float(self.settings.value("vessel_count_radius_mm", 30.0)),
+                2.0, 300.0, 1,
+            )
+            if not ok:
+                return None
+            radius_mm = float(r)
+            self.settings.setValue("vessel_count_radius_mm", radius_mm)
+        masks = self.state.class_masks if tf.separated else None
+        result = count_vessels_near(vol, self.state.crosshair_lps, radius_mm, tf.vessel_window_hu, masks)
+        text = result.summary()
+        if masks is None:
+            text += ". Separated mode is off: bone rims in the vessel window are counted too."
+        self.statusBar().showMessage(text, 15000)
+        QMessageBox.information(self, "Vessels near the crosshair", text)
+        return result
 
     def suggest_thresholds(self) -> None:
         vol = self.state.volume

@@ -49,10 +49,12 @@ def test_multiplier_gives_the_same_picture_with_more_pixels(scene, small_leg, bo
     # Same camera, same framing: the 2x image averaged down matches the 1x one
     # (no stretch or shift; small differences from ray sampling only).
     assert np.abs(down - one).mean() < 6.0
-    # The red (vessel) footprint is in the same place.
+    # The red (vessel) footprint is in the same place: within 3 px (the vessels are
+    # 1-2 px wide here, so a pixel more or less at a vessel's end moves the centroid;
+    # a stretch or shift of the framing would move it by tens of pixels).
     r1, r2 = is_red(one.astype(np.uint8)), is_red(down.astype(np.uint8))
     c1, c2 = np.argwhere(r1).mean(axis=0), np.argwhere(r2).mean(axis=0)
-    assert np.abs(c1 - c2).max() < 2.0
+    assert np.abs(c1 - c2).max() < 3.0
 
 
 def _longest_white_run(img: np.ndarray) -> int:

@@ -102,6 +102,22 @@ def _display_mesh(mask: np.ndarray, volume: Volume) -> "vtkPolyData":  # noqa: F
     return mask_to_surface(pooled, volume.ijk_to_lps @ m, smooth_iterations=30, pass_band=0.01)
 
 
+def _render_bone(hu: np.ndarray, masks: ClassMasks) -> np.ndarray:
+    """The bone mask as rendered: ``masks.bone`` plus one more 6-connected layer of
+    voxels *below the vessel window* (transparent in either class).
+
+    Why: the class code jumps by ~4000 at the mask's edge. VTK's central-difference
+    gradients at the bone's iso-surface (one voxel inside that edge after the rim
+    dilation) would see the jump and follow the mask's voxel staircase, so the shaded
+    bone showed slice-by-slice terraces. One more layer moves the jump out of reach of
+    the surface's gradients; restricting it to sub-window voxels leaves vessels that
+    touch bone untouched (no red voxel becomes bone)."""
+    from viewer.core.extraction import dilate6
+
+    bone = np.asarray(masks.bone, dtype=bool)
+    return bone | (dilate6(bone) & (hu < masks.vessel_window_hu[0]))
+
+
 def _set_points(otf: vtkPiecewiseFunction, ctf: vtkColorTransferFunction,
                 opacity: Sequence[OpacityPoint], color: Sequence[ColorPoint]) -> None:
     otf.RemoveAllPoints()
@@ -479,7 +495,7 @@ class Scene:
                 from viewer.core.extraction import dilate6
 
                 hidden = dilate6(np.asarray(hidden, dtype=bool)) & ~masks.bone
-            encode_classes(v.hu, masks.bone, out=inner, hidden_mask=hidden)
+            encode_classes(v.hu, _render_bone(v.hu, masks), out=inner, hidden_mask=hidden)
         self.last_timings_s["encode"] = time.perf_counter() - t0
         self._buffer_key = key
         self._set_scalars(self._buffer)

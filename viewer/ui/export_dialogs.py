@@ -269,21 +269,32 @@ def _run_with_progress(
 # ----------------------------------------------------------------------------------
 # stills
 # ----------------------------------------------------------------------------------
-def export_image_dialog(window: Any, path: str | Path | None = None, options: ExportOptions | None = None) -> Path | None:
-    """File > Export image: options, then a file name; PNG unless the name says JPEG/TIFF."""
+def _ask_still(
+    window: Any, title: str, default_name: str, path: str | Path | None, options: ExportOptions | None
+) -> tuple[Path, ExportOptions] | None:
+    """Options, then a file name (PNG unless the name says JPEG/TIFF); None if cancelled."""
     _require_volume(window)
     if options is None:
-        dlg = _ask_options(window, "Export image")
+        dlg = _ask_options(window, title)
         if dlg is None:
             return None
         options = dlg.options()
     if path is None:
-        path = _ask_save_path(window, "Export image", "figure.png", IMAGE_FILTER)
+        path = _ask_save_path(window, title, default_name, IMAGE_FILTER)
         if path is None:
             return None
     p = Path(path)
     if not p.suffix:
         p = p.with_suffix(".png")
+    return p, options
+
+
+def export_image_dialog(window: Any, path: str | Path | None = None, options: ExportOptions | None = None) -> Path | None:
+    """File > Export image: options, then a file name; PNG unless the name says JPEG/TIFF."""
+    asked = _ask_still(window, "Export image", "figure.png", path, options)
+    if asked is None:
+        return None
+    p, options = asked
     _export_image(window.scene, p, _context(window), options)
     _remember_folder(window, p)
     w, h = options.size_px
@@ -293,19 +304,10 @@ def export_image_dialog(window: Any, path: str | Path | None = None, options: Ex
 
 def report_sheet_dialog(window: Any, path: str | Path | None = None, options: ExportOptions | None = None) -> Path | None:
     """File > Export report sheet: anterior, posterior, medial and lateral in one image."""
-    _require_volume(window)
-    if options is None:
-        dlg = _ask_options(window, "Export report sheet")
-        if dlg is None:
-            return None
-        options = dlg.options()
-    if path is None:
-        path = _ask_save_path(window, "Export report sheet", "report_sheet.png", IMAGE_FILTER)
-        if path is None:
-            return None
-    p = Path(path)
-    if not p.suffix:
-        p = p.with_suffix(".png")
+    asked = _ask_still(window, "Export report sheet", "report_sheet.png", path, options)
+    if asked is None:
+        return None
+    p, options = asked
     _export_report_sheet(window.scene, p, _context(window), options)
     _remember_folder(window, p)
     _status(window, f"Exported report sheet {p.name}")

@@ -497,6 +497,36 @@ def test_count_vessels_near_the_crosshair(loaded: MainWindow, qtbot, monkeypatch
     assert len(shown) == 1
 
 
+def test_import_and_export_slicer_presets(loaded: MainWindow, shared_data: Path, tmp_path: Path) -> None:
+    """File > Import 3D Slicer presets: Slicer's presets appear in the picker (saved as
+    user presets); File > Export writes a presets.xml that imports back."""
+    import warnings
+
+    from viewer.core.slicer_presets import import_slicer_presets
+
+    w = loaded
+    src = shared_data / "slicer-presets" / "presets.xml"
+    n_before = w.controls.preset_combo.count()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CT-X-ray's malformed effectiveRange
+        names = w.import_slicer_presets(src)
+    assert len(names) == 31 and "Slicer: CT-AAA" in names
+    assert w.controls.preset_combo.count() == n_before + 31
+    assert w.controls.preset_combo.findText("Slicer: CT-Bone") >= 0
+    # Choosing one (the combo's textActivated, as a user's pick emits it) shows
+    # Slicer's own curves.
+    start = w.state.preset_name
+    w.controls.preset_combo.textActivated.emit("Slicer: CT-AAA")
+    assert w.state.preset_name == "Slicer: CT-AAA" and w.state.transfer_function.curves == "custom"
+    w.controls.preset_combo.textActivated.emit(start)
+    out = w.export_slicer_presets(tmp_path / "ours.xml")
+    assert out is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = {tf.name for tf in import_slicer_presets(out)}
+    assert {"Bone + vessels", "Slicer: CT-AAA"} <= back
+
+
 def test_gapped_series_loads_with_a_geometry_warning_box(loaded: MainWindow, qtbot, shared_data: Path) -> None:
     """A series with missing slices is shown, and a warning box says what is interpolated."""
     path = shared_data / "ct-duplicate-positions"

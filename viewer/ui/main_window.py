@@ -276,6 +276,17 @@ class MainWindow(QMainWindow):
             m.addAction(a)
             self.export_actions[fn] = a
         m.addSeparator()
+        self.action_import_slicer = self._action(
+            "Import 3D Slicer presets...", lambda: self.import_slicer_presets(), "",
+            "Add the volume-rendering presets of a 3D Slicer presets.xml to the preset picker",
+        )
+        self.action_export_slicer = self._action(
+            "Export presets for 3D Slicer...", lambda: self.export_slicer_presets(), "",
+            "Write all presets as a 3D Slicer presets.xml",
+        )
+        m.addAction(self.action_import_slicer)
+        m.addAction(self.action_export_slicer)
+        m.addSeparator()
         self.action_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit")
         m.addAction(self.action_quit)
 
@@ -380,6 +391,54 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open volume file", start, VOLUME_FILTER)
         if path:
             self.open_path(path)
+
+    def import_slicer_presets(self, path: str | Path | None = None) -> list[str]:
+        """Import every preset of a 3D Slicer ``presets.xml`` as a user preset (their
+        curves are kept as they are; the thresholds are estimated from the curves for
+        separated mode). Returns the names added to the picker."""
+        from viewer.core.presets import preset_file_name, save_preset, user_preset_dir
+        from viewer.core.slicer_presets import import_slicer_presets
+
+        if path is None:
+            start = str(self.settings.value("last_folder", str(Path.home())))
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Import 3D Slicer presets", start, "3D Slicer presets (*.xml);;All files (*)"
+            )
+            if not path:
+                return []
+        try:
+            imported = import_slicer_presets(path)
+            folder = user_preset_dir()
+            names = []
+            for tf in imported:
+                # "Slicer: " keeps them apart from ours in the picker and on disk.
+                tf = tf.with_changes(name=f"Slicer: {tf.name}")
+                save_preset(tf, folder / preset_file_name(tf.name))
+                names.append(tf.name)
+        except ViewerError as exc:
+            QMessageBox.critical(self, "Could not import the presets", str(exc))
+            return []
+        self.presets = list_presets()
+        self.controls.set_presets(self.presets)
+        self.statusBar().showMessage(f"Imported {len(names)} 3D Slicer preset(s) into {folder}", 8000)
+        return names
+
+    def export_slicer_presets(self, path: str | Path | None = None) -> Path | None:
+        """Write all presets (ours and the user's) as a 3D Slicer ``presets.xml``."""
+        from viewer.core.slicer_presets import export_slicer_presets
+
+        if path is None:
+            start = str(Path(str(self.settings.value("last_folder", str(Path.home())))) / "presets.xml")
+            path, _ = QFileDialog.getSaveFileName(self, "Export presets for 3D Slicer", start, "XML (*.xml)")
+            if not path:
+                return None
+        try:
+            out = export_slicer_presets(list(self.presets.values()), path)
+        except ViewerError as exc:
+            QMessageBox.critical(self, "Could not export the presets", str(exc))
+            return None
+        self.statusBar().showMessage(f"Wrote {len(self.presets)} presets to {out}", 8000)
+        return out
 
     def open_path(self, path: str | Path) -> None:
         """Open a DICOM folder or a volume file in the background.

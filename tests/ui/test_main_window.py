@@ -527,6 +527,35 @@ def test_import_and_export_slicer_presets(loaded: MainWindow, shared_data: Path,
     assert {"Bone + vessels", "Slicer: CT-AAA"} <= back
 
 
+def test_clip_plane_across_the_view_direction(loaded: MainWindow, qtbot) -> None:
+    """'Across the view': the plane faces the camera; the slider moves it from the near
+    side to the far side, and re-aims it after the view changed."""
+    from viewer.ui.controls import VIEW_DIRECTION
+
+    w = loaded
+    c = w.controls
+    w.view3d.set_view("anterior")
+    c.clip_axis.setCurrentIndex(c.clip_axis.findData(VIEW_DIRECTION))
+    c.clip_slider.setValue(500)
+    c.clip_check.setChecked(True)
+    origin, normal = w.state.clip_plane
+    # Anterior view: the camera looks from the front towards the back (+y in LPS).
+    assert np.allclose(normal, (0.0, 1.0, 0.0), atol=1e-6)
+    lo, hi = w.state.volume.bounds_lps()
+    assert np.allclose(origin, (lo + hi) / 2, atol=1e-6)
+    c.clip_slider.setValue(1000)
+    assert w.state.clip_plane[0][1] == pytest.approx(hi[1])
+    # From the patient's left (camera on +x looking towards -x) the plane turns with it.
+    w.view3d.set_view("left")
+    c.clip_slider.setValue(250)
+    origin, normal = w.state.clip_plane
+    assert np.allclose(normal, (-1.0, 0.0, 0.0), atol=1e-6)
+    assert origin[0] == pytest.approx(hi[0] - 0.25 * (hi[0] - lo[0]))
+    c.clip_check.setChecked(False)
+    assert w.state.clip_plane is None
+    w.view3d.set_view("anterior")
+
+
 def test_gapped_series_loads_with_a_geometry_warning_box(loaded: MainWindow, qtbot, shared_data: Path) -> None:
     """A series with missing slices is shown, and a warning box says what is interpolated."""
     path = shared_data / "ct-duplicate-positions"

@@ -49,7 +49,10 @@ CAMERA_BUTTONS = (
 )
 
 #: Clip-plane axes: label -> LPS axis index.
-CLIP_AXES = (("Axial (S-I)", 2), ("Coronal (A-P)", 1), ("Sagittal (L-R)", 0))
+#: Clip-plane orientations: a patient axis (0, 1, 2 = L, P, S), or -1 = across the
+#: current view direction (cut away what lies in front, as a surgeon opens a view).
+VIEW_DIRECTION = -1
+CLIP_AXES = (("Axial (S-I)", 2), ("Coronal (A-P)", 1), ("Sagittal (L-R)", 0), ("Across the view", VIEW_DIRECTION))
 
 
 class ControlsPanel(QWidget):
@@ -243,10 +246,15 @@ class ControlsPanel(QWidget):
         self.clip_check = QCheckBox("Clip plane")
         self.clip_check.setToolTip("Cut the volume with a plane; the slider moves it.")
         grid.addWidget(self.clip_check, 1, 0)
+        #: Camera direction of projection in LPS (set by the window); None: unknown.
+        self.view_direction: Callable[[], Any] = _noop_direction
         self.clip_axis = QComboBox()
         for label, ax in CLIP_AXES:
             self.clip_axis.addItem(label, ax)
-        self.clip_axis.setToolTip("Axis the clip plane is perpendicular to.")
+        self.clip_axis.setToolTip(
+            "Axis the clip plane is perpendicular to; 'Across the view' cuts perpendicular to\n"
+            "the current view direction (the slider then re-aims it at the view)."
+        )
         grid.addWidget(self.clip_axis, 1, 1)
         self.clip_flip = QCheckBox("Flip")
         self.clip_flip.setToolTip("Keep the other side of the plane.")
@@ -333,7 +341,7 @@ class ControlsPanel(QWidget):
             self.clip_check.blockSignals(True)
             self.clip_check.setChecked(on)
             self.clip_check.blockSignals(False)
-        if on:
+        if on and self.clip_axis.currentData() != VIEW_DIRECTION:
             normal = np.asarray(plane[1])
             ax = int(np.argmax(np.abs(normal)))
             i = self.clip_axis.findData(ax)
@@ -353,11 +361,34 @@ class ControlsPanel(QWidget):
             return
         ax = int(self.clip_axis.currentData())
         lo, hi = vol.bounds_lps()
+        if ax == VIEW_DIRECTION:
+            self.state.clip_plane = self._view_clip_plane(np.asarray(lo), np.asarray(hi))
+            return
         origin = (np.asarray(lo) + np.asarray(hi)) / 2.0
         origin[ax] = lo[ax] + (hi[ax] - lo[ax]) * self.clip_slider.value() / 1000.0
         normal = np.zeros(3)
         normal[ax] = -1.0 if self.clip_flip.isChecked() else 1.0
         self.state.clip_plane = (tuple(origin), tuple(normal))
+
+    def _view_clip_plane(self, lo: np.ndarray, hi: np.ndarray) -> Any:
+        """A plane across the current view direction (from :attr:`view_direction`),
+        moved by the slider from the near side of the volume (0) to the far side
+        (1000); it keeps what lies beyond it, or in front of it with Flip."""
+        d = self.view_direction()
+        if d is None:
+            return None
+        d = np.asarray(d, dtype=float)
+        d /= np.linalg.norm(d)
+        centre = (lo + hi) / 2.0
+        half_depth = 0.5 * float(np.abs(hi - lo) @ np.abs(d))  # box extent along d
+        t = self.clip_slider.value() / 1000.0
+        origin = centre + d * (2.0 * t - 1.0) * half_depth
+        normal = -d if self.clip_flip.isChecked() else d
+        return (tuple(float(v) for v in origin), tuple(float(v) for v in normal))
+
+
+def _noop_direction() -> None:
+    return None
 
 
 def _replace(obj: Any, **changes: Any) -> Any:

@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
 
         # ----- controls dock -----
         self.controls = ControlsPanel(self.state, self.presets)
+        self.controls.view_direction = lambda: self.scene.camera_state().direction_of_projection
         scroll = QScrollArea()
         scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)

@@ -412,6 +412,28 @@ def test_series_picker_lists_series_without_identity(qtbot) -> None:
     assert dlg.selected_series().key == "a"
 
 
+def test_series_picker_shows_thumbnails(qtbot, small_phantom_dicom_dir: Path, tmp_path: Path) -> None:
+    """The middle image of each series, windowed, as an icon; None (no icon) when it
+    cannot be read, never an error."""
+    from viewer.io import scan_series
+    from viewer.io.thumbnails import series_thumbnail
+    from viewer.ui.dialogs import SeriesPickerDialog
+
+    info = scan_series(small_phantom_dicom_dir)[0]
+    thumb = series_thumbnail(info)
+    assert thumb is not None and thumb.dtype == np.uint8 and max(thumb.shape) <= 64
+    assert thumb.std() > 10  # a leg in air, not a blank square
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM" * 10)
+    from dataclasses import replace
+
+    assert series_thumbnail(replace(info, files=(broken,))) is None
+    dlg = SeriesPickerDialog([info, replace(info, key="other")], thumbnails=[thumb, None])
+    qtbot.addWidget(dlg)
+    icons = [not dlg.table.item(r, 0).icon().isNull() for r in range(2)]
+    assert sorted(icons) == [False, True]
+
+
 def test_app_screenshot_mode_end_to_end(tmp_path: Path) -> None:
     """``vessel-viewer --small --screenshot`` as a process: the composition root opens
     the phantom, renders, saves a PNG of the whole window and exits cleanly."""

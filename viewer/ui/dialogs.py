@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -18,6 +19,15 @@ from PySide6.QtWidgets import (
 )
 
 from viewer import __version__
+
+
+def _gray_qimage(img: Any) -> QImage:
+    """QImage (own copy) of a uint8 2D array."""
+    import numpy as np
+
+    a = np.ascontiguousarray(img, dtype=np.uint8)
+    h, w = a.shape
+    return QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
 
 
 def _fmt_spacing(spacing_mm: Any) -> str:
@@ -37,7 +47,9 @@ class SeriesPickerDialog(QDialog):
 
     COLUMNS = ("Description", "Modality", "Slices", "Matrix", "Spacing (x, y, z)", "Notes")
 
-    def __init__(self, series: Sequence[Any], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, series: Sequence[Any], parent: QWidget | None = None, thumbnails: Sequence[Any] | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("series_picker")
         self.setWindowTitle("Choose a series")
@@ -69,7 +81,11 @@ class SeriesPickerDialog(QDialog):
                 item = QTableWidgetItem(text)
                 if col in (2,):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if col == 0 and thumbnails is not None and i < len(thumbnails) and thumbnails[i] is not None:
+                    item.setIcon(QIcon(QPixmap.fromImage(_gray_qimage(thumbnails[i]))))
                 self.table.setItem(row, col, item)
+        self.table.setIconSize(QSize(64, 64))
+        self.table.verticalHeader().setDefaultSectionSize(68 if thumbnails is not None else 24)
         self.table.resizeColumnsToContents()
         self.table.setMinimumWidth(640)
         if order:

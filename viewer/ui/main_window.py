@@ -455,19 +455,24 @@ class MainWindow(QMainWindow):
         if p.is_dir():
 
             def scan(progress: Any) -> Any:
-                return vio.scan_series(p, progress=progress)
+                from viewer.io.thumbnails import series_thumbnail
 
-            self._start_load(scan, f"Scanning {p.name}...", lambda series: self._on_scanned(p, series))
+                series = vio.scan_series(p, progress=lambda f, m: progress(0.9 * f, m))
+                # Thumbnails only when the user will have to choose (one file each).
+                thumbs = [series_thumbnail(s) for s in series] if len(series) > 1 else []
+                return series, thumbs
+
+            self._start_load(scan, f"Scanning {p.name}...", lambda r: self._on_scanned(p, r[0], r[1]))
         else:
             self._load_volume_from(p, None)
 
-    def _on_scanned(self, path: Path, series: list[Any]) -> None:
+    def _on_scanned(self, path: Path, series: list[Any], thumbnails: list[Any] | None = None) -> None:
         if not series:
             self._show_load_error(ViewerError("no readable image series found", path))
             return
         chosen = series[0]
         if len(series) > 1:
-            dlg = SeriesPickerDialog(series, self)
+            dlg = SeriesPickerDialog(series, self, thumbnails=thumbnails)
             if dlg.exec() != SeriesPickerDialog.DialogCode.Accepted or dlg.selected_series() is None:
                 self.statusBar().showMessage("Opening cancelled", 4000)
                 return

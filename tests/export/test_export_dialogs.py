@@ -71,6 +71,32 @@ def test_movie_on_worker_thread(window: MainWindow, qtbot, tmp_path: Path) -> No
     assert window.scene.camera_state() == cam
 
 
+def test_sweep_movie_dialog_fields_and_range(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The movie dialog offers the sweep's start and end (HU), enabled only for a sweep;
+    the range given is the one the movie sweeps (vessels appear as the window opens)."""
+    lo, hi = window.state.transfer_function.vessel_window_hu
+    dlg = ed.ExportOptionsDialog(window, "Export movie", (80, 60), movie=True)
+    qtbot.addWidget(dlg)
+    assert dlg.sweep_start.value() == hi - 1 and dlg.sweep_end.value() == lo
+    assert not dlg.sweep_start.isEnabled() and dlg.axis.isEnabled()
+    dlg.kind.setCurrentIndex(dlg.kind.findData("sweep"))
+    assert dlg.sweep_start.isEnabled() and not dlg.axis.isEnabled()
+    results = []
+    tf0 = window.state.transfer_function
+    ed.movie_dialog(window, tmp_path / "sweep.gif", ExportOptions(width=120, height=90), kind="sweep",
+                    duration_s=1.0, fps=4, sweep_hu=(hi - 1, lo), on_done=results.append)
+    qtbot.waitUntil(lambda: bool(results), timeout=60_000)
+    assert results[0].n_frames == 4
+    assert window.state.transfer_function == tf0
+    with Image.open(tmp_path / "sweep.gif") as im:
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB")).astype(int))
+    red = [int(((f[..., 0] > 120) & (f[..., 0] > 2 * f[..., 1])).sum()) for f in frames]
+    assert red[-1] > red[0]
+
+
 def test_session_round_trip_in_window(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     st = window.state
     tf = st.transfer_function.with_vessel_window(230, 590)

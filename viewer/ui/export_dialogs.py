@@ -179,10 +179,32 @@ class ExportOptionsDialog(QDialog):
             self.fps = QSpinBox()
             self.fps.setRange(1, 60)
             self.fps.setValue(15)
+            # Threshold sweep: the vessel window's low end moves from ... to ... HU.
+            lo, hi = _window_of(parent)
+            self.sweep_start = QDoubleSpinBox()
+            self.sweep_end = QDoubleSpinBox()
+            for spin, value in ((self.sweep_start, hi - 1.0), (self.sweep_end, lo)):
+                spin.setRange(-1024.0, hi - 1.0)
+                spin.setDecimals(0)
+                spin.setSuffix(" HU")
+                spin.setValue(value)
+            self.sweep_start.setToolTip("Window low end at the first frame (high: almost nothing shows)")
+            self.sweep_end.setToolTip("Window low end at the last frame (the vessels have appeared)")
             form.addRow("Movie", self.kind)
             form.addRow("Rotation axis", self.axis)
+            form.addRow("Sweep from", self.sweep_start)
+            form.addRow("Sweep to", self.sweep_end)
             form.addRow("Duration", self.duration)
             form.addRow("Frame rate", self.fps)
+
+            def _enable(_i: int = 0) -> None:
+                sweep = self.kind.currentData() == "sweep"
+                self.axis.setEnabled(not sweep)
+                self.sweep_start.setEnabled(sweep)
+                self.sweep_end.setEnabled(sweep)
+
+            self.kind.currentIndexChanged.connect(_enable)
+            _enable()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -201,6 +223,15 @@ class ExportOptionsDialog(QDialog):
             caption_text=self.caption_text.text().strip(),
             show_identity=self.identity.isChecked(),
         )
+
+
+def _window_of(window: Any) -> tuple[float, float]:
+    """The current vessel window (HU) of the window's state, or the default's."""
+    try:
+        lo, hi = _state(window).transfer_function.vessel_window_hu
+        return float(lo), float(hi)
+    except Exception:  # noqa: BLE001 - a dialog default, nothing depends on it
+        return 170.0, 600.0
 
 
 def _ask_options(window: Any, title: str, movie: bool = False) -> ExportOptionsDialog | None:
@@ -353,11 +384,14 @@ def movie_dialog(
     axis: str = "superior-inferior",
     duration_s: float = 6.0,
     fps: float = 15.0,
+    sweep_hu: tuple[float, float] | None = None,
     wait: bool = False,
     on_done: Callable[[MovieResult], None] | None = None,
 ) -> TaskThread | None:
     """File > Export movie: a turntable or a threshold sweep to MP4/GIF, on a worker
-    thread with a progress dialog and Cancel. Returns the running thread."""
+    thread with a progress dialog and Cancel. Returns the running thread.
+    ``sweep_hu``: (first, last) low end of the vessel window for a sweep (default:
+    from just below the window's high end to its low end)."""
     _require_volume(window)
     if options is None:
         dlg = _ask_options(window, "Export movie", movie=True)
@@ -368,6 +402,7 @@ def movie_dialog(
         axis = dlg.axis.currentData()
         duration_s = dlg.duration.value()
         fps = float(dlg.fps.value())
+        sweep_hu = (dlg.sweep_start.value(), dlg.sweep_end.value())
     if path is None:
         path = _ask_save_path(window, "Export movie", "turntable.mp4" if kind == "turntable" else "sweep.mp4", MOVIE_FILTER)
         if path is None:
@@ -380,7 +415,11 @@ def movie_dialog(
 
     def work(progress: Any) -> MovieResult:
         if kind == "sweep":
-            return export_threshold_sweep(clone, p, ctx, duration_s=duration_s, fps=fps, opts=options, progress=progress)
+            start, end = sweep_hu if sweep_hu is not None else (None, None)
+            return export_threshold_sweep(
+                clone, p, ctx, duration_s=duration_s, fps=fps, opts=options, progress=progress,
+                start_low_hu=start, end_low_hu=end,
+            )
         return export_turntable(clone, p, ctx, duration_s=duration_s, fps=fps, axis=axis, opts=options, progress=progress)
 
     def done(result: MovieResult) -> None:

@@ -29,13 +29,21 @@ def available_memory_bytes() -> int | None:
     return None
 
 
-def require_memory(nbytes: int, what: str, path: str | Path | None = None) -> None:
+def require_memory(nbytes: int | float, what: str, path: str | Path | None = None) -> None:
     """Raise :class:`ViewerError` when ``nbytes`` exceed :data:`MAX_FRACTION` of the
     available memory; do nothing when the available memory is unknown."""
+    try:
+        need = float(nbytes)
+    except OverflowError:  # an int beyond float range: certainly too much
+        need = float("inf")
+    if not need < float("inf"):
+        raise ViewerError(f"{what} needs more memory than any machine has (a size of "
+                          f"{str(nbytes)[:30]} bytes); the input's sizes or positions are corrupt", path)
     avail = available_memory_bytes()
-    if avail is None or nbytes <= MAX_FRACTION * avail:
+    if avail is None or need <= MAX_FRACTION * avail:
         return
     gib = 1024.0**3
+    nbytes = need  # type: ignore[assignment]
     raise ViewerError(
         f"{what} needs {nbytes / gib:.1f} GiB but only {avail / gib:.1f} GiB of memory is available "
         f"(at most {MAX_FRACTION:.0%} of it is used for one volume, the rest is needed to render it); "

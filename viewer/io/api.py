@@ -53,6 +53,13 @@ def _names(items: Iterable[str], limit: int = 5) -> str:
     return shown if len(ls) <= limit else f"{shown} and {len(ls) - limit} more"
 
 
+def _other(info: SeriesInfo) -> str:
+    """A series not loaded, for the warning: a small one (often one image split off by a
+    corrupt header) is named by its files, so the user can find them."""
+    files = f" (file(s) {_names([f.name for f in info.files], 3)})" if len(info.files) <= 3 else ""
+    return f"{info.summary()} key={info.key}{files}"
+
+
 def _collect(paths: object) -> tuple[list[Path], str]:
     if isinstance(paths, (str, os.PathLike)):
         plist = [Path(paths)]
@@ -226,7 +233,7 @@ def load_volume(paths: object, series: str | None = None,
         others = [i for i in infos if i.key != chosen.key]
         if others:
             warnings.append(f"{len(others)} other series found and not loaded: "
-                            f"{_names([o.summary() + f' key={o.key}' for o in others], 6)}")
+                            f"{_names([_other(o) for o in others], 6)}")
 
     if chosen.kind == "dicom":
         group = scan.groups[chosen.key]

@@ -11,6 +11,7 @@ pylibjpeg plugins) in the pixel pass instead.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 #: Transfer syntaxes whose PixelData is the raw little-endian pixel values, readable
 #: with one ``readinto`` (PS3.5 A.1 / A.2).
@@ -90,6 +91,14 @@ class SliceHeader:
     pixel_offset: int | None  # byte offset of this frame's native pixel values, else None
     n_frames: int
     gantry_tilt: float | None
+    #: (0028,0100) BitsAllocated, (0028,0101) BitsStored, (0028,0102) HighBit,
+    #: (0028,0103) PixelRepresentation, (0028,0002) SamplesPerPixel as stored (None when
+    #: absent) and (0028,0004) PhotometricInterpretation: images of one series must agree
+    #: on all of them (viewer.io.series drops the odd ones out, naming them).
+    pixel_format: tuple = ()
+    #: True when the file carries both (0028,1052) RescaleIntercept and (0028,1053)
+    #: RescaleSlope (Type 1 in the CT Image module, PS3.3 C.8.2.1).
+    rescale_given: bool = True
 
     @property
     def frame_bytes(self) -> int:
@@ -105,11 +114,13 @@ class SliceHeader:
 
 
 def _f(v: Any, default: float | None = None) -> float | None:
+    """A finite float, else ``default`` (absent, unparseable, NaN or infinite)."""
     try:
         if v is None or v == "":
             return default
-        return float(v)
-    except (TypeError, ValueError):
+        out = float(v)
+        return out if math.isfinite(out) else default
+    except (TypeError, ValueError, OverflowError):
         return default
 
 
@@ -126,7 +137,7 @@ def _i(v: Any) -> int | None:
         if v is None or v == "":
             return None
         return int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -134,10 +145,60 @@ def _floats(v: Any, n: int) -> tuple[float, ...] | None:
     try:
         if v is None:
             return None
+        if isinstance(v, (str, bytes)) and n > 1:
+            return None  # one value where n are required
         out = tuple(float(x) for x in v)
         return out if len(out) == n and all(np.isfinite(out)) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {msg[:160]}" if msg else type(exc).__name__
+
+
+def _us(v: Any, tag: str, kw: str, lo: int, hi: int) -> int | None:
+    """A US element's value: None when absent; BadDicom when it is not one integer in
+    ``lo..hi`` (a one-byte or two-valued US, text, out of range)."""
+    if v is None or v == "":
+        return None
+    if isinstance(v, (list, tuple, pydicom.multival.MultiValue)) or isinstance(v, (bytes, str, float)):
+        raise BadDicom(f"{tag} {kw} is not one integer: {str(v)[:40]!r}")
+    try:
+        iv = int(v)
+    except (TypeError, ValueError, OverflowError):
+        raise BadDicom(f"{tag} {kw} is not an integer: {str(v)[:40]!r}") from None
+    if not lo <= iv <= hi:
+        raise BadDicom(f"{tag} {kw} = {iv} is outside {lo}..{hi}")
+    return iv
+
+
+def _rescale(v: Any, tag: str, kw: str, default: float, nonzero: bool) -> tuple[float, bool]:
+    """(value, given) of (0028,1052)/(0028,1053): absent gives (default, False); a value
+    that is present but not one finite number (``abc``, ``0x10``, ``1\\2``, ``NaN``, a
+    zero slope) makes the file unusable (BadDicom) rather than silently 0 or 1."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return default, False
+    bad = isinstance(v, (list, tuple, pydicom.multival.MultiValue))
+    out = math.nan
+    if not bad:
+        try:
+            out = float(str(v).strip())
+        except (TypeError, ValueError, OverflowError):
+            bad = True
+    if bad or not math.isfinite(out) or (nonzero and out == 0.0) or str(v).strip().lower().startswith("0x"):
+        raise BadDicom(f"{tag} {kw} {str(v)[:40]!r} is not a finite number"
+                       + (" other than 0" if nonzero else ""))
+    return out, True
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(x) for x in v)
+    return str(v)
 
 
 def looks_like_dicom(path: Path) -> bool:
@@ -157,11 +218,20 @@ def read_slice_headers(path: Path) -> list[SliceHeader]:
         NotDicom: not a DICOM file, or DICOM without pixel data (SR, DICOMDIR...).
         BadDicom: DICOM image that cannot be used (truncated, sizes inconsistent).
     """
-    fast = fast_parse(path)
-    if fast is not None:
-        values, ts, pix_pos, pix_head, file_size = fast
-        return _build(path, values.get, ts, pix_pos, pix_head, file_size, None)
-    return _read_with_pydicom(path)
+    try:
+        fast = fast_parse(path)
+        if fast is not None:
+            values, ts, pix_pos, pix_head, file_size = fast
+            return _build(path, values.get, ts, pix_pos, pix_head, file_size, None)
+        return _read_with_pydicom(path)
+    except (NotDicom, BadDicom):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure on one file = that file is unusable
+        # pydicom converts values lazily, so a malformed element (a one-byte US raises
+        # BytesLengthException, a 400-digit IS OverflowError) surfaces on first access.
+        if not looks_like_dicom(path):
+            raise NotDicom("not a DICOM file") from None
+        raise BadDicom(f"unreadable DICOM header ({_short(exc)})") from None
 
 
 def _read_with_pydicom(path: Path) -> list[SliceHeader]:
@@ -176,24 +246,52 @@ def _read_with_pydicom(path: Path) -> list[SliceHeader]:
             file_size = os.fstat(fp.fileno()).st_size
             fp.seek(pix_pos)
             pix_head = fp.read(12)
-    except (InvalidDicomError, EOFError, struct.error, ValueError, OSError, KeyError,
-            TypeError, AttributeError, NotImplementedError) as exc:
+            meta = getattr(ds, "file_meta", None)
+            ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+            if ts == str(DeflatedExplicitVRLittleEndian):
+                # PS3.5 A.5: the data set is one deflate stream, so file offsets mean
+                # nothing; read it whole to find (7FE0,0010) and its length.
+                fp.seek(0)
+                full = pydicom.dcmread(fp, force=True)
+                pix_pos, pix_head = -1, b""
+                if "PixelData" in full:
+                    el = full["PixelData"]
+                    n = 0xFFFFFFFF if getattr(el, "is_undefined_length", False) else len(el.value or b"")
+                    pix_head = b"\xe0\x7f\x10\x00OW\0\0" + struct.pack("<I", n & 0xFFFFFFFF)
+    except MemoryError:
+        raise BadDicom("unreadable DICOM header (an element length claims more memory than exists)") from None
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a malformed header
+        # InvalidDicomError, EOFError, struct.error, ValueError, BytesLengthException (a
+        # file meta group length that lies), zlib.error (a corrupt deflate stream), ...
         if has_magic:
-            raise BadDicom(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
+            raise BadDicom(f"unreadable DICOM header ({_short(exc)})") from None
         raise NotDicom("not a DICOM file") from None
     if not has_magic and "SOPClassUID" not in ds and "Rows" not in ds:
         # pydicom with force=True 'parses' almost anything; a real headerless DICOM file
         # (older ACR-NEMA style) still carries SOP Class or Rows.
         raise NotDicom("not a DICOM file")
-    meta = getattr(ds, "file_meta", None)
-    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     return _build(path, ds.get, ts, pix_pos, pix_head, file_size, ds)
 
 
 def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_size: int,
            ds: Any) -> list[SliceHeader]:
-    """SliceHeaders from header values (``get(keyword)``) and the PixelData element head."""
-    rows, cols = _i(get("Rows")), _i(get("Columns"))
+    """SliceHeaders from header values (``get(keyword)``) and the PixelData element head.
+
+    Every value the pixel pass depends on is validated here, so a malformed element
+    makes this one file unusable (BadDicom, with the tag and the value) instead of
+    aborting the load or, worse, being read as something else.
+    """
+    raw_get = get
+
+    def get(kw: str, default: Any = None) -> Any:
+        try:
+            v = raw_get(kw)
+        except Exception as exc:  # noqa: BLE001 - pydicom converts lazily: a bad value raises here
+            raise BadDicom(f"{kw}: unreadable value ({_short(exc)})") from None
+        return default if v is None else v
+
+    rows = _us(get("Rows"), "(0028,0010)", "Rows", 0, 65535)
+    cols = _us(get("Columns"), "(0028,0011)", "Columns", 0, 65535)
     if not rows or not cols:
         raise NotDicom("DICOM without an image (no Rows/Columns)")
     if pix_head[:4] != b"\xe0\x7f\x10\x00":
@@ -201,20 +299,63 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
 
     if not ts:
         ts = str(ImplicitVRLittleEndian)  # PS3.5 10.1: the default when no meta header
-    bits_alloc = _i(get("BitsAllocated")) or 16
-    bits_stored = _i(get("BitsStored")) or bits_alloc
-    pixel_rep = _i(get("PixelRepresentation")) or 0
-    samples = _i(get("SamplesPerPixel")) or 1
-    n_frames = _i(get("NumberOfFrames")) or 1
+    ba_raw = _us(get("BitsAllocated"), "(0028,0100)", "BitsAllocated", 1, 64)
+    bs_raw = _us(get("BitsStored"), "(0028,0101)", "BitsStored", 1, 64)
+    hb_raw = _us(get("HighBit"), "(0028,0102)", "HighBit", 0, 63)
+    pr_raw = get("PixelRepresentation")
+    spp_raw = _us(get("SamplesPerPixel"), "(0028,0002)", "SamplesPerPixel", 1, 4)
+    bits_alloc = ba_raw or 16
+    if bits_alloc not in (8, 16, 32):
+        raise BadDicom(f"(0028,0100) BitsAllocated = {bits_alloc}: only 8, 16 or 32 are supported")
+    bits_stored = bs_raw or bits_alloc
+    if bits_stored > bits_alloc:
+        raise BadDicom(f"(0028,0101) BitsStored = {bits_stored} exceeds BitsAllocated = {bits_alloc}")
+    # CT Image module (PS3.3 C.8.2.1.1.4): HighBit is BitsStored - 1. Any other value
+    # means the header contradicts itself about where the pixel bits are.
+    if hb_raw is not None and hb_raw != bits_stored - 1:
+        raise BadDicom(f"(0028,0102) HighBit = {hb_raw} does not match (0028,0101) BitsStored = "
+                       f"{bits_stored} (HighBit must be BitsStored - 1)")
+    if pr_raw is None or pr_raw == "":
+        pixel_rep = 0
+    else:
+        pixel_rep = _us(pr_raw, "(0028,0103)", "PixelRepresentation", 0, 65535)  # type: ignore[assignment]
+        if pixel_rep not in (0, 1):
+            # PS3.3 C.7.6.3.1: 0 = unsigned, 1 = two's complement; nothing else exists.
+            raise BadDicom(f"(0028,0103) PixelRepresentation = {pixel_rep} is neither 0 (unsigned) "
+                           f"nor 1 (signed)")
+        pr_raw = pixel_rep
+    samples = spp_raw or 1
+    nf_raw = get("NumberOfFrames")
+    if nf_raw is None or nf_raw == "":
+        n_frames = 1
+    else:
+        n_frames = _i(nf_raw) if not isinstance(nf_raw, (list, pydicom.multival.MultiValue)) else None  # type: ignore[assignment]
+        if n_frames is None or n_frames < 1:
+            raise BadDicom(f"(0028,0008) NumberOfFrames {str(nf_raw)[:40]!r} is not a positive integer")
+        if n_frames > max(1, file_size):
+            raise BadDicom(f"(0028,0008) NumberOfFrames = {n_frames} is more than the file has bytes")
     frame_bytes = rows * cols * samples * bits_alloc // 8
+    photometric = _text(get("PhotometricInterpretation", "")).strip().upper()
+    pixel_format = (ba_raw, bs_raw, hb_raw, pr_raw, spp_raw, photometric)
 
     # Native pixel data: parse the element header at pix_pos ourselves.
     pixel_offset: int | None = None
+    if ts == str(DeflatedExplicitVRLittleEndian) and len(pix_head) >= 12:
+        (length,) = struct.unpack("<I", pix_head[8:12])
+        need = frame_bytes * n_frames
+        if length < need:
+            raise BadDicom(f"pixel data is {length} bytes but Rows*Columns*BitsAllocated*frames "
+                           f"({rows}x{cols}x{bits_alloc} bit x{n_frames}) needs {need}")
     if ts in NATIVE_LE:
-        if ts == str(ExplicitVRLittleEndian) and pix_head[4:6] in (b"OB", b"OW", b"UN"):
+        # The element's own bytes say how it is encoded: a file meta (0002,0010) that lies
+        # (explicit data labelled implicit, or no syntax at all) would otherwise shift
+        # every pixel by the 4 bytes of VR + reserved. pydicom auto-detects the same way.
+        if len(pix_head) < 12:
+            raise BadDicom("file truncated inside the (7FE0,0010) PixelData element header")
+        if pix_head[4:6] in (b"OB", b"OW", b"UN") and pix_head[6:8] == b"\0\0":
             (length,) = struct.unpack("<I", pix_head[8:12])
             value_start = pix_pos + 12
-        elif ts == str(ExplicitVRLittleEndian):
+        elif ts == str(ExplicitVRLittleEndian) and pix_head[4:6].isalpha():
             raise BadDicom(f"PixelData with unexpected VR {pix_head[4:6]!r}")
         else:
             (length,) = struct.unpack("<I", pix_head[4:8])
@@ -236,23 +377,27 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
 
     base = dict(
         path=path,
-        series_uid=str(get("SeriesInstanceUID", "") or "").strip(),
+        series_uid=_text(get("SeriesInstanceUID", "")).strip(),
         series_number=_i(get("SeriesNumber")),
-        description=str(get("SeriesDescription", "") or ""),
-        modality=str(get("Modality", "") or "").upper(),
-        sop_class=str(get("SOPClassUID", "") or ""),
+        description=_text(get("SeriesDescription", "")),
+        modality=_text(get("Modality", "")).strip().upper(),
+        sop_class=_text(get("SOPClassUID", "")).strip(),
         image_type=_strings(get("ImageType")),
         rows=rows, cols=cols, bits_allocated=bits_alloc, bits_stored=bits_stored,
         pixel_rep=pixel_rep, samples=samples,
         instance_number=_i(get("InstanceNumber")), transfer_syntax=ts,
         n_frames=n_frames, gantry_tilt=_f(get("GantryDetectorTilt")),
+        pixel_format=pixel_format,
     )
     top_ipp = _floats(get("ImagePositionPatient"), 3)
     top_iop = _floats(get("ImageOrientationPatient"), 6)
     top_ps = _floats(get("PixelSpacing"), 2)
+    if top_ps is not None and not all(1e-4 <= x <= 1e4 for x in top_ps):
+        top_ps = None  # (0028,0030) of 0, negative, 1e-30 or 1e20 mm places nothing: unusable
     top_th = _f(get("SliceThickness"))
-    top_slope = _f(get("RescaleSlope"), 1.0) or 1.0
-    top_icpt = _f(get("RescaleIntercept"), 0.0) or 0.0
+    top_slope, has_slope = _rescale(get("RescaleSlope"), "(0028,1053)", "RescaleSlope", 1.0, True)
+    top_icpt, has_icpt = _rescale(get("RescaleIntercept"), "(0028,1052)", "RescaleIntercept", 0.0, False)
+    base["rescale_given"] = has_slope and has_icpt
 
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") if ds is not None else None
     if n_frames == 1 and not per_frame:
@@ -273,13 +418,15 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
         th = _fg(item, shared_item, "PixelMeasuresSequence", "SliceThickness", 1)
         sl = _fg(item, shared_item, "PixelValueTransformationSequence", "RescaleSlope", 1)
         ic = _fg(item, shared_item, "PixelValueTransformationSequence", "RescaleIntercept", 1)
+        if sl is not None and sl[0] == 0.0:
+            raise BadDicom(f"frame {k + 1}: (0028,1053) RescaleSlope is 0")
         out.append(SliceHeader(
             frame=k, ipp=ipp, iop=iop, pixel_spacing=ps,  # type: ignore[arg-type]
             thickness=th[0] if th else top_th,
-            slope=(sl[0] if sl else top_slope) or 1.0,
+            slope=sl[0] if sl else top_slope,
             intercept=ic[0] if ic else top_icpt,
             pixel_offset=None if pixel_offset is None else pixel_offset + k * frame_bytes,
-            **base,
+            **{**base, "rescale_given": bool(base["rescale_given"] or (sl and ic))},
         ))
     return out
 
@@ -305,21 +452,33 @@ def read_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception:  # noqa: BLE001 - metadata is best-effort; the pixels already loaded
         return {}, {}
+    def value(kw: str) -> Any:
+        try:  # pydicom converts on access: a malformed value (an IS of '-inf') raises here
+            return ds.get(kw)
+        except Exception:  # noqa: BLE001 - best-effort: an unreadable fact is left out
+            return None
+
     meta: dict[str, Any] = {}
     for kw in METADATA_TAGS:
-        v = ds.get(kw)
+        v = value(kw)
         if v is None or v == "":
             continue
-        if kw == "ImageType" or isinstance(v, pydicom.multival.MultiValue):
-            meta[kw] = "\\".join(str(x) for x in v)
-        elif isinstance(v, (pydicom.valuerep.DSfloat, pydicom.valuerep.IS, float, int)):
-            meta[kw] = float(v) if not isinstance(v, int) or isinstance(v, bool) else int(v)
-        else:
-            meta[kw] = str(v)
-    ts = getattr(ds, "file_meta", None)
-    if ts is not None and "TransferSyntaxUID" in ts:
-        meta["TransferSyntax"] = ts.TransferSyntaxUID.name
-    ident = {kw: str(ds.get(kw)) for kw in IDENTITY_TAGS if ds.get(kw) not in (None, "")}
+        try:
+            if kw == "ImageType" or isinstance(v, pydicom.multival.MultiValue):
+                meta[kw] = "\\".join(str(x) for x in v)
+            elif isinstance(v, (pydicom.valuerep.DSfloat, pydicom.valuerep.IS, float, int)):
+                meta[kw] = float(v) if not isinstance(v, int) or isinstance(v, bool) else int(v)
+            else:
+                meta[kw] = str(v)
+        except (TypeError, ValueError, OverflowError):
+            continue
+    try:
+        ts = getattr(ds, "file_meta", None)
+        if ts is not None and "TransferSyntaxUID" in ts:
+            meta["TransferSyntax"] = ts.TransferSyntaxUID.name
+    except Exception:  # noqa: BLE001 - best-effort, as above
+        pass
+    ident = {kw: str(v) for kw in IDENTITY_TAGS if (v := value(kw)) not in (None, "")}
     return meta, ident
 
 
@@ -381,8 +540,8 @@ class _Buf:
 
 def _decode(raw: bytes, vr: str) -> Any:
     if vr == "US":
-        if len(raw) < 2:
-            raise _Fallback()
+        if len(raw) != 2:
+            raise _Fallback()  # a one-byte or multi-valued US: pydicom's path reports it
         return _U16.unpack_from(raw)[0]
     text = raw.decode("latin-1").strip(" \x00")
     return text.split("\\") if "\\" in text else text

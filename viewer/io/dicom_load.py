@@ -24,7 +24,7 @@ from viewer.core.memory import require_memory
 from viewer.core.progress import ProgressFn, report
 from viewer.core.volume import Volume
 from viewer.io.dicom_headers import SliceHeader, read_metadata
-from viewer.io.geometry import DUPLICATE_TOL_MM, plan_stack, resample_stack, slice_frame
+from viewer.io.geometry import DUPLICATE_TOL_MM, find_outliers, plan_stack, resample_stack, slice_frame
 from viewer.io.series import DicomGroup
 
 T = TypeVar("T")
@@ -172,9 +172,11 @@ def decode_file(path: Path, items: Sequence[tuple[SliceHeader, np.ndarray]]) -> 
         return clipped
     except _SliceError:
         raise
-    except MemoryError:
+    except (MemoryError, KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure = unreadable file
+    except BaseException as exc:  # noqa: BLE001 - any decoder failure = unreadable file
+        # BaseException, not Exception: pylibjpeg-rle (Rust, pyo3) reports a corrupt RLE
+        # segment as pyo3's PanicException, which derives from BaseException.
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _SliceError(f"{type(exc).__name__}: {msg[:200]}") from None
 
@@ -184,6 +186,35 @@ def _names(labels: Iterable[str], limit: int = 5) -> str:
     ls = list(labels)
     shown = ", ".join(ls[:limit])
     return shown if len(ls) <= limit else f"{shown} and {len(ls) - limit} more"
+
+
+def _fmt_pos(ipp: object) -> str:
+    try:
+        return "(" + ", ".join(f"{float(x):.6g}" for x in ipp) + ")"  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return "(?)"
+
+
+def _rescale_warnings(hs: Sequence[SliceHeader]) -> list[str]:
+    """Say where (0028,1053)/(0028,1052) are absent, or where a few images differ from the
+    series' usual pair (each image is still rescaled with its own values, as PS3.3 says;
+    a lone different intercept is more often a corrupt header than a real change)."""
+    out: list[str] = []
+    absent = [h for h in hs if not h.rescale_given]
+    if absent:
+        out.append(f"{len(absent)} image(s) without (0028,1052) RescaleIntercept / (0028,1053) "
+                   f"RescaleSlope: stored values taken as HU (slope 1, intercept 0): "
+                   f"{_names(h.label for h in absent)}")
+    pairs: dict[tuple[float, float], list[SliceHeader]] = {}
+    for h in hs:
+        pairs.setdefault((h.slope, h.intercept), []).append(h)
+    if len(pairs) > 1:
+        main = max(pairs, key=lambda k: len(pairs[k]))
+        if len(pairs[main]) * 2 > len(hs):
+            odd = [f"{h.label} ({h.slope:g}, {h.intercept:g})" for k, v in pairs.items() if k != main for h in v]
+            out.append(f"rescale differs within the series: {len(pairs[main])} images have slope "
+                       f"{main[0]:g}, intercept {main[1]:g}; {_names(odd)} (each rescaled with its own)")
+    return out
 
 
 def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
@@ -218,6 +249,18 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
     # Sort along the slice normal: w = (0020,0032) . (row x col). The label breaks ties
     # so duplicates come out in a deterministic order.
     hs.sort(key=lambda h: (float(np.dot(h.ipp, normal)), h.instance_number or 0, h.label))  # type: ignore[arg-type]
+
+    # ---- outliers: a position far off the stack is a corrupt header, not a gap ---------
+    ps0 = h0.pixel_spacing
+    assert ps0 is not None
+    fov = max(h0.cols * float(ps0[1]), h0.rows * float(ps0[0]))
+    out_i = find_outliers(np.array([h.ipp for h in hs], dtype=np.float64), h0.iop, fov)  # type: ignore[arg-type]
+    if out_i:
+        bad = [hs[i] for i in out_i]
+        warnings.append(
+            f"skipped {len(bad)} image(s) whose (0020,0032) ImagePositionPatient lies far off the "
+            f"rest of the stack: {_names(f'{h.label} at {_fmt_pos(h.ipp)}' for h in bad)}")
+        hs = [h for i, h in enumerate(hs) if i not in set(out_i)]
     ws = np.array([float(np.dot(h.ipp, normal)) for h in hs])  # type: ignore[arg-type]
 
     # ---- duplicate positions ---------------------------------------------------------
@@ -267,6 +310,11 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
         warnings.append(f"duplicate slice positions with DIFFERENT pixels: kept the first image "
                         f"(by InstanceNumber) at each position: {_names(conflicts)}")
 
+    if not chosen:  # every image sat at a shared position and none of them decoded
+        labels = sorted({h.label for h in hs})
+        raise ViewerError(f"series {group.key}: no image could be decoded ({_names(labels)}): "
+                          f"{'; '.join(warnings[-3:])}", path=hs[0].path if len(hs) == 1 else where)
+
     # ---- pixel pass -------------------------------------------------------------------
     n = len(chosen)
     require_memory(n * h0.rows * h0.cols * 2, f"a {h0.cols}x{h0.rows}x{n} volume", where)
@@ -289,6 +337,7 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
 
     results = parallel_map(work, tasks, progress, lo, lo + (0.95 - lo) * 0.9, "reading slices")
     clipped = sum(r[0] for r in results)
+    clipped_files = [f"{path.name} ({r[0]})" for (path, _), r in zip(tasks, results) if r[0]]
     failed_k: set[int] = set()
     failed_msgs: list[str] = []
     failed_paths: list[Path] = []
@@ -310,7 +359,8 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
         chosen = [h for h, ok in zip(chosen, keep) if ok]
     if clipped:
         warnings.append(f"{clipped} voxel(s) outside the int16 range after rescale were clipped "
-                        f"to -32768..32767 HU")
+                        f"to -32768..32767 HU, in {_names(clipped_files)}")
+    warnings.extend(_rescale_warnings(chosen))
 
     # ---- geometry ---------------------------------------------------------------------
     ps = chosen[0].pixel_spacing
@@ -327,6 +377,10 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
         raise ViewerError(f"series {group.key}: {exc}", path=where) from None
     warnings.extend(plan.warnings)
     if not plan.regular:
+        require_memory(plan.n_out * plan.out_rows * plan.out_cols * 2,
+                       f"resampling {len(chosen)} slices ({chosen[0].label} at {_fmt_pos(chosen[0].ipp)} .. "
+                       f"{chosen[-1].label} at {_fmt_pos(chosen[-1].ipp)}) onto a "
+                       f"{plan.out_cols}x{plan.out_rows}x{plan.n_out} grid", where)
         fill = max(int(hu.min()), -1024)  # air, or the darkest value when there is no air
         hu = resample_stack(hu, plan, spacing_xy, fill,
                             check=lambda f: report(progress, 0.95 + 0.05 * f, "resampling onto a regular grid"))
@@ -342,5 +396,9 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
     spacing = (spacing_xy[0], spacing_xy[1], float(plan.step_mm))
     desc = chosen[0].description or where.name
     report(progress, 1.0, "loaded")
-    return Volume(hu=hu, spacing_mm=spacing, ijk_to_lps=plan.ijk_to_lps, description=desc,
-                  source=str(where), warnings=tuple(warnings), metadata=meta, identity=identity)
+    try:
+        return Volume(hu=hu, spacing_mm=spacing, ijk_to_lps=plan.ijk_to_lps, description=desc,
+                      source=str(where), warnings=tuple(warnings), metadata=meta, identity=identity)
+    except ViewerError as exc:  # the geometry the headers describe is unusable: say whose
+        raise ViewerError(f"series {group.key} ({_names(h.label for h in chosen)}): {exc}",
+                          path=chosen[0].path if len(chosen) == 1 else where) from None

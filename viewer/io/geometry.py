@@ -37,6 +37,8 @@ DUPLICATE_TOL_MM = 0.01
 REGULAR_TOL_FRACTION = 0.1
 #: A step longer than this many nominal slice thicknesses is a gap (missing slices).
 GAP_FACTOR = 1.5
+#: Refuse a resampling plan with more output slices than this (a corrupt position).
+MAX_RESAMPLED_SLICES = 20000
 
 
 def slice_frame(iop: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,6 +106,62 @@ def _fmt_list(items: Sequence[str], limit: int = 5) -> str:
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
+#: A slice separated from the rest of its stack by more than this many median steps
+#: (along the normal), or displaced in-plane by more than a field of view from the line
+#: through the others, is an outlier: a corrupt or foreign (0020,0032), not a gap.
+OUTLIER_STEPS = 10.0
+
+
+def find_outliers(positions_lps: np.ndarray, iop: Sequence[float], fov_mm: float) -> list[int]:
+    """Indices of slices whose (0020,0032) ImagePositionPatient lies far off the stack.
+
+    Along the normal: the sorted stack is cut wherever a step exceeds
+    :data:`OUTLIER_STEPS` x the median non-duplicate step; pieces holding at most
+    ``max(2, n // 20)`` slices, away from the largest piece, are outliers (a real gap of
+    a few missing slices is far shorter; two acquisitions in one series are pieces of
+    similar size and are kept). In-plane: the offsets from a robust straight line through
+    the stack (a gantry tilt is a straight line) larger than ``fov_mm`` are outliers.
+    """
+    _, _, normal = slice_frame(iop)
+    p = np.asarray(positions_lps, dtype=np.float64).reshape(-1, 3)
+    n = len(p)
+    if n < 3:
+        return []
+    with np.errstate(all="ignore"):
+        w = p @ normal
+        order = np.argsort(w, kind="stable")
+        ws = w[order]
+        steps = np.diff(ws)
+        real = steps[steps > DUPLICATE_TOL_MM]
+        out: set[int] = set()
+        if len(real):
+            med = float(np.median(real))
+            cuts = [i + 1 for i, s in enumerate(steps) if not s <= OUTLIER_STEPS * med]
+            pieces = np.split(np.arange(n), cuts)
+            main = max(range(len(pieces)), key=lambda i: len(pieces[i]))
+            small = max(2, n // 20)
+            for i, piece in enumerate(pieces):
+                if i != main and len(piece) <= small:
+                    out.update(int(order[j]) for j in piece)
+        keep = np.array([i for i in range(n) if i not in out])
+        if len(keep) >= 3:
+            row, col, _ = slice_frame(iop)
+            rel = p[keep] - p[keep[0]]
+            uv = np.stack([rel @ row, rel @ col], axis=1)
+            wk = w[keep] - w[keep[0]]
+            o = np.argsort(wk, kind="stable")
+            dw = np.diff(wk[o])
+            ok = dw > DUPLICATE_TOL_MM
+            slope = (np.median(np.diff(uv[o], axis=0)[ok] / dw[ok, None], axis=0)
+                     if np.any(ok) else np.zeros(2))
+            icpt = np.median(uv - wk[:, None] * slope, axis=0)
+            resid = np.linalg.norm(uv - (icpt + wk[:, None] * slope), axis=1)
+            bad = [int(keep[i]) for i in np.nonzero(~(resid <= fov_mm))[0]]
+            if len(bad) <= max(2, n // 20):
+                out.update(bad)
+    return sorted(out)
+
+
 def plan_stack(
     positions_lps: np.ndarray,
     iop: Sequence[float],
@@ -138,10 +196,15 @@ def plan_stack(
 
     if n == 1:
         thick = thickness_mm[0] if thickness_mm else None
-        step = float(thick) if thick and thick > 0 else 1.0
+        # A step under a micrometre or over a metre is no slice thickness (a corrupt
+        # value would make the affine singular or absurd).
+        plausible = thick is not None and 1e-3 <= thick <= 1e3
+        step = float(thick) if plausible else 1.0  # type: ignore[arg-type]
         m = _affine(row, col, normal, dx, dy, step, p[0])
-        if not (thick and thick > 0):
-            warnings.append("single slice without (0018,0050) SliceThickness: slice step set to 1 mm")
+        if not plausible:
+            what = "without" if thick is None else f"with an implausible ({thick:g} mm)"
+            warnings.append(f"single slice {names[0]} {what} (0018,0050) SliceThickness: slice step "
+                            f"set to 1 mm")
         return StackPlan(w, offsets, True, step, 1, rows, cols, p[0].copy(), m, warnings)
 
     steps = np.diff(w)
@@ -189,7 +252,13 @@ def plan_stack(
         # (like the 1.08 mm step in a 4/7 mm head series) must not multiply the size:
         # never finer than half the median step.
         step = max(float(steps.min()), 0.5 * med)
-    n_out = max(2, int(round(span / step)) + 1)
+    ratio = span / step if step > 0 else math.inf
+    if not math.isfinite(ratio) or ratio > MAX_RESAMPLED_SLICES:
+        raise ValueError(
+            f"slice positions span {span:.6g} mm along the normal ({names[0]} at w = {w[0]:.6g} mm .. "
+            f"{names[-1]} at w = {w[-1]:.6g} mm) at a step of {step:.3g} mm: resampling would need "
+            f"{ratio:.3g} slices; check (0020,0032) ImagePositionPatient of those files")
+    n_out = max(2, int(round(ratio)) + 1)
     step = span / (n_out - 1)  # both ends land exactly on acquired slices
 
     umin, vmin = offsets.min(axis=0)
@@ -206,10 +275,16 @@ def plan_stack(
 
     if not unif:
         distinct = _step_histogram(steps)
+        # Name the slices at the odd steps: a lone misplaced slice shows up as the two
+        # steps around it differing from the rest.
+        typical = float(np.median(np.round(steps, 2)))
+        odd = [i for i, s in enumerate(steps) if abs(s - typical) > REGULAR_TOL_FRACTION * typical]
+        odd_names = [f"{names[i]}..{names[i + 1]} ({steps[i]:.2f} mm)" for i in odd]
         warnings.append(
-            f"uneven slice spacing along the slice normal: steps {distinct}; resampled "
-            f"{n} slices onto a regular grid of {n_out} slices at {step:.3f} mm by linear "
-            f"interpolation along the normal"
+            f"uneven slice spacing along the slice normal: steps {distinct}"
+            + (f", irregular at {_fmt_list(odd_names, 4)}" if odd_names else "")
+            + f"; resampled {n} slices onto a regular grid of {n_out} slices at {step:.3f} mm by "
+            f"linear interpolation along the normal"
         )
     if gap_msgs:
         warnings.append(
@@ -217,6 +292,16 @@ def plan_stack(
             f"{_fmt_list(gap_msgs, 4)}; voxels in the gaps are interpolated, not measured"
         )
     if tilted:
+        # A tilt moves every origin along one straight line; name slices off that line
+        # (a single displaced slice rather than a tilted stack).
+        fit = np.polyfit(w - w[0], offsets, 1)
+        resid = np.linalg.norm(offsets - np.outer(w - w[0], fit[0]) - fit[1], axis=1)
+        off_line = [f"{names[i]} ({resid[i]:.2f} mm)" for i in np.argsort(-resid)
+                    if resid[i] > REGULAR_TOL_FRACTION * min(dx, dy)]
+        if off_line:
+            warnings.append(f"slice origins off the straight line of the stack (in-plane): "
+                            f"{_fmt_list(off_line, 4)}; each slice is placed where its "
+                            f"(0020,0032) ImagePositionPatient says")
         tag = f" ((0018,1120) GantryDetectorTilt = {gantry_tilt_deg:g} deg)" if gantry_tilt_deg else ""
         warnings.append(
             f"gantry tilt / sheared stack: slice origins drift {np.hypot(umax - umin, vmax - vmin):.1f} mm "

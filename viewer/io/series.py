@@ -103,6 +103,61 @@ def _names(hs: list[SliceHeader], limit: int = 5) -> str:
     return shown if len(labels) <= limit else f"{shown} and {len(labels) - limit} more"
 
 
+def _complete(h: SliceHeader) -> bool:
+    return h.iop is not None and h.pixel_spacing is not None
+
+
+#: Fields of SliceHeader.pixel_format, for messages.
+_FORMAT_NAMES = ("(0028,0100) BitsAllocated", "(0028,0101) BitsStored", "(0028,0102) HighBit",
+                 "(0028,0103) PixelRepresentation", "(0028,0002) SamplesPerPixel",
+                 "(0028,0004) PhotometricInterpretation")
+
+
+def _consistent(base: str, hs: list[SliceHeader]) -> tuple[list[SliceHeader], list[str]]:
+    """Drop the images of one series whose header disagrees with the rest about what the
+    stored values mean: (0008,0060) Modality, the pixel format (bits, sign, samples,
+    photometric) or the presence of (0028,1052)/(0028,1053) rescale values.
+
+    Each of these changes how every voxel of the image is read; one odd file read with
+    the wrong sign or without its intercept is 1,000-3,000 HU off with nothing to show
+    for it. The majority decides; every dropped image is named with its value and the
+    series' value. Without a majority (a tie) nothing is dropped here: the series keeps
+    its mix, and each image is still read with its own header.
+    """
+    warnings: list[str] = []
+    checks = (
+        ("(0008,0060) Modality", lambda h: h.modality or "(none)"),
+        ("pixel format", lambda h: h.pixel_format),
+        ("(0028,1052) RescaleIntercept / (0028,1053) RescaleSlope",
+         lambda h: "present" if h.rescale_given else "absent"),
+    )
+    for what, key in checks:
+        counts: dict = {}
+        for h in hs:
+            counts.setdefault(key(h), []).append(h)
+        if len(counts) < 2:
+            continue
+        main = max(counts, key=lambda k: len(counts[k]))
+        if len(counts[main]) * 2 <= len(hs):
+            continue
+        odd = [h for k, v in counts.items() if k != main for h in v]
+        if what == "pixel format":
+            def diff(h: SliceHeader) -> str:
+                parts = [f"{n} {a!r} (series: {b!r})" for n, a, b in zip(_FORMAT_NAMES, h.pixel_format, main)
+                         if a != b]
+                return f"{h.label}: " + ", ".join(parts)
+            detail = "; ".join(diff(h) for h in odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+        else:
+            detail = "; ".join(f"{h.label}: {key(h)}" for h in odd[:5]) + (
+                f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+            detail += f" (series: {main})"
+        warnings.append(f"skipped {len(odd)} image(s) of series {base} whose {what} differs from the "
+                        f"other {len(counts[main])} images: {detail}")
+        drop = {id(h) for h in odd}
+        hs = [h for h in hs if id(h) not in drop]
+    return hs, warnings
+
+
 def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str]]:
     """Group image headers into series; returns (groups, warnings about dropped images)."""
     dropped: list[str] = []
@@ -113,18 +168,33 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
     images = [h for h in headers if not h.is_localizer]
 
     by_uid: dict[tuple, list[SliceHeader]] = {}
+    deferred: list[SliceHeader] = []
     for h in images:
         if h.series_uid:
             k: tuple = ("uid", h.series_uid)
-        else:
+        elif _complete(h):
             k = ("auto", h.series_number, *_geom_key(h))
+        else:
+            deferred.append(h)  # no UID and no geometry to group by: placed below
+            continue
+        by_uid.setdefault(k, []).append(h)
+    for h in deferred:
+        # Join the largest UID-less group of the same SeriesNumber and size, where the
+        # loader then skips it by name for its missing geometry; else a group of its own.
+        cands = [k for k in by_uid if k[0] == "auto" and k[1] == h.series_number
+                 and k[3] == h.rows and k[4] == h.cols]
+        k = max(cands, key=lambda c: len(by_uid[c])) if cands else ("auto", h.series_number, *_geom_key(h))
         by_uid.setdefault(k, []).append(h)
 
     groups: list[DicomGroup] = []
     for k, hs in by_uid.items():
         sub: dict[tuple, list[SliceHeader]] = {}
+        incomplete: list[SliceHeader] = []
         for h in hs:
-            sub.setdefault(_geom_key(h), []).append(h)
+            if _complete(h):
+                sub.setdefault(_geom_key(h), []).append(h)
+            else:
+                incomplete.append(h)
         if k[0] == "auto":
             base = f"auto-S{k[1] if k[1] is not None else 'x'}-{hs[0].cols}x{hs[0].rows}-{_short_hash(k)}"
             warn = ["(0020,000E) SeriesInstanceUID is empty or missing: grouped by SeriesNumber, "
@@ -132,11 +202,25 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
         else:
             base = k[1]
             warn = []
+        hs, odd = _consistent(base, hs)
+        dropped.extend(odd)
+        kept = {id(h) for h in hs}
+        sub = {gk: [h for h in v if id(h) in kept] for gk, v in sub.items()}
+        sub = {gk: v for gk, v in sub.items() if v}
+        incomplete = [h for h in incomplete if id(h) in kept]
+        if not sub:
+            if incomplete:  # nothing placeable: load_group refuses it, naming the files
+                groups.append(DicomGroup(base, incomplete, warn))
+            continue
+        # Images lacking (0020,0037) or (0028,0030) stay with the main part of their
+        # series, where load_group skips them with a warning that names them (a group of
+        # their own would hide them in a one-image series).
+        main_key = max(sub, key=lambda g: len(sub[g]))
+        sub[main_key] = sub[main_key] + incomplete
         if len(sub) == 1:
-            groups.append(DicomGroup(base, hs, warn))
+            groups.append(DicomGroup(base, sub[main_key], warn))
             continue
         # Several geometries in one series: lone images of another orientation are scouts.
-        main_key = max(sub, key=lambda g: len(sub[g]))
         parts = {}
         for gk, ghs in sub.items():
             if gk != main_key and len({h.path for h in ghs}) == 1 and len(ghs) == 1 and gk[0] != main_key[0]:
@@ -147,11 +231,17 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
         if len(parts) == 1:
             groups.append(DicomGroup(base, next(iter(parts.values())), warn))
             continue
-        desc = "; ".join(f"{g[2]}x{g[1]} {_orient(g[0])} ({len(v)} images)" for g, v in parts.items())
+
+        def part_desc(g: tuple, v: list[SliceHeader]) -> str:
+            ps = "x".join(f"{x:g}" for x in g[3]) if g[3] else "?"
+            where = f": {_names(v, 3)}" if len(v) <= 3 else ""
+            return f"{g[2]}x{g[1]} {_orient(g[0])} {ps} mm pixels ({len(v)} image(s){where})"
+
+        desc = "; ".join(part_desc(g, v) for g, v in parts.items())
         for gk, ghs in parts.items():
             key = f"{base}#{gk[2]}x{gk[1]}-{_orient(gk[0])}-{_short_hash(gk)[:4]}"
             groups.append(DicomGroup(key, ghs, warn + [
-                f"series {base} mixes images of different size or orientation ({desc}); "
+                f"series {base} mixes images of different size, orientation or pixel spacing ({desc}); "
                 f"split into {len(parts)} series, this one holds {len(ghs)} image(s)"]))
     return groups, dropped
 

@@ -33,8 +33,10 @@ def series_thumbnail(info: SeriesInfo, size: int = 64) -> np.ndarray | None:
         if px.ndim != 2:
             return None
         px = px * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
-    except Exception:  # noqa: BLE001 - see module docstring
-        return None
+    except (MemoryError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - see module docstring; pylibjpeg-rle's Rust
+        return None  # decoder raises pyo3's PanicException (a BaseException) on corrupt RLE
     lo, hi = WINDOW_HU
     img = np.clip((px - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
     step = max(1, int(np.ceil(max(img.shape) / float(size))))

@@ -1,0 +1,766 @@
+"""Bone / vessel / calcification separation that holds on real CT, not only the phantom.
+
+The renderer still colours HU ranges per class with threshold transfer functions; what
+this module decides is *which voxels belong to which class*. The earlier method (a fixed
+650 HU threshold, in-plane marrow fill, everything else in the vessel window is vessel)
+painted ribs, vertebrae and the CT couch red on real scans (issue 8 in the tracker). The
+steps here, each measured on the real scans in ``../shared/data`` and on the phantom
+(``docs/separation.md`` has the figures and the reasons for each choice):
+
+1. **Body** (:func:`body_mask`): on a ~2.5 mm grid, soft tissue (> -350 HU) is opened
+   by one voxel (drops the couch's thin carbon-fibre skins, head holders' shells,
+   immobilisation masks, cables), the large pieces are kept (both legs of a run-off
+   CTA, arms), grown back within the tissue by the opening's size and filled slice by
+   slice (lungs, bowel gas). Everything outside is *removed* (never classified).
+2. **Bone as an object** (:func:`bone_object`): cortical seeds (``>= bone threshold``)
+   as large connected pieces; the space they enclose is filled in 3D *and* in the
+   three orthogonal planes (an oblique rib or a sagittal bone fills too) on a coarse
+   grid, so cancellous bone (150-400 HU) inside a cortex becomes bone whatever its HU.
+   Small dense pieces (plaques, coronary and vessel-wall calcium) are not bone: they
+   are the *calcification* class, so a plaque never cuts a vessel into bone.
+3. **Contrast or not** (:func:`detect_contrast`): opacified lumen is a homogeneous
+   bright core (all six neighbours above ~230 HU, below the bone threshold) outside
+   the bone object; a scan without enough of it has no opacified vessels, and says so.
+4. **Vessels** (contrast): the vessel window inside the body, outside bone and
+   calcification. Voxels within the partial-volume rim of bone (two voxels) go to bone
+   unless they touch a vessel core: those stay visible as the *uncertain* class
+   (vessel touching cortex, nutrient vessels entering it), never silently deleted.
+   Window pieces that are mostly walled by bone (cancellous bone whose cortex did not
+   reach the seed threshold) join the bone.
+   **No contrast**: every dense piece is bone (or calcification when small); the vessel
+   class is empty.
+
+Labels (:data:`LABELS`) are one uint8 volume so that every consumer (renderer, CLI,
+sessions, counts) reads the same answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import cc3d
+import numpy as np
+from scipy import ndimage as ndi
+
+from viewer.core.errors import ViewerError
+from viewer.core.progress import ProgressFn, report
+
+#: Class codes of :attr:`Separation.labels`.
+NONE, BONE, VESSEL, CALCIFICATION, UNCERTAIN, REMOVED = 0, 1, 2, 3, 4, 5
+LABELS: Mapping[str, int] = {
+    "none": NONE,
+    "bone": BONE,
+    "vessel": VESSEL,
+    "calcification": CALCIFICATION,
+    "uncertain": UNCERTAIN,
+    "removed": REMOVED,
+}
+
+#: Tissue threshold for the body mask (HU): fat is -100 +- noise, foam pads and the
+#: couch's core -500..-900, so -350 keeps the patient and leaves the padding out.
+BODY_HU = -350.0
+#: Grid (mm) on which the body is found; the skin needs no finer boundary for this.
+BODY_GRID_MM = 2.5
+#: Body pieces smaller than this (ml) or than :data:`BODY_MIN_FRACTION` of the largest
+#: are dropped (cables, the couch's dense rails, a detached pad).
+BODY_MIN_ML = 20.0
+BODY_MIN_FRACTION = 0.05
+#: Half-thickness (mm) a body part has somewhere and a holder or couch shell has not.
+BODY_THICK_MM = 7.5
+
+#: Cortical seed pieces smaller than this (mm^3) are not bone but calcification
+#: (plaque, vessel-wall calcium): a 1 cm long, 4 mm plaque is ~100 mm^3; the smallest
+#: bones a CTA shows (sesamoids, a rib tip crossing the threshold) a few hundred.
+MIN_BONE_SEED_MM3 = 150.0
+#: Dense pieces up to this size (mm^3) whose surroundings are mostly homogeneous lumen
+#: are plaque; larger ones are always bone (a vertebra is > 10 ml).
+PLAQUE_MAX_MM3 = 20000.0
+PLAQUE_LUMEN_SHARE = 0.15
+#: Grid (mm) for the enclosed-space fill of the bone object.
+FILL_GRID_MM = 2.0
+#: Enclosed spaces larger than this (ml) with a soft-tissue mean HU are not marrow.
+ENCLOSED_SOFT_MAX_ML = 30.0
+#: Closing (mm) of the cortical seeds before the fill: bridges gaps in thin cortex.
+CLOSING_MM = 2.0
+#: The partial-volume rim of bone: vessel-window voxels this many 6-steps from bone.
+RIM_STEPS = 2
+#: Opacified-lumen core: HU floor of the test and its minimum total volume (mm^3)
+#: for "this scan has contrast": the homogeneous core of a 5 mm popliteal artery over
+#: 10 cm is ~250 mm^3 on the phantom; the real non-contrast scans have < 20.
+CONTRAST_CORE_HU = 230.0
+CONTRAST_MIN_MM3 = 150.0
+#: A lumen is homogeneous: its local (3x3x3) spread is under this many times the
+#: scan's noise (on the real CTA the aorta's median spread is 1.4x the noise, the
+#: real chest's cancellous vertebrae 4-6x).
+LUMEN_SD_FACTOR = 2.0
+#: Vessel-window pieces smaller than this (mm^3) are noise.
+MIN_VESSEL_MM3 = 2.0
+#: A vessel-window piece whose surface touches bone over this share joins the bone.
+BONE_WALLED_SHARE = 0.5
+#: Without contrast, dense pieces (>= the cancellous floor) at least this big are bone.
+MIN_BONE_MM3_NO_CONTRAST = 150.0
+
+
+@dataclass(frozen=True, eq=False)
+class Separation:
+    """Result of :func:`separate`: a class label volume ``(nz, ny, nx)`` uint8
+    (codes in :data:`LABELS`), the body mask and what was decided.
+
+    ``contrast`` says whether the scan has opacified vessels; ``message`` says it in
+    words for the status bar, ``info`` and ``extract``. ``thresholds`` holds the HU used
+    (``bone_seed_hu``, ``cancellous_hu``, ``vessel_low_hu``, ``vessel_high_hu``,
+    ``soft_tissue_hu``); ``timings_s`` the seconds per stage.
+    """
+
+    labels: np.ndarray
+    body: np.ndarray
+    contrast: bool
+    contrast_core_mm3: float
+    message: str
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+    remove_table: bool = True
+
+    def mask(self, name: str) -> np.ndarray:
+        """Boolean mask of one class by name (see :data:`LABELS`)."""
+        return self.labels == LABELS[name]
+
+    @property
+    def bone(self) -> np.ndarray:
+        return self.labels == BONE
+
+    @property
+    def vessel(self) -> np.ndarray:
+        return self.labels == VESSEL
+
+    @property
+    def calcification(self) -> np.ndarray:
+        return self.labels == CALCIFICATION
+
+    @property
+    def uncertain(self) -> np.ndarray:
+        return self.labels == UNCERTAIN
+
+    @property
+    def removed(self) -> np.ndarray:
+        return self.labels == REMOVED
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+
+def _spacing(spacing_mm: tuple[float, float, float] | None) -> tuple[float, float, float]:
+    if spacing_mm is None:
+        return (1.0, 1.0, 1.0)
+    s = tuple(float(v) for v in spacing_mm)
+    if len(s) != 3 or not all(np.isfinite(v) and 0 < v < 100 for v in s):
+        raise ViewerError(f"voxel spacing must be three positive numbers (x, y, z) mm below 100 mm, got {spacing_mm}")
+    return s  # type: ignore[return-value]
+
+
+def _factors(spacing_zyx: tuple[float, float, float], grid_mm: float) -> tuple[int, int, int]:
+    return tuple(max(1, int(round(grid_mm / s))) for s in spacing_zyx)  # type: ignore[return-value]
+
+
+def _shift_or(out: np.ndarray, a: np.ndarray, axis: int) -> None:
+    sl = [slice(None)] * 3
+    sr = [slice(None)] * 3
+    sl[axis], sr[axis] = slice(1, None), slice(None, -1)
+    out[tuple(sl)] |= a[tuple(sr)]
+    out[tuple(sr)] |= a[tuple(sl)]
+
+
+def dilate6(a: np.ndarray, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
+    """One 6-connected (or, with ``axes``, in-plane 4-connected) dilation step of a bool
+    array; outside counts as False. Shifted in-place ORs: several times faster than
+    ``binary_dilation``."""
+    out = a.copy()
+    for ax in axes:
+        _shift_or(out, a, ax)
+    return out
+
+
+def erode6(a: np.ndarray) -> np.ndarray:
+    """One 6-connected erosion step (outside counts as False)."""
+    return ~dilate6(~a)
+
+
+def _box_dilate(a: np.ndarray, r: tuple[int, int, int]) -> np.ndarray:
+    """Dilation by a box of half-sizes ``r`` (z, y, x), separable 1D passes."""
+    out = a
+    for ax, n in enumerate(r):
+        for _ in range(n):
+            out = dilate6(out, (ax,))
+    return out
+
+
+def _box_erode(a: np.ndarray, r: tuple[int, int, int]) -> np.ndarray:
+    return ~_box_dilate(~a, r)
+
+
+def _upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling of a grid made by ``[::f]`` striding or block pooling."""
+    out = coarse
+    for axis, k in enumerate(f):
+        if k > 1:
+            out = np.repeat(out, k, axis=axis)
+    pad = [(0, max(0, n - m)) for n, m in zip(shape, out.shape)]
+    if any(p[1] for p in pad):
+        out = np.pad(out, pad, mode="edge")
+    return out[: shape[0], : shape[1], : shape[2]]
+
+
+def _pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
+    """Block-OR downsampling by integer factors ``f`` (the last block may be partial)."""
+    if f == (1, 1, 1):
+        return mask.copy()
+    shape = tuple(-(-n // k) for n, k in zip(mask.shape, f))
+    out = np.zeros(shape, dtype=bool)
+    for i in range(f[0]):
+        for j in range(f[1]):
+            for k in range(f[2]):
+                v = mask[i :: f[0], j :: f[1], k :: f[2]]
+                out[: v.shape[0], : v.shape[1], : v.shape[2]] |= v
+    return out
+
+
+def _pool_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
+    """Block mean (float32) on the grid of :func:`_pool_any` (partial last blocks are
+    averaged over what they hold)."""
+    shape = tuple(-(-n // k) for n, k in zip(a.shape, f))
+    acc = np.zeros(shape, dtype=np.float32)
+    cnt = np.zeros(shape, dtype=np.float32)
+    for i in range(f[0]):
+        for j in range(f[1]):
+            for k in range(f[2]):
+                v = a[i :: f[0], j :: f[1], k :: f[2]]
+                acc[: v.shape[0], : v.shape[1], : v.shape[2]] += v
+                cnt[: v.shape[0], : v.shape[1], : v.shape[2]] += 1
+    return acc / np.maximum(cnt, 1)
+
+
+def _bbox(mask: np.ndarray, margin: int | tuple[int, int, int] = 0) -> tuple[slice, slice, slice] | None:
+    m = (margin,) * 3 if isinstance(margin, int) else margin
+    out = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        if idx.size == 0:
+            return None
+        out.append(slice(max(0, int(idx[0]) - m[axis]), min(mask.shape[axis], int(idx[-1]) + 1 + m[axis])))
+    return out[0], out[1], out[2]
+
+
+def _fill_enclosed(solid: np.ndarray) -> np.ndarray:
+    """Voxels of ``~solid`` enclosed by ``solid`` in 3D or in any axial, coronal or
+    sagittal plane (the background pieces of that plane that touch none of its edges).
+
+    The three plane fills are why an oblique rib or a sagittally running bone fills:
+    a tube is closed in the plane across it whatever the slice axis is."""
+    bg = ~solid
+    lab3 = cc3d.connected_components(bg, connectivity=6)
+    open3 = np.zeros(int(lab3.max()) + 1, dtype=bool)
+    for ax in range(3):
+        for face in (0, -1):
+            sl = [slice(None)] * 3
+            sl[ax] = face  # type: ignore[call-overload]
+            open3[np.unique(lab3[tuple(sl)])] = True
+    open3[0] = True
+    enclosed = ~open3[lab3]
+    del lab3
+    for axis in range(3):
+        st = np.zeros((3, 3, 3), dtype=bool)
+        plane = [slice(None)] * 3
+        plane[axis] = 1  # type: ignore[call-overload]
+        st[tuple(plane)] = ndi.generate_binary_structure(2, 1)
+        lab, n = ndi.label(bg, structure=st)
+        if n == 0:
+            continue
+        edge = np.zeros(n + 1, dtype=bool)
+        for ax in range(3):
+            if ax == axis:
+                continue
+            for face in (0, -1):
+                sl = [slice(None)] * 3
+                sl[ax] = face  # type: ignore[call-overload]
+                edge[np.unique(lab[tuple(sl)])] = True
+        edge[0] = True
+        enclosed |= ~edge[lab]
+    return enclosed
+
+
+def _hist_mode(values: np.ndarray, lo: float, hi: float) -> float | None:
+    v = values[(values >= lo) & (values <= hi)]
+    if v.size < 100:
+        return None
+    h, e = np.histogram(v, bins=int((hi - lo) // 5), range=(lo, hi))
+    h = ndi.gaussian_filter1d(h.astype(float), 2.0)
+    i = int(np.argmax(h))
+    return float(0.5 * (e[i] + e[i + 1]))
+
+
+# --- stages ----------------------------------------------------------------------------
+
+
+def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> np.ndarray:
+    """The patient's body ``(nz, ny, nx)`` bool: everything else (couch, head holder,
+    immobilisation mask, cables, air) is outside. See the module docstring, step 1."""
+    sx, sy, sz = _spacing(spacing_mm)
+    f = _factors((sz, sy, sx), BODY_GRID_MM)
+    sub = np.asarray(hu)[:: f[0], :: f[1], :: f[2]] > BODY_HU
+    if not sub.any():
+        return np.zeros(hu.shape, dtype=bool)
+    # Opening by one coarse voxel (a 3x3x3 box, across the slices only where they are
+    # thin enough that one step is < 2x the in-plane step): thin shells go.
+    rz = 1 if sz * f[0] <= 2.0 * sx * f[2] else 0
+    r = (rz, 1, 1)
+    core = _box_erode(sub, r)
+    # cc3d counts 26-connected pieces; small pieces are cables, rails, pads.
+    lab = cc3d.connected_components(core, connectivity=6)
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    # A body part is thick somewhere (a limb, the trunk, the head: > 2 x BODY_THICK_MM
+    # across); a head holder, a couch or a mask is a shell a few mm thick everywhere.
+    rt = tuple(max(1, int(round(BODY_THICK_MM / c))) for c in (sz * f[0], sy * f[1], sx * f[2]))
+    thick = _box_erode(np.pad(core, [(k, k) for k in rt], mode="edge"), rt)[tuple(slice(k, -k) for k in rt)]
+    has_thick = np.zeros(counts.size, dtype=bool)
+    has_thick[np.unique(lab[thick])] = True
+    counts[~has_thick] = 0
+    if counts.max() == 0:
+        keep = sub  # nothing thick (a thin phantom, a finger): keep the tissue as it is
+    else:
+        vox_ml = sx * sy * sz * f[0] * f[1] * f[2] / 1000.0
+        ok = (counts >= BODY_MIN_FRACTION * counts.max()) & (counts * vox_ml >= min(BODY_MIN_ML, 0.5 * counts.max() * vox_ml))
+        ok[0] = False
+        keep = ok[lab]
+        # Grown back within the tissue by the opening's size (+1): the skin's detail.
+        for _ in range(2):
+            keep = _box_dilate(keep, r) & sub
+    # Inside the body = between body voxels along both in-plane axes (lungs, bowel
+    # gas, the lung vessels, the trachea). The couch lies below the back and a holder
+    # beside the head: outside along one axis. Where the body reaches a side of the
+    # image (a scan cropped to the chest), that side counts as body: the lungs of a
+    # cropped CTA are not outside.
+    inside = keep.copy()
+    for axis in (1, 2):
+        fwd = np.logical_or.accumulate(keep, axis=axis)
+        bwd = np.flip(np.logical_or.accumulate(np.flip(keep, axis=axis), axis=axis), axis=axis)
+        first = [slice(None)] * 3
+        last = [slice(None)] * 3
+        first[axis] = slice(0, 1)
+        last[axis] = slice(-1, None)
+        touches_lo = keep[tuple(first)].any(axis=(1, 2) if axis == 1 else (1, 2), keepdims=True)
+        touches_hi = keep[tuple(last)].any(axis=(1, 2), keepdims=True)
+        fwd |= touches_lo
+        bwd |= touches_hi
+        inside_axis = fwd & bwd
+        inside = inside_axis if axis == 1 else inside & inside_axis
+    keep = keep | inside
+    return _upsample(keep, f, hu.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class _BoneObject:
+    bone: np.ndarray  # cortex + enclosed space (full grid)
+    seeds_small: np.ndarray  # dense pieces too small to be bone (calcification)
+
+
+def _plaque_pieces(
+    hu: np.ndarray,
+    lab: np.ndarray,
+    candidates: np.ndarray,
+    volume_mm3: np.ndarray,
+    lumen_high_hu: float,
+    noise_hu: float | None,
+) -> np.ndarray:
+    """Which dense pieces (labels of ``lab``) are calcified plaque, not bone: bool per label.
+
+    A plaque lies on an opacified lumen; a cortex lies on soft tissue outside and on
+    marrow or textured cancellous bone inside. So the test looks at the ring two to three
+    voxels around each piece: the share of it that is *homogeneous* lumen (in
+    ``[CONTRAST_CORE_HU, lumen_high_hu]``, local spread under LUMEN_SD_FACTOR x noise). A calcified
+    aortic ring is a large piece (hundreds of mm^3) that a size rule would call bone;
+    this rule keeps it out of the bone, so the lumen it encircles is not filled as
+    marrow. Pieces over :data:`PLAQUE_MAX_MM3` are always bone."""
+    out = np.zeros(candidates.shape, dtype=bool)
+    thr = max(25.0, LUMEN_SD_FACTOR * (20.0 if noise_hu is None else float(noise_hu)))
+    stats = cc3d.statistics(lab)
+    boxes = stats["bounding_boxes"]
+    for i in np.flatnonzero(candidates):
+        if volume_mm3[i] > PLAQUE_MAX_MM3:
+            continue
+        bb = boxes[i]
+        g = tuple(slice(max(0, b.start - 4), min(n, b.stop + 4)) for b, n in zip(bb, lab.shape))
+        piece = lab[g] == i
+        d1 = dilate6(piece)
+        # Two to three voxels out: one voxel out, the piece's own partial volume and
+        # its brightness in every 3x3x3 neighbourhood would hide a lumen.
+        ring = dilate6(dilate6(d1)) & ~d1
+        h = hu[g]
+        # The ring's 3x3x3 neighbourhoods must lie inside this crop.
+        ring[[0, -1]] = False
+        ring[:, [0, -1]] = False
+        ring[:, :, [0, -1]] = False
+        idx = np.flatnonzero(ring)
+        if idx.size == 0:
+            continue
+        if idx.size > 20_000:
+            idx = idx[:: idx.size // 20_000 + 1]
+        hv = h.reshape(-1)[idx]
+        ok = (hv >= CONTRAST_CORE_HU) & (hv <= lumen_high_hu)
+        if not ok.any():
+            continue
+        sd = _local_sd_at(np.ascontiguousarray(h), idx[ok])
+        lumen = np.count_nonzero(sd < thr)
+        if lumen >= PLAQUE_LUMEN_SHARE * idx.size:
+            out[i] = True
+    return out
+
+
+def bone_object(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float] | None,
+    seed_hu: float,
+    cancellous_hu: float,
+    body: np.ndarray | None,
+    lumen_high_hu: float | None = None,
+    noise_hu: float | None = None,
+) -> _BoneObject:
+    """Cortical seeds (``hu >= seed_hu``, large pieces) and the space they enclose
+    (step 2 of the module docstring). Enclosed voxels belong to the bone whatever their
+    HU (marrow fat is invisible either way; cancellous bone is ivory); ``cancellous_hu``
+    is the floor above which enclosed voxels are also dense bone (kept for the info)."""
+    sx, sy, sz = _spacing(spacing_mm)
+    vox = sx * sy * sz
+    seeds = hu >= seed_hu
+    if body is not None:
+        seeds &= body
+    box = _bbox(seeds, 4)
+    bone = np.zeros(hu.shape, dtype=bool)
+    small = np.zeros(hu.shape, dtype=bool)
+    if box is None:
+        return _BoneObject(bone, small)
+    s = seeds[box]
+    lab = cc3d.connected_components(s, connectivity=26)
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    big_ok = counts * vox >= MIN_BONE_SEED_MM3
+    big_ok[0] = False
+    if lumen_high_hu is not None and big_ok.any():
+        big_ok &= ~_plaque_pieces(hu[box], lab, big_ok, counts * vox, lumen_high_hu, noise_hu)
+    big = big_ok[lab]
+    small[box] = s & ~big
+    if not big.any():
+        return _BoneObject(bone, small)
+    # Enclosed space on a coarse grid: block-OR keeps thin cortex closed.
+    f = _factors((sz, sy, sx), FILL_GRID_MM)
+    solid = _pool_any(big, f)
+    cs = (sz * f[0], sy * f[1], sx * f[2])
+    rc = tuple(max(0, int(round(CLOSING_MM / c))) for c in cs)
+    solid_p = np.pad(solid, [(r + 1, r + 1) for r in rc])
+    closed = _box_erode(_box_dilate(solid_p, rc), rc)
+    closed = closed[tuple(slice(r + 1, -(r + 1)) for r in rc)]
+    enclosed_c = _fill_enclosed(closed)
+    # A large enclosed space of soft-tissue density is not marrow: the brain in the
+    # skull, pelvic organs inside the pelvic ring. Vessels there must stay vessels.
+    if enclosed_c.any():
+        hu_c = _pool_mean(hu[box], f)
+        elab = cc3d.connected_components(enclosed_c, connectivity=6)
+        n_e = np.bincount(elab.ravel())
+        s_e = np.bincount(elab.ravel(), weights=hu_c.ravel())
+        mean_e = s_e / np.maximum(n_e, 1)
+        vol_ml = n_e * cs[0] * cs[1] * cs[2] / 1000.0
+        soft = (vol_ml > ENCLOSED_SOFT_MAX_ML) & (mean_e > -30.0) & (mean_e < 100.0)
+        soft[0] = False
+        if soft.any():
+            enclosed_c &= ~soft[elab]
+    # Cells the closing added that border the enclosed space: the bridges over gaps.
+    bridge_c = closed & ~solid & dilate6(enclosed_c)
+    inner_c = enclosed_c | bridge_c
+    inner = _upsample(inner_c, f, big.shape)
+    # Mixed cells (part cortex) next to the enclosed space: their non-cortex voxels lie
+    # between the cortex and the cavity (endosteal surface) -- bone too.
+    mixed_inner = _upsample(solid & dilate6(enclosed_c), f, big.shape) & ~big
+    b = big | inner
+    if mixed_inner.any():
+        # only the voxels that touch the cavity side, not the outer surface.
+        b |= mixed_inner & dilate6(inner & ~big) & ~dilate6(~(big | inner | mixed_inner))
+    if body is not None:
+        b &= body[box]
+    bone[box] = b
+    return _BoneObject(bone, small)
+
+
+def _local_sd_at(h: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
+    """Standard deviation of the 3x3x3 neighbourhood of each voxel in ``flat_idx``
+    (voxels at least one voxel from every side of ``h``). A gather of 27 values per
+    sampled voxel: cheaper than two full-volume uniform filters on a 512^2 x 600 scan."""
+    ny, nx = h.shape[1], h.shape[2]
+    offs = np.array([dz * ny * nx + dy * nx + dx for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    flat = h.reshape(-1)
+    v = flat[flat_idx[:, None] + offs[None, :]].astype(np.float32)
+    return v.std(axis=1)
+
+
+def _interior(mask: np.ndarray) -> np.ndarray:
+    """``mask`` eroded by one voxel, and never on the array's sides (so a 3x3x3
+    neighbourhood of each voxel is inside the array)."""
+    e = erode6(mask)
+    e[[0, -1]] = False
+    e[:, [0, -1]] = False
+    e[:, :, [0, -1]] = False
+    return e
+
+
+def noise_sd(hu: np.ndarray, body: np.ndarray, max_samples: int = 200_000) -> float:
+    """The scan's noise (HU): the 25th percentile of the local (3x3x3) standard deviation
+    of soft tissue (0..100 HU) inside the body. Homogeneous tissue's local spread is
+    noise; the lower quartile keeps edges and texture out."""
+    soft = _interior((hu >= 0) & (hu <= 100) & body)
+    idx = np.flatnonzero(soft)
+    if idx.size == 0:
+        return 20.0
+    if idx.size > max_samples:
+        idx = idx[:: idx.size // max_samples + 1]
+    return float(np.percentile(_local_sd_at(hu, idx), 25))
+
+
+def detect_contrast(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float] | None,
+    bone: np.ndarray,
+    body: np.ndarray,
+    high_hu: float,
+    noise_hu: float | None = None,
+) -> float:
+    """Volume (mm^3) of opacified-lumen core: voxels in ``[CONTRAST_CORE_HU, high_hu]``
+    whose six neighbours are too, outside the bone object grown by two voxels, inside the
+    body, **homogeneous** (local 3x3x3 standard deviation under LUMEN_SD_FACTOR x the scan's noise, at
+    least 25 HU), counted in pieces of at least 20 mm^3.
+
+    Why homogeneity: at 2 mm voxels cancellous vertebrae are 300-400 HU, as bright as
+    arterial blood, and their cortex can stay under any cortical threshold; but
+    trabecular bone is textured (local spread 70-160 HU on the real chest CT) and a
+    lumen is not (23-43 HU, noise, on the real CTA's aorta): docs/separation.md."""
+    sx, sy, sz = _spacing(spacing_mm)
+    vox = sx * sy * sz
+    excl = dilate6(dilate6(bone)) | ~body
+    core = _interior((hu >= CONTRAST_CORE_HU) & (hu <= high_hu) & ~excl)
+    # At least ~1 mm from the lumen's edge in-plane (a 2 mm plastic shell or a thin
+    # plate has no such core), and not in the first or last two slices (partial slices
+    # and resampled ends are smooth without being lumen).
+    for _ in range(max(0, int(np.ceil(0.9 / min(sx, sy))) - 1)):
+        core = ~dilate6(~core, (1, 2))
+    core[:2] = False
+    core[-2:] = False
+    idx = np.flatnonzero(core)
+    if idx.size == 0:
+        return 0.0
+    noise = noise_sd(hu, body) if noise_hu is None else float(noise_hu)
+    thr = max(25.0, LUMEN_SD_FACTOR * noise)
+    step = max(1, idx.size // 300_000)
+    samp = idx[::step]
+    homog = samp[_local_sd_at(hu, samp) < thr]
+    if homog.size == 0:
+        return 0.0
+    box = _bbox(core, 0)
+    assert box is not None
+    lab = cc3d.connected_components(core[box], connectivity=26)
+    # Map the sampled flat indices (whole volume) to labels in the box.
+    zz, yy, xx = np.unravel_index(homog, hu.shape)
+    pl = lab[zz - box[0].start, yy - box[1].start, xx - box[2].start]
+    n_lab = int(lab.max()) + 1
+    per_piece = np.bincount(pl, minlength=n_lab) * step * vox
+    # A lumen runs on through several slices; a smooth plate in one slice (the vertex
+    # of a skull cut flat, a resampled end slice) does not.
+    zmin = np.full(n_lab, np.iinfo(np.int64).max)
+    zmax = np.full(n_lab, -1)
+    np.minimum.at(zmin, pl, zz)
+    np.maximum.at(zmax, pl, zz)
+    ok = (per_piece >= 20.0) & (zmax - zmin >= 1)
+    ok[0] = False
+    return float(per_piece[ok].sum())
+
+
+def separate(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float] | None,
+    vessel_window_hu: tuple[float, float],
+    bone_threshold_hu: float | None = None,
+    *,
+    remove_table: bool = True,
+    contrast: bool | None = None,
+    progress: ProgressFn | None = None,
+) -> Separation:
+    """Classify every voxel (see the module docstring for the steps and the reasons).
+
+    Args:
+        hu: HU array ``(nz, ny, nx)``.
+        spacing_mm: ``(x, y, z)`` voxel size in mm (None: 1 mm isotropic).
+        vessel_window_hu: the vessel window ``(low, high)``; its low end is also where the
+            bone's partial-volume rim stops mattering.
+        bone_threshold_hu: cortical seed threshold; None takes it from the scan (above
+            the vessel window's high end and the lumen's HU, at least 450 HU).
+        remove_table: drop everything outside the body (couch, holders) first.
+        contrast: force the contrast decision (None: detect it).
+        progress: optional ``progress(fraction, message)``; may raise LoadCancelled.
+    """
+    hu = np.asarray(hu)
+    if hu.ndim != 3 or min(hu.shape) < 1:
+        raise ViewerError(f"separation needs a 3D volume, got shape {hu.shape}")
+    if not np.issubdtype(hu.dtype, np.number):
+        raise ViewerError(f"separation needs HU numbers, got dtype {hu.dtype}")
+    if np.issubdtype(hu.dtype, np.floating) and not np.isfinite(hu).all():
+        raise ViewerError("separation needs finite HU values (the volume holds NaN or infinity)")
+    sx, sy, sz = _spacing(spacing_mm)
+    vox = sx * sy * sz
+    lo, hi = (float(v) for v in vessel_window_hu)
+    if not lo < hi:
+        raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    report(progress, 0.0, "separation: body")
+    if remove_table:
+        body = body_mask(hu, (sx, sy, sz))
+    else:
+        body = np.ones(hu.shape, dtype=bool)
+    t["body_s"] = time.perf_counter() - t0
+
+    # Soft-tissue mode and the cancellous floor from the scan's own histogram.
+    step = max(1, int(round((hu.size / 2_000_000) ** (1 / 3))))
+    samp = hu[::step, ::step, ::step][body[::step, ::step, ::step]]
+    soft = _hist_mode(samp.astype(np.float32), -60.0, 120.0) if samp.size else None
+    soft = 40.0 if soft is None else soft
+    cancellous = float(np.clip(soft + 100.0, 120.0, 160.0))
+    seed = float(bone_threshold_hu) if bone_threshold_hu is not None else max(450.0, hi + 50.0)
+
+    report(progress, 0.2, "separation: bone")
+    t1 = time.perf_counter()
+    noise = noise_sd(hu, body)
+    bo = bone_object(hu, (sx, sy, sz), seed, cancellous, body, lumen_high_hu=min(hi, seed), noise_hu=noise)
+    bone = bo.bone
+    calc = bo.seeds_small
+    t["bone_s"] = time.perf_counter() - t1
+
+    report(progress, 0.5, "separation: contrast")
+    t2 = time.perf_counter()
+    core_mm3 = detect_contrast(hu, (sx, sy, sz), bone, body, min(hi, seed), noise)
+    has_contrast = core_mm3 >= CONTRAST_MIN_MM3 if contrast is None else bool(contrast)
+    t["contrast_s"] = time.perf_counter() - t2
+
+    report(progress, 0.6, "separation: vessels")
+    t3 = time.perf_counter()
+    labels = np.zeros(hu.shape, dtype=np.uint8)
+    if has_contrast:
+        cand = (hu >= lo) & (hu <= hi) & body & ~bone & ~calc
+        # The partial-volume rim of bone, grown only through window voxels.
+        rim = np.zeros(hu.shape, dtype=bool)
+        front = bone
+        for _ in range(RIM_STEPS):
+            front = dilate6(front) & cand & ~rim
+            rim |= front
+        core = cand & ~rim
+        box = _bbox(core, RIM_STEPS + 1)
+        vessel = np.zeros(hu.shape, dtype=bool)
+        uncertain = np.zeros(hu.shape, dtype=bool)
+        if box is not None:
+            c = core[box]
+            lab = cc3d.connected_components(c, connectivity=26)
+            counts = np.bincount(lab.ravel())
+            keep = counts * vox >= MIN_VESSEL_MM3
+            keep[0] = False
+            # Pieces walled mostly by bone: cancellous bone whose cortex stayed under
+            # the seed threshold (thin ribs, 3 mm scans) -- bone, not vessel.
+            near_bone = dilate6(bone[box] | rim[box])
+            # Per piece: its outer surface (voxels of the piece with a non-piece
+            # neighbour) and how much of it faces bone or rim.
+            surf = c & ~erode6(c)
+            s_all = np.bincount(lab[surf], minlength=counts.size)
+            s_bone = np.bincount(lab[surf & near_bone], minlength=counts.size)
+            walled = (s_bone >= BONE_WALLED_SHARE * np.maximum(s_all, 1)) & (counts > 0)
+            walled[0] = False
+            v = keep[lab] & ~walled[lab]
+            to_bone = walled[lab] & c
+            vessel[box] = v
+            bone[box] |= to_bone
+            # Rim voxels touching a vessel core (two steps through the rim) stay
+            # visible as uncertain; the rest of the rim is bone.
+            r = rim[box]
+            u = np.zeros_like(r)
+            front = v
+            for _ in range(RIM_STEPS):
+                front = dilate6(front) & r & ~u
+                u |= front
+            uncertain[box] = u
+        bone |= rim & ~uncertain
+        labels[vessel] = VESSEL
+        labels[uncertain] = UNCERTAIN
+        msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"
+    else:
+        # No opacified vessels: every dense piece is bone, small very dense specks are
+        # calcification, and nothing is painted vessel.
+        dense = (hu >= cancellous) & body & ~calc
+        box = _bbox(dense, 0)
+        if box is not None:
+            d = dense[box]
+            lab = cc3d.connected_components(d, connectivity=26)
+            counts = np.bincount(lab.ravel())
+            # Bone has some mineral over 300 HU; an enhancing organ or a venous-phase
+            # aorta (150-200 HU) has none, and is not bone.
+            bright = np.bincount(lab[d & (hu[box] >= 300)], minlength=counts.size)
+            ok = (counts * vox >= MIN_BONE_MM3_NO_CONTRAST) & (bright >= 3)
+            ok[0] = False
+            bone[box] |= ok[lab]
+        # The rim over the window's low end goes with the bone (no red fringe).
+        front = bone
+        for _ in range(RIM_STEPS):
+            front = dilate6(front) & (hu >= lo) & body & ~bone
+            bone |= front
+        msg = (
+            "no contrast-filled vessels found: this scan looks like a CT without arterial "
+            f"contrast ({core_mm3:.0f} mm^3 of lumen-like voxels); the vessel class is empty"
+        )
+    labels[bone] = BONE
+    labels[calc & ~bone] = CALCIFICATION
+    if remove_table:
+        labels[~body] = REMOVED
+    t["vessel_s"] = time.perf_counter() - t3
+    t["total_s"] = time.perf_counter() - t0
+    report(progress, 1.0, "separation: done")
+    return Separation(
+        labels=labels,
+        body=body,
+        contrast=has_contrast,
+        contrast_core_mm3=core_mm3,
+        message=msg,
+        thresholds={
+            "bone_seed_hu": seed,
+            "cancellous_hu": cancellous,
+            "vessel_low_hu": lo,
+            "vessel_high_hu": hi,
+            "soft_tissue_hu": soft,
+            "noise_hu": noise,
+        },
+        timings_s=t,
+        remove_table=remove_table,
+    )
+
+
+__all__ = [
+    "BONE",
+    "CALCIFICATION",
+    "LABELS",
+    "NONE",
+    "REMOVED",
+    "UNCERTAIN",
+    "VESSEL",
+    "Separation",
+    "body_mask",
+    "bone_object",
+    "detect_contrast",
+    "dilate6",
+    "erode6",
+    "separate",
+]

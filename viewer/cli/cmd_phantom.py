@@ -1,6 +1,7 @@
 """``vessel-viewer phantom OUTDIR``: write the lower-leg CTA phantom to disk.
 
-Writes ``OUTDIR/dicom/IM_00001.dcm ...`` (a CT series, one file per slice),
+Writes ``OUTDIR/dicom/IM_00001.dcm ...`` (a CT series, one file per slice; the default
+phantom with both legs and the confounders of a real scan, ``--clean`` the earlier one),
 ``OUTDIR/labels.nrrd`` (or ``labels.nii.gz``) with the ground-truth labels on the same
 grid, and ``OUTDIR/legend.json`` (label name -> value, what each holds and its HU, the
 landmarks in LPS mm), then prints a summary. Existing files are never overwritten
@@ -33,11 +34,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("outdir", metavar="OUTDIR", help="output folder (created if missing)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--size", choices=("small", "default", "large"), default="default",
-                      help="small: 96x96x218 (1.5 mm); default: 224x224x380 (0.7 mm, 1 mm slices); large: 512x512x640")
+                      help="small: 168x104x218 (1.5 mm); default: 360x224x380 (0.7 mm, 1 mm slices); "
+                           "large: 512x512x1024 (0.68 mm, 0.375 mm slices; real size)")
     size.add_argument("--small", dest="size", action="store_const", const="small", help="same as --size small")
     size.add_argument("--large", dest="size", action="store_const", const="large", help="same as --size large")
     p.add_argument("--seed", type=int, default=0, help="random seed (noise and small variations); default 0")
     p.add_argument("--feet-first", action="store_true", help="store it as a feet-first (FFS) scan: slice 1 at the knee")
+    p.add_argument("--clean", action="store_true",
+                   help="the earlier phantom without the confounders of a real scan (one leg, no couch, plaques, "
+                        "veins or nutrient arteries, dense bone ends, white noise; labels 0-9 only)")
     p.add_argument("--labels-format", choices=("nrrd", "nifti"), default="nrrd", help="label volume format (default nrrd)")
     p.add_argument("--overwrite", action="store_true", help="replace files of an earlier phantom in OUTDIR")
     p.set_defaults(func=run)
@@ -59,14 +64,12 @@ def _jsonable(v: Any) -> Any:
 
 def legend_document(ph: Any) -> dict[str, Any]:
     """The content of legend.json for a phantom."""
-    from viewer.phantom import LEGEND_HU
-
     vol = ph.volume
     return {
         "format": "vessel-viewer phantom legend",
         "version": 1,
         "labels": {name: int(val) for name, val in ph.legend.items()},
-        "hu": dict(LEGEND_HU),
+        "hu": {name: ph.legend_hu[name] for name in ph.legend if name in ph.legend_hu},
         "frame": "LPS (DICOM patient coordinates), mm",
         "grid": {
             "shape_zyx": list(vol.shape),
@@ -76,6 +79,7 @@ def legend_document(ph: Any) -> dict[str, Any]:
         "size": ph.size,
         "seed": ph.seed,
         "patient_position": "FFS" if ph.feet_first else "HFS",
+        "clean": bool(getattr(ph, "clean", False)),
         "landmarks": _jsonable(dict(ph.landmarks)),
     }
 
@@ -97,10 +101,10 @@ def run(args: argparse.Namespace) -> int:
         if dicom_dir.is_dir() and any(dicom_dir.iterdir()):
             raise ViewerError(f"{dicom_dir} is not empty; use --overwrite or choose another OUTDIR", dicom_dir)
     t0 = time.perf_counter()
-    ph = generate(args.size, seed=args.seed, feet_first=args.feet_first)
+    ph = generate(args.size, seed=args.seed, feet_first=args.feet_first, clean=args.clean)
     t1 = time.perf_counter()
     paths = write_dicom_series(ph.volume, out / "dicom", overwrite=args.overwrite,
-                               series_description=f"Lower-leg CTA phantom ({args.size})")
+                               series_description=f"Lower-leg CTA phantom ({args.size}{', clean' if args.clean else ''})")
     if args.labels_format == "nrrd":
         write_nrrd(ph.labels, ph.volume.ijk_to_lps, out / labels_name, overwrite=args.overwrite)
     else:
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     vol = ph.volume
     nz, ny, nx = vol.shape
     lm = ph.landmarks
-    print(f"lower-leg CTA phantom, size {args.size}, seed {args.seed}, {'feet' if args.feet_first else 'head'}-first")
+    kind = "clean (one leg, no confounders)" if args.clean else "both legs on the couch, with the confounders"
+    print(f"lower-leg CTA phantom, size {args.size}, seed {args.seed}, {'feet' if args.feet_first else 'head'}-first, {kind}")
     print(f"  grid      {nx} x {ny} x {nz} voxels, spacing {vol.spacing_mm[0]:g} x {vol.spacing_mm[1]:g} x {vol.spacing_mm[2]:g} mm")
     lo, hi = vol.bounds_lps()
     print(f"  extent    LPS ({lo[0]:.1f}, {lo[1]:.1f}, {lo[2]:.1f}) .. ({hi[0]:.1f}, {hi[1]:.1f}, {hi[2]:.1f}) mm")
@@ -134,5 +139,8 @@ def run(args: argparse.Namespace) -> int:
     b0, b1 = lm["erosion_box_lps"]
     print(f"  erosion   box ({b0[0]:.1f}, {b0[1]:.1f}, {b0[2]:.1f}) .. ({b1[0]:.1f}, {b1[1]:.1f}, {b1[2]:.1f}) mm")
     print(f"  vessels   {len(lm['arteries'])} arteries, {len(lm['collaterals'])} collateral branches")
+    if not args.clean:
+        print(f"            {len(lm['veins'])} deep veins, {len(lm['nutrients'])} nutrient arteries, {len(lm['plaques'])} calcified plaques")
+        print(f"  couch     mattress top y = {lm['table_top_y_mm']:.1f} mm under the left leg; right leg axis x = {lm['right_leg_axis_xy_mm'][0]:.1f} mm")
     print(f"  time      generate {t1 - t0:.2f} s, write {t2 - t1:.2f} s")
     return 0

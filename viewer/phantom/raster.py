@@ -54,6 +54,32 @@ def composite(
     np.copyto(weight, np.where(switch, frac, w_old))
 
 
+def composite_sparse(
+    hu: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray,
+    frac: np.ndarray,
+    value_hu: float,
+    cls: int,
+) -> None:
+    """:func:`composite` for a fraction that is zero almost everywhere (a vessel tree in
+    its bounding box): the same arithmetic on the voxels where ``frac > 0`` only, which
+    gives the same result (a zero fraction changes nothing) at a fraction of the cost."""
+    m = frac > 0
+    if not m.any():
+        return
+    f = frac[m]
+    h = hu[m]
+    h += f * (np.asarray(value_hu, dtype=np.float32) - h)
+    hu[m] = h
+    w_old = weight[m] * (np.float32(1.0) - f)
+    switch = f > w_old
+    lab = label[m]
+    lab[switch] = int(cls)
+    label[m] = lab
+    weight[m] = np.where(switch, f, w_old)
+
+
 class TubeSet:
     """All tube segments of one tissue class (arteries or collaterals), prepared for
     fast rasterisation: segment end points ``p0, p1`` (M, 3) LPS mm and radii ``r0, r1``."""

@@ -441,7 +441,7 @@ class Scene:
             assert self._volume is not None
             t0 = time.perf_counter()
             mesh = _display_mesh(np.asarray(calc), self._volume)
-            self._calc_mapper.SetInputData(mesh)
+            self._set_calc_mesh(mesh)
             self._calc_version = self._mask_version
             self.last_timings_s["calcification_mesh"] = time.perf_counter() - t0
         prop = self._calc_actor.GetProperty()
@@ -624,10 +624,57 @@ class Scene:
         assert self._mapper is not None
         if planes.GetNumberOfItems():
             self._mapper.SetClippingPlanes(planes)
-            self._calc_mapper.SetClippingPlanes(planes)
         else:
             self._mapper.RemoveAllClippingPlanes()
-            self._calc_mapper.RemoveAllClippingPlanes()
+        self._apply_calc_clip()
+
+    # The calcification mesh is cut by a filter, not by mapper clipping planes: OpenGL
+    # polydata mappers take at most 6 planes, and the crop box alone is 6, so VTK dropped
+    # the clip plane ("OpenGL has a limit of 6 clipping planes", every frame) and the
+    # shells showed in the half that was cut away. vtkClipPolyData with one implicit
+    # function (box AND half-space) has no such limit and cuts the triangles exactly.
+    _calc_mesh = None
+    _calc_clip = None
+
+    def _set_calc_mesh(self, mesh: object) -> None:
+        self._calc_mesh = mesh
+        self._apply_calc_clip()
+
+    def _apply_calc_clip(self) -> None:
+        from vtkmodules.vtkCommonDataModel import vtkBox, vtkImplicitBoolean
+        from vtkmodules.vtkCommonDataModel import vtkPlane as _Plane
+        from vtkmodules.vtkFiltersCore import vtkClipPolyData
+
+        self._calc_mapper.RemoveAllClippingPlanes()
+        mesh = self._calc_mesh
+        if mesh is None:
+            self._calc_mapper.RemoveAllInputs()
+            self._calc_clip = None
+            return
+        if self._crop_lps is None and self._clip is None:
+            self._calc_mapper.SetInputData(mesh)
+            self._calc_clip = None
+            return
+        # Implicit functions are negative inside: keep where max(box, -halfspace) < 0,
+        # i.e. inside the crop box and on the side the clip normal points into.
+        keep = vtkImplicitBoolean()
+        keep.SetOperationTypeToIntersection()  # the maximum of the functions
+        if self._crop_lps is not None:
+            box = vtkBox()
+            b = self._crop_lps
+            box.SetBounds(b[0], b[1], b[2], b[3], b[4], b[5])
+            keep.AddFunction(box)
+        if self._clip is not None:
+            half = _Plane()
+            half.SetOrigin(*self._clip[0])
+            half.SetNormal(*(-self._clip[1]))  # negative on the kept side
+            keep.AddFunction(half)
+        clip = vtkClipPolyData()
+        clip.SetInputData(mesh)
+        clip.SetClipFunction(keep)
+        clip.InsideOutOn()
+        self._calc_clip = clip
+        self._calc_mapper.SetInputConnection(clip.GetOutputPort())
 
     # ----- camera -----------------------------------------------------------------------
     def set_view(self, name: str) -> None:
@@ -899,7 +946,7 @@ class Scene:
             self._buffer = None
             self._auto_masks = None
             self._manual_masks = None
-            self._calc_mapper.RemoveAllInputs()
+            self._set_calc_mesh(None)
             self._volume = None
             self.on_render_request = None
             self.on_gradient_progress = None

@@ -88,6 +88,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="separate bone from vessels with a bone mask")
     sep.add_argument("--no-separated", dest="separated", action="store_false",
                      help="use one transfer function on raw HU")
+    tbl = p.add_mutually_exclusive_group()
+    tbl.add_argument("--remove-table", dest="remove_table", action="store_true", default=None,
+                     help="separated mode: drop the CT couch and holders outside the body (the presets' default)")
+    tbl.add_argument("--keep-table", dest="remove_table", action="store_false",
+                     help="separated mode: classify everything, the couch included")
+    p.add_argument("--show-uncertain", action="store_true",
+                   help="separated mode: draw voxels of unsure class (vessel touching cortex) in magenta")
+    p.add_argument("--show-removed", action="store_true",
+                   help="separated mode: draw what the body mask removed (the couch) as a grey ghost")
     p.add_argument("--view", choices=VIEWS, default=None, help="camera view (default: anterior)")
     p.add_argument("--size", type=parse_size, default=None, metavar="WxH",
                    help=f"view size in pixels (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}; per cell with --sheet)")
@@ -205,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
         tf, preset_name = _pick_preset(args.preset)
     if args.separated is not None:
         tf = tf.with_changes(separated=bool(args.separated))
+    if args.remove_table is not None:
+        tf = tf.with_changes(remove_table=bool(args.remove_table))
+    if args.show_uncertain:
+        tf = tf.with_changes(show_uncertain=True)
+    if args.show_removed:
+        tf = tf.with_changes(show_removed=True)
 
     progress = _progress_printer(args.quiet)
     if args.path is not None:

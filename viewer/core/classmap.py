@@ -69,13 +69,15 @@ def encode_classes(
     bone_mask: np.ndarray | None,
     out: np.ndarray | None = None,
     hidden_mask: np.ndarray | None = None,
+    air_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Class-encode ``hu`` ``(nz, ny, nx)`` with boolean ``bone_mask`` (same shape).
 
     Returns an int16 array (``out`` if given, which must be int16 of the same shape):
     raw HU clipped to ``[-1024, 3071]`` outside the mask, ``-4096 - hu`` inside.
     ``bone_mask=None`` encodes no bone (everything raw). Voxels of ``hidden_mask``
-    (outside the bone mask) become :data:`HIDDEN_HU`.
+    (outside the bone mask) become :data:`HIDDEN_HU`; voxels of ``air_mask`` (outside
+    the patient's body) become air, :data:`RAW_MIN_HU`.
     """
     hu = np.asarray(hu)
     if hu.ndim != 3:
@@ -101,6 +103,12 @@ def encode_classes(
         if bone_mask is not None:
             hidden = hidden & ~np.asarray(bone_mask, dtype=bool)
         out[hidden.astype(bool, copy=False)] = HIDDEN_HU
+    if air_mask is not None:
+        # Outside the patient's body (couch, holders): air, drawn in no class.
+        air = np.asarray(air_mask, dtype=bool)
+        if air.shape != hu.shape:
+            raise ViewerError(f"removed-voxel mask shape {air.shape} does not match the volume {hu.shape}")
+        out[air] = RAW_MIN_HU
     return out
 
 
@@ -135,12 +143,13 @@ def _restrict(
 
 
 def class_transfer_points(
-    tf: TransferFunction, ramp_hu: float = 40.0
+    tf: TransferFunction, ramp_hu: float = 40.0, bone_low_hu: float | None = None
 ) -> tuple[tuple[OpacityPoint, ...], tuple[ColorPoint, ...]]:
     """Opacity and colour points over the **encoded** scalar for separated mode.
 
-    * bone range: the bone appearance from ``tf.bone_threshold_hu`` upward (ramping in
-      over ``ramp_hu``), transparent below it (marrow, partial-volume rim);
+    * bone range: the bone appearance from ``bone_low_hu`` (the masks' cancellous
+      floor; else ``tf.bone_threshold_hu``) upward (ramping in over ``ramp_hu``),
+      transparent below it (marrow);
     * gap: transparent;
     * raw range: the threshold curves of ``tf`` (soft tissue, vessel window, and
       non-bone voxels at or above the bone threshold -- calcified plaque, bone specks
@@ -150,7 +159,10 @@ def class_transfer_points(
     so toggling a class is a transfer-function edit, not a re-encode. The points'
     ``x`` / ``hu`` fields hold encoded scalars, strictly increasing.
     """
-    bt = float(tf.bone_threshold_hu)
+    # The bone class is drawn from ``bone_low_hu`` when the masks say where bone
+    # starts (a bone object holds cancellous bone at 150-400 HU, which a cortical
+    # threshold would leave transparent), else from the bone threshold.
+    bt = float(tf.bone_threshold_hu) if bone_low_hu is None else float(bone_low_hu)
     b_op = tf.bone.opacity if tf.bone.visible else 0.0
     bone_rgb = tuple(float(c) for c in tf.bone.color)
     black = (0.0, 0.0, 0.0)

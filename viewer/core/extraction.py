@@ -68,6 +68,13 @@ class Extraction:
     calcification: np.ndarray
     thresholds: Mapping[str, float] = field(default_factory=dict)
     timings_s: Mapping[str, float] = field(default_factory=dict)
+    #: Vessel voxels touching bone whose class is unsure (included in ``vessel``).
+    uncertain: np.ndarray | None = None
+    #: Outside the patient's body (couch, holders): in no class.
+    removed: np.ndarray | None = None
+    #: Whether the scan has opacified vessels, and that in words.
+    contrast: bool = True
+    message: str = ""
 
     @property
     def timings(self) -> Mapping[str, float]:
@@ -563,22 +570,51 @@ def calcification_mask(
 
 @dataclass(frozen=True, eq=False)
 class ClassMasks:
-    """What the separated rendering needs: the bone mask and the calcified shells,
-    with the thresholds they were computed for (so a caller can tell a stale pair).
+    """What the separated rendering needs, with the thresholds it was computed for (so
+    a caller can tell a stale set): the bone mask, the calcification (plaques and
+    calcified shells, drawn as a gold mesh), and from :func:`class_masks` also
 
-    ``vessel`` is not stored: the renderer shows the vessel window *outside* these
-    masks through its transfer function, so a vessel-window edit restyles at once.
+    * ``hidden``: voxels in the vessel window that belong to no shown class (dense
+      tissue of a scan without contrast that is neither bone nor vessel): transparent;
+    * ``removed``: outside the patient's body (couch, holders): rendered as air;
+    * ``uncertain``: vessel-window voxels touching bone whose class is unsure; they
+      render as vessel, and can be drawn in their own colour on top;
+    * ``vessel``: the vessel class itself (for exports and counts);
+    * ``contrast`` / ``message``: whether the scan has opacified vessels, in words;
+    * ``bone_display_low_hu``: the HU from which bone-class voxels are drawn (the
+      cancellous floor: a bone object holds cancellous bone at 150-400 HU).
+
+    The renderer shows the vessel window *outside* bone, calcification, hidden and
+    removed through its transfer function, so a vessel-window edit restyles at once.
     """
 
     bone: np.ndarray
     calcification: np.ndarray | None
     bone_threshold_hu: float
     vessel_window_hu: tuple[float, float]
+    hidden: np.ndarray | None = None
+    removed: np.ndarray | None = None
+    uncertain: np.ndarray | None = None
+    vessel: np.ndarray | None = None
+    contrast: bool | None = None
+    message: str = ""
+    bone_display_low_hu: float | None = None
+    remove_table: bool = True
+    timings_s: Mapping[str, float] = field(default_factory=dict)
 
-    def matches(self, bone_threshold_hu: float, vessel_window_hu: tuple[float, float]) -> bool:
-        """True when these masks were computed for exactly these thresholds."""
+    def matches(
+        self, bone_threshold_hu: float, vessel_window_hu: tuple[float, float], remove_table: bool | None = None
+    ) -> bool:
+        """True when these masks were computed for exactly these settings."""
         lo, hi = (float(v) for v in vessel_window_hu)
-        return self.bone_threshold_hu == float(bone_threshold_hu) and self.vessel_window_hu == (lo, hi)
+        same = self.bone_threshold_hu == float(bone_threshold_hu) and self.vessel_window_hu == (lo, hi)
+        return same and (remove_table is None or bool(remove_table) == self.remove_table)
+
+
+def _sub(progress: ProgressFn | None, a: float, b: float) -> ProgressFn | None:
+    if progress is None:
+        return None
+    return lambda f, msg: progress(a + (b - a) * f, msg)
 
 
 def class_masks(
@@ -587,22 +623,55 @@ def class_masks(
     bone_threshold_hu: float,
     vessel_window_hu: tuple[float, float],
     progress: ProgressFn | None = None,
+    *,
+    remove_table: bool = True,
 ) -> ClassMasks:
-    """Bone (rim dilation conditional on the window's low end, as :func:`extract`)
-    and calcified shells, for the separated rendering."""
+    """The separation of :func:`viewer.core.separation.separate` (body, bone object,
+    plaques, contrast, vessels, uncertain rim) plus calcified shells, for rendering."""
+    from viewer.core import separation as S
+
     hu = _check_volume(hu)
     lo, hi = (float(v) for v in vessel_window_hu)
     if not lo < hi:
         raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
-
-    def sub(a: float, b: float) -> ProgressFn | None:
-        if progress is None:
-            return None
-        return lambda f, msg: progress(a + (b - a) * f, msg)
-
-    bone = bone_mask(hu, spacing_mm, bone_threshold_hu, sub(0.0, 0.6), rim_low_hu=lo)
-    calc = calcification_mask(hu, spacing_mm, bone, (lo, hi), sub(0.6, 1.0))
-    return ClassMasks(bone, calc if calc.any() else None, float(bone_threshold_hu), (lo, hi))
+    t0 = time.perf_counter()
+    sep = S.separate(hu, spacing_mm, (lo, hi), bone_threshold_hu, remove_table=remove_table, progress=_sub(progress, 0.0, 0.8))
+    labels = sep.labels
+    bone = labels == S.BONE
+    calc = labels == S.CALCIFICATION
+    t1 = time.perf_counter()
+    if sep.contrast:
+        # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
+        # a scan with vessels needs them told apart from vessels.
+        shell = calcification_mask(hu, spacing_mm, bone | calc, (lo, hi), _sub(progress, 0.8, 1.0))
+        shell &= (labels == S.VESSEL) | (labels == S.UNCERTAIN)
+        if shell.any():
+            calc = calc | shell
+            labels = labels.copy()
+            labels[shell] = S.CALCIFICATION
+    t2 = time.perf_counter()
+    removed = labels == S.REMOVED if remove_table else None
+    # Window voxels of no class: the rest of the window outside the body is removed
+    # anyway; inside it, anything dense that is not vessel (no-contrast scans).
+    hidden = (labels == S.NONE) & (hu >= lo)
+    vessel = labels == S.VESSEL
+    uncertain = labels == S.UNCERTAIN
+    report(progress, 1.0, "separation: done")
+    return ClassMasks(
+        bone=bone,
+        calcification=calc if calc.any() else None,
+        bone_threshold_hu=float(bone_threshold_hu),
+        vessel_window_hu=(lo, hi),
+        hidden=hidden if hidden.any() else None,
+        removed=removed if removed is not None and removed.any() else None,
+        uncertain=uncertain if uncertain.any() else None,
+        vessel=vessel,
+        contrast=sep.contrast,
+        message=sep.message,
+        bone_display_low_hu=min(lo, float(sep.thresholds["cancellous_hu"])),
+        remove_table=remove_table,
+        timings_s={**sep.timings_s, "shell_s": t2 - t1, "class_masks_s": t2 - t0},
+    )
 
 
 def extract(
@@ -611,38 +680,31 @@ def extract(
     bone_threshold_hu: float,
     vessel_window_hu: tuple[float, float],
     progress: ProgressFn | None = None,
+    *,
+    remove_table: bool = True,
 ) -> Extraction:
-    """Bone, then calcified shells, then vessels outside both.
-
-    Three disjoint boolean masks ``(nz, ny, nx)``: :func:`bone_mask` (its rim dilation
-    conditional on the vessel window's low end), :func:`calcification_mask` on the
-    voxels outside the bone, and :func:`vessel_mask` outside bone and calcification.
-    """
-    hu = _check_volume(hu)
-    lo, hi = (float(v) for v in vessel_window_hu)
-    if not lo < hi:
-        raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
+    """Bone, calcification (plaques and calcified shells) and vessels, disjoint boolean
+    masks ``(nz, ny, nx)``, from :func:`class_masks` (the same separation the renderer
+    shows). ``uncertain`` voxels (vessel touching cortex) count as vessel here and are
+    also given on their own in :attr:`Extraction.uncertain`."""
     t0 = time.perf_counter()
-
-    def sub(a: float, b: float) -> ProgressFn | None:
-        if progress is None:
-            return None
-        return lambda f, msg: progress(a + (b - a) * f, msg)
-
-    bone = bone_mask(hu, spacing_mm, bone_threshold_hu, sub(0.0, 0.55), rim_low_hu=lo)
-    t1 = time.perf_counter()
-    calc = calcification_mask(hu, spacing_mm, bone, (lo, hi), sub(0.55, 0.85))
-    t2 = time.perf_counter()
-    report(progress, 0.85, "vessels: window outside bone and calcification")
-    vessel = vessel_mask(hu, bone, (lo, hi), spacing_mm=spacing_mm, exclude=calc)
-    t3 = time.perf_counter()
-    report(progress, 1.0, "done")
+    m = class_masks(hu, spacing_mm, bone_threshold_hu, vessel_window_hu, progress, remove_table=remove_table)
+    lo, hi = m.vessel_window_hu
+    zeros = np.zeros(m.bone.shape, dtype=bool)
+    uncertain = m.uncertain if m.uncertain is not None else zeros
+    vessel = (m.vessel if m.vessel is not None else zeros) | uncertain
+    t = dict(m.timings_s)
+    t["total_s"] = time.perf_counter() - t0
     return Extraction(
-        bone=bone,
+        bone=m.bone,
         vessel=vessel,
-        calcification=calc,
+        calcification=m.calcification if m.calcification is not None else zeros,
         thresholds={"bone_threshold_hu": float(bone_threshold_hu), "vessel_low_hu": lo, "vessel_high_hu": hi},
-        timings_s={"bone_s": t1 - t0, "calcification_s": t2 - t1, "vessel_s": t3 - t2, "total_s": t3 - t0},
+        timings_s=t,
+        uncertain=uncertain,
+        removed=m.removed if m.removed is not None else zeros,
+        contrast=bool(m.contrast),
+        message=m.message,
     )
 
 

@@ -85,6 +85,9 @@ _TOP_FIELDS = (
     "unit_distance_mm",
     "mip_window_hu",
     "interpolation",
+    "remove_table",
+    "show_uncertain",
+    "show_removed",
 )
 _CLASS_FIELDS = ("color", "opacity", "visible")
 _SHADING_FIELDS = ("enabled", "ambient", "diffuse", "specular", "specular_power")
@@ -126,6 +129,9 @@ def preset_to_dict(tf: TransferFunction) -> dict[str, Any]:
         "unit_distance_mm": tf.unit_distance_mm,
         "mip_window_hu": list(tf.mip_window_hu),
         "interpolation": tf.interpolation,
+        "remove_table": tf.remove_table,
+        "show_uncertain": tf.show_uncertain,
+        "show_removed": tf.show_removed,
     }
     return d
 
@@ -287,6 +293,9 @@ def preset_from_dict(d: Any, source: str = "<preset>") -> TransferFunction:
         kw["unit_distance_mm"] = u
     if "interpolation" in d:
         kw["interpolation"] = c.choice(d["interpolation"], "interpolation", ("linear", "nearest"))
+    for flag in ("remove_table", "show_uncertain", "show_removed"):
+        if flag in d:
+            kw[flag] = c.boolean(d[flag], flag)
     return TransferFunction(**kw)
 
 

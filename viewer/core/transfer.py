@@ -108,6 +108,14 @@ class TransferFunction:
     #: Sample interpolation, as ``vtkVolumeProperty::SetInterpolationType`` (and 3D
     #: Slicer's ``interpolation`` attribute: 0 nearest, 1 linear).
     interpolation: Interpolation = "linear"
+    #: Separated mode: drop everything outside the patient's body (CT couch, head
+    #: holder, immobilisation mask) before classifying (viewer.core.separation).
+    remove_table: bool = True
+    #: Separated mode: draw the voxels whose class is unsure (vessel touching cortex)
+    #: in their own colour on top of the rendering.
+    show_uncertain: bool = False
+    #: Separated mode: draw what the body mask removed (the couch) as a grey ghost.
+    show_removed: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = (float(v) for v in self.vessel_window_hu)

@@ -412,6 +412,7 @@ class Scene:
         self._mask_version += 1
         if self._volume is not None:
             self._update_scalars()
+            self._apply_property()
             self._update_calcification()
 
     def _current_masks(self) -> ClassMasks:
@@ -420,10 +421,11 @@ class Scene:
             return self._manual_masks
         tf = self._tf
         m = self._auto_masks
-        if m is None or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu):
+        if m is None or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu, tf.remove_table):
             t0 = time.perf_counter()
             self._auto_masks = class_masks(
-                self._volume.hu, self._volume.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu
+                self._volume.hu, self._volume.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,
+                remove_table=tf.remove_table,
             )
             self._mask_version += 1
             self.last_timings_s["class_masks"] = time.perf_counter() - t0
@@ -455,10 +457,57 @@ class Scene:
         self._calc_actor.SetVisibility(1 if show else 0)
         if show and not self.renderer.HasViewProp(self._calc_actor):
             self.renderer.AddActor(self._calc_actor)
+        overlays = self._update_overlays(masks)
         if isinstance(self._mapper, vtkFixedPointVolumeRayCastMapper):
             # The CPU ray caster stops its rays at opaque geometry only when told to
             # read the depth buffer (costs a read-back per frame: only when needed).
-            self._mapper.SetIntermixIntersectingGeometry(1 if show else 0)
+            self._mapper.SetIntermixIntersectingGeometry(1 if (show or overlays) else 0)
+
+    #: Overlay colours: uncertain voxels (vessel touching cortex) magenta, what the body
+    #: mask removed (the couch) a translucent grey ghost.
+    OVERLAY_STYLE = {"uncertain": ((0.95, 0.2, 0.95), 1.0), "removed": ((0.55, 0.6, 0.7), 0.35)}
+
+    def _update_overlays(self, masks: ClassMasks | None) -> bool:
+        """Show or hide the uncertain / removed overlay meshes (built once per mask
+        set, on the display grid of the calcification mesh). Returns whether any shows."""
+        tf = self._tf
+        if not hasattr(self, "_overlay"):
+            self._overlay: dict[str, tuple[object, object, int]] = {}
+        wanted = {
+            "uncertain": tf.show_uncertain,
+            "removed": tf.show_removed,
+        }
+        any_shown = False
+        for name, on in wanted.items():
+            mask = None if masks is None else getattr(masks, name)
+            if name == "removed" and mask is not None and self._volume is not None:
+                # Only what had substance: the couch, not the air around it.
+                mask = np.asarray(mask) & (self._volume.hu > -350)
+            show = bool(on) and mask is not None and tf.blend_mode != "mip" and bool(np.any(mask))
+            entry = self._overlay.get(name)
+            if show and (entry is None or entry[2] != self._mask_version):
+                from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+                assert self._volume is not None
+                mesh = _display_mesh(np.asarray(mask), self._volume)
+                if entry is None:
+                    mapper = vtkPolyDataMapper()
+                    mapper.ScalarVisibilityOff()
+                    actor = vtkActor()
+                    actor.SetMapper(mapper)
+                    self.renderer.AddActor(actor)
+                else:
+                    actor, mapper = entry[0], entry[1]
+                mapper.SetInputData(mesh)  # type: ignore[attr-defined]
+                color, opacity = self.OVERLAY_STYLE[name]
+                actor.GetProperty().SetColor(*color)  # type: ignore[attr-defined]
+                actor.GetProperty().SetOpacity(opacity)  # type: ignore[attr-defined]
+                entry = (actor, mapper, self._mask_version)
+                self._overlay[name] = entry
+            if entry is not None:
+                entry[0].SetVisibility(1 if show else 0)  # type: ignore[attr-defined]
+            any_shown = any_shown or show
+        return any_shown
 
     def _update_scalars(self) -> None:
         """Fill the render buffer with raw HU or the class encoding, only when what it
@@ -495,7 +544,10 @@ class Scene:
                 from viewer.core.extraction import dilate6
 
                 hidden = dilate6(np.asarray(hidden, dtype=bool)) & ~masks.bone
-            encode_classes(v.hu, _render_bone(v.hu, masks), out=inner, hidden_mask=hidden)
+            if masks.hidden is not None:
+                # Dense voxels of no class (a scan without contrast): transparent.
+                hidden = masks.hidden if hidden is None else hidden | masks.hidden
+            encode_classes(v.hu, _render_bone(v.hu, masks), out=inner, hidden_mask=hidden, air_mask=masks.removed)
         self.last_timings_s["encode"] = time.perf_counter() - t0
         self._buffer_key = key
         self._set_scalars(self._buffer)
@@ -532,7 +584,8 @@ class Scene:
         if mip:
             op, col = mip_transfer_points(tf)
         elif tf.separated:
-            op, col = class_transfer_points(tf)
+            m = self.class_masks if self._volume is not None else None
+            op, col = class_transfer_points(tf, bone_low_hu=None if m is None else m.bone_display_low_hu)
         else:
             op, col = tf.opacity_points(), tf.color_points()
         _set_points(self._otf, self._ctf, op, col)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from viewer.core.errors import ViewerError
 from viewer.io import load_volume, scan_series
 
 
@@ -41,8 +42,16 @@ def _jsonable(v: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     paths = args.path[0] if len(args.path) == 1 else args.path
-    infos = scan_series(paths)
-    vol = load_volume(paths, series=args.series)
+    try:
+        infos = scan_series(paths)
+        vol = load_volume(paths, series=args.series)
+    except (ViewerError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - last resort: a loader bug must not reach a user as a traceback
+        # viewer.io promises ViewerError for bad input (the fuzz test in tests/io checks
+        # it); anything else is a bug, reported as one line that says so.
+        raise ViewerError(f"internal error while reading ({type(exc).__name__}: {exc}); please report it",
+                          path=paths if isinstance(paths, str) else None) from exc
     chosen_key = str(vol.metadata.get("series_key", args.series or ""))
     lo, hi = vol.hu_range()
     nx, ny, nz = vol.dims_xyz

@@ -52,4 +52,29 @@ def require_memory(nbytes: int | float, what: str, path: str | Path | None = Non
     )
 
 
-__all__ = ["MAX_FRACTION", "available_memory_bytes", "require_memory"]
+
+
+
+def trim_freed_memory() -> bool:
+    """Hand memory freed by Python/numpy back to the OS (glibc ``malloc_trim(0)``).
+
+    After a scan is replaced, glibc keeps the freed arenas of the old volume, its masks
+    and VTK copies mapped for reuse, so the process's RSS stays at its high-water mark
+    (measured in benchmarks/soak_gui.py, docs/bench-soak.md). Call it once after a scan
+    replacement, not per frame: it walks the heap (a few ms). Returns False where there
+    is no glibc (macOS, Windows, musl), where it does nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+__all__ = ["MAX_FRACTION", "available_memory_bytes", "require_memory", "trim_freed_memory"]

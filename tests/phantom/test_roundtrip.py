@@ -15,7 +15,7 @@ from viewer.cli import main
 from viewer.core.volume import Volume
 from viewer.io import load_volume
 from viewer.io.writers import write_dicom_series
-from viewer.phantom import LEGEND, generate
+from viewer.phantom import CLEAN_LEGEND, LEGEND, generate
 
 
 def test_dicom_round_trip_exact(small_phantom, small_phantom_dicom_dir: Path) -> None:
@@ -66,13 +66,17 @@ def test_cli_writes_series_labels_and_legend(tmp_path: Path, capsys) -> None:
     out = tmp_path / "ph"
     assert main(["phantom", str(out), "--small", "--labels-format", "nifti"]) == 0
     text = capsys.readouterr().out
-    assert "collateral" in text and "96 x 96 x 218" in text
+    assert "collateral" in text and "168 x 104 x 218" in text and "plaque" in text
     assert len(list((out / "dicom").glob("IM_*.dcm"))) == 218
     assert (out / "labels.nii.gz").is_file()
     legend = json.loads((out / "legend.json").read_text())
     assert legend["labels"] == dict(LEGEND)
+    assert set(legend["hu"]) == set(LEGEND) and not legend["clean"]
     assert len(legend["landmarks"]["collaterals"]) >= 12
     assert len(legend["landmarks"]["erosion_box_lps"]) == 2
+    assert len(legend["landmarks"]["nutrient_entry_lps"]) >= 2
+    assert len(legend["landmarks"]["nutrient_entry_lps"][0]) == 3
+    assert isinstance(legend["landmarks"]["table_top_y_mm"], float)
     # a second run refuses to overwrite and changes nothing
     stamp = (out / "legend.json").stat().st_mtime_ns
     assert main(["phantom", str(out), "--size", "small", "--labels-format", "nifti"]) == 2
@@ -81,6 +85,15 @@ def test_cli_writes_series_labels_and_legend(tmp_path: Path, capsys) -> None:
     # the DICOM loads back onto the labels' grid
     back = load_volume(out / "dicom")
     assert np.allclose(back.ijk_to_lps, np.asarray(legend["grid"]["ijk_to_lps"]), atol=1e-6)
+
+
+def test_cli_clean(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "clean"
+    assert main(["phantom", str(out), "--small", "--clean"]) == 0
+    assert "96 x 96 x 218" in capsys.readouterr().out
+    legend = json.loads((out / "legend.json").read_text())
+    assert legend["clean"] and legend["labels"] == dict(CLEAN_LEGEND) and set(legend["hu"]) == set(CLEAN_LEGEND)
+    assert "table_top_y_mm" not in legend["landmarks"]
 
 
 @pytest.mark.parametrize("fmt", ["nrrd"])

@@ -164,8 +164,8 @@ def trabecular_hu(t: np.ndarray) -> np.ndarray:
 #: The confounded phantom's bone ends: thin cortex (before blur), so that the
 #: blurred cortex of the knee and ankle stays well below the 650 HU a naive bone
 #: threshold would use (real CT of the tibial plateau / plafond looks like this).
-END_CORTEX_MM = 0.8
-END_CORTEX_HU = 750.0
+END_CORTEX_MM = 0.7
+END_CORTEX_HU = 700.0
 TRAB_LOW_HU = 180.0  # cancellous bone of the metaphyses, 150-250 HU in adults
 TRAB_LOW_SUBCHONDRAL_HU = 170.0  # extra under the joint surfaces (up to ~350 HU)
 

@@ -234,6 +234,7 @@ class _Model:
     bumps: Optional[A.ContactBumps] = None
     realistic_ends: bool = False
     extra_vessels: tuple[A.Vessel, ...] = ()  # veins and nutrient arteries
+    exact_sheets: bool = False  # area-conserving thin septa (see _paint_leg)
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,7 @@ def _build_scene(seed: int, clean: bool) -> _Scene:
         bumps=bumps,
         realistic_ends=True,
         extra_vessels=tuple(veins + nutrients),
+        exact_sheets=True,
     )
     r_veins = A.deep_veins(arteries, None, bumps, rng)
     r_plaques = A.make_plaques(arteries, A.PLAQUES_RIGHT, None, bumps, rng)
@@ -311,6 +313,7 @@ def _build_scene(seed: int, clean: bool) -> _Scene:
         bumps=bumps,
         realistic_ends=True,
         extra_vessels=tuple(r_veins),
+        exact_sheets=True,
     )
     return _Scene(left=left, right=right, table=A.make_table())
 
@@ -395,7 +398,18 @@ def _paint_leg(
             vy = ys[bj0:bj1].astype(f32)[None, :, None] - col(p0[:, 1])
             tt = np.clip((vx * ux + vy * uy) * inv_l2, 0.0, 1.0)
             dist = np.sqrt((vx - tt * ux) ** 2 + (vy - tt * uy) ** 2)
-            f = ramp(dist - col(0.5 * thick * wz), h_mm)
+            if model.exact_sheets:
+                # a sheet thinner than a voxel: the profile of a voxel-thick sheet scaled
+                # by the thickness ratio (its amount of fat is right, and a septum of
+                # zero thickness, where it fades out, paints nothing)
+                half = col(0.5 * thick * wz)
+                he = np.maximum(half, f32(0.5 * h_mm))
+                f = ramp(dist - he, h_mm) * (half / he)
+            else:
+                # the clean phantom's rasterisation, kept bit for bit: a faded-out
+                # septum still paints a faint line (up to half a voxel of fat) on the
+                # slices of a slab where another slice has septa
+                f = ramp(dist - col(0.5 * thick * wz), h_mm)
             f *= (d_fascia[box] < 0.0)  # only inside the muscle compartments
             composite(hu[box], lab[box], w[box], f, A.HU_FAT, LEGEND["fat"])
 

@@ -611,6 +611,11 @@ class ClassMasks:
         return same and (remove_table is None or bool(remove_table) == self.remove_table)
 
 
+#: Grid (mm) of the calcified-shell search inside :func:`class_masks` (coarser than
+#: the stand-alone default: its distance transforms dominate the cost).
+SHELL_GRID_MM = 1.6
+
+
 def _sub(progress: ProgressFn | None, a: float, b: float) -> ProgressFn | None:
     if progress is None:
         return None
@@ -643,7 +648,7 @@ def class_masks(
     if sep.contrast:
         # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
         # a scan with vessels needs them told apart from vessels.
-        shell = calcification_mask(hu, spacing_mm, bone | calc, (lo, hi), _sub(progress, 0.8, 1.0))
+        shell = calcification_mask(hu, spacing_mm, bone | calc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM)
         shell &= (labels == S.VESSEL) | (labels == S.UNCERTAIN)
         if shell.any():
             calc = calc | shell

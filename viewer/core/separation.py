@@ -78,6 +78,9 @@ MIN_BONE_SEED_MM3 = 150.0
 #: are plaque; larger ones are always bone (a vertebra is > 10 ml).
 PLAQUE_MAX_MM3 = 20000.0
 PLAQUE_LUMEN_SHARE = 0.15
+#: Hysteresis floor for cortex connected to confident seeds (thin cortex at bone ends).
+#: Off: at 450-500 HU it grew from the spine into the real CTA's aorta (aorta in bone 43-63 %).
+WEAK_SEED_HU: float | None = None
 #: Grid (mm) for the enclosed-space fill of the bone object.
 FILL_GRID_MM = 2.0
 #: Enclosed spaces larger than this (ml) with a soft-tissue mean HU are not marrow.
@@ -334,10 +337,13 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
         vox_ml = sx * sy * sz * f[0] * f[1] * f[2] / 1000.0
         ok = (counts >= BODY_MIN_FRACTION * counts.max()) & (counts * vox_ml >= min(BODY_MIN_ML, 0.5 * counts.max() * vox_ml))
         ok[0] = False
-        keep = ok[lab]
-        # Grown back within the tissue by the opening's size (+1): the skin's detail.
-        for _ in range(2):
-            keep = _box_dilate(keep, r) & sub
+        # The body is what lies within about BODY_THICK_MM of a thick part: a pad or
+        # mattress of soft-tissue density under the legs (a slab thinner than
+        # 2 x BODY_THICK_MM) is left out beyond its contact line, and with it the
+        # couch under the pad.
+        keep = thick & ok[lab]
+        for _ in range(max(rt) + 2):
+            keep = dilate6(keep) & sub
     # Inside the body = between body voxels along both in-plane axes (lungs, bowel
     # gas, the lung vessels, the trachea). The couch lies below the back and a holder
     # beside the head: outside along one axis. Where the body reaches a side of the
@@ -427,6 +433,7 @@ def bone_object(
     body: np.ndarray | None,
     lumen_high_hu: float | None = None,
     noise_hu: float | None = None,
+    weak_hu: float | None = None,
 ) -> _BoneObject:
     """Cortical seeds (``hu >= seed_hu``, large pieces) and the space they enclose
     (step 2 of the module docstring). Enclosed voxels belong to the bone whatever their
@@ -443,6 +450,19 @@ def bone_object(
     if box is None:
         return _BoneObject(bone, small)
     s = seeds[box]
+    if weak_hu is not None and weak_hu < seed_hu:
+        # Hysteresis: thin cortex at the bone ends (blurred under the seed threshold)
+        # joins where it connects to confident cortex.
+        w = hu[box] >= weak_hu
+        if body is not None:
+            w &= body[box]
+        wl = cc3d.connected_components(w, connectivity=26)
+        strong_labels = np.unique(wl[s])
+        hit = np.zeros(int(wl.max()) + 1, dtype=bool)
+        hit[strong_labels] = True
+        hit[0] = False
+        s = hit[wl]
+        del wl, w
     lab = cc3d.connected_components(s, connectivity=26)
     counts = np.bincount(lab.ravel())
     counts[0] = 0
@@ -472,7 +492,11 @@ def bone_object(
         s_e = np.bincount(elab.ravel(), weights=hu_c.ravel())
         mean_e = s_e / np.maximum(n_e, 1)
         vol_ml = n_e * cs[0] * cs[1] * cs[2] / 1000.0
-        soft = (vol_ml > ENCLOSED_SOFT_MAX_ML) & (mean_e > -30.0) & (mean_e < 100.0)
+        # Share of the piece's cells at soft-tissue density: the brain is nearly all
+        # soft; a marrow cavity is fat (-70) and cancellous bone (150-400).
+        soft_c = (hu_c > -20.0) & (hu_c < 80.0)
+        share = np.bincount(elab.ravel(), weights=soft_c.ravel()) / np.maximum(n_e, 1)
+        soft = (vol_ml > ENCLOSED_SOFT_MAX_ML) & (share > 0.8) & (mean_e > -30.0) & (mean_e < 100.0)
         soft[0] = False
         if soft.any():
             enclosed_c &= ~soft[elab]
@@ -639,7 +663,9 @@ def separate(
     report(progress, 0.2, "separation: bone")
     t1 = time.perf_counter()
     noise = noise_sd(hu, body)
-    bo = bone_object(hu, (sx, sy, sz), seed, cancellous, body, lumen_high_hu=min(hi, seed), noise_hu=noise)
+    bo = bone_object(
+        hu, (sx, sy, sz), seed, cancellous, body, lumen_high_hu=min(hi, seed), noise_hu=noise, weak_hu=WEAK_SEED_HU
+    )
     bone = bo.bone
     calc = bo.seeds_small
     t["bone_s"] = time.perf_counter() - t1

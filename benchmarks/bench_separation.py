@@ -45,7 +45,7 @@ CTA_SPINE_BOX = (slice(None), slice(85, 126), slice(25, 62))
 
 def _masks(hu: np.ndarray, spacing: tuple[float, float, float]):
     t = time.perf_counter()
-    m = class_masks(hu, spacing, BONE_HU, WINDOW)
+    m = class_masks(hu, spacing, BONE_HU, WINDOW, real_ct=True)
     return m, time.perf_counter() - t
 
 

@@ -37,7 +37,7 @@ def _load(rel: str):
 @pytest.mark.parametrize("rel", ["ct-chest-noncontrast", "totalseg-abdomen-3mm/ct.nii.gz", "ct-head-gantry-tilt"])
 def test_non_contrast_scan_is_not_painted_red(rel: str) -> None:
     vol = _load(rel)
-    m = class_masks(vol.hu, vol.spacing_mm, 650.0, WINDOW)
+    m = class_masks(vol.hu, vol.spacing_mm, 650.0, WINDOW, real_ct=True)
     dense = vol.hu >= 150
     vessel = m.vessel | (m.uncertain if m.uncertain is not None else False)
     assert m.contrast is False, m.message
@@ -69,7 +69,7 @@ def test_totalsegmentator_bone_labels_are_bone() -> None:
     names = {int(k): v for k, v in json.loads((d / "labels.json").read_text())["labels"].items()}
     ids = [k for k, v in names.items() if v.startswith(("vertebrae", "rib_", "sternum"))]
     ref = np.isin(lab, ids) & (vol.hu >= 150)
-    m = class_masks(vol.hu, vol.spacing_mm, 650.0, WINDOW)
+    m = class_masks(vol.hu, vol.spacing_mm, 650.0, WINDOW, real_ct=True)
     assert ref.sum() > 1000
     assert m.bone[ref].mean() >= 0.90
 
@@ -79,7 +79,7 @@ def test_chest_cta_aorta_is_vessel_not_bone() -> None:
 
     vol = _load("cta-aorta-nifti/ct_cropped.nii.gz")
     ao = read_nifti(DATA / "cta-aorta-nifti/aorta.nii.gz").data > 0
-    m = class_masks(vol.hu, vol.spacing_mm, 650.0, WINDOW)
+    m = class_masks(vol.hu, vol.spacing_mm, 650.0, WINDOW, real_ct=True)
     assert m.contrast is True
     vessel = m.vessel | (m.uncertain if m.uncertain is not None else False)
     w = ao & (vol.hu >= WINDOW[0])

@@ -93,6 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="separated mode: drop the CT couch and holders outside the body (the presets' default)")
     tbl.add_argument("--keep-table", dest="remove_table", action="store_false",
                      help="separated mode: classify everything, the couch included")
+    p.add_argument("--real-ct", action="store_true",
+                   help="separated mode: the real-CT separation (body mask, bone object, plaque and contrast checks)")
     p.add_argument("--show-uncertain", action="store_true",
                    help="separated mode: draw voxels of unsure class (vessel touching cortex) in magenta")
     p.add_argument("--show-removed", action="store_true",
@@ -216,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
         tf = tf.with_changes(separated=bool(args.separated))
     if args.remove_table is not None:
         tf = tf.with_changes(remove_table=bool(args.remove_table))
+    if args.real_ct:
+        tf = tf.with_changes(real_ct_separation=True)
     if args.show_uncertain:
         tf = tf.with_changes(show_uncertain=True)
     if args.show_removed:

@@ -86,6 +86,7 @@ _TOP_FIELDS = (
     "mip_window_hu",
     "interpolation",
     "remove_table",
+    "real_ct_separation",
     "show_uncertain",
     "show_removed",
 )
@@ -130,6 +131,7 @@ def preset_to_dict(tf: TransferFunction) -> dict[str, Any]:
         "mip_window_hu": list(tf.mip_window_hu),
         "interpolation": tf.interpolation,
         "remove_table": tf.remove_table,
+        "real_ct_separation": tf.real_ct_separation,
         "show_uncertain": tf.show_uncertain,
         "show_removed": tf.show_removed,
     }
@@ -293,7 +295,7 @@ def preset_from_dict(d: Any, source: str = "<preset>") -> TransferFunction:
         kw["unit_distance_mm"] = u
     if "interpolation" in d:
         kw["interpolation"] = c.choice(d["interpolation"], "interpolation", ("linear", "nearest"))
-    for flag in ("remove_table", "show_uncertain", "show_removed"):
+    for flag in ("remove_table", "real_ct_separation", "show_uncertain", "show_removed"):
         if flag in d:
             kw[flag] = c.boolean(d[flag], flag)
     return TransferFunction(**kw)

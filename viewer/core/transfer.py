@@ -111,6 +111,9 @@ class TransferFunction:
     #: Separated mode: drop everything outside the patient's body (CT couch, head
     #: holder, immobilisation mask) before classifying (viewer.core.separation).
     remove_table: bool = True
+    #: Separated mode: the real-CT separation (body mask, bone as an object, plaque and
+    #: contrast checks; viewer.core.separation) instead of the classic one.
+    real_ct_separation: bool = False
     #: Separated mode: draw the voxels whose class is unsure (vessel touching cortex)
     #: in their own colour on top of the rendering.
     show_uncertain: bool = False

@@ -421,11 +421,13 @@ class Scene:
             return self._manual_masks
         tf = self._tf
         m = self._auto_masks
-        if m is None or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu, tf.remove_table):
+        if m is None or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu, tf.remove_table) or (
+            (m.contrast is not None) != tf.real_ct_separation
+        ):
             t0 = time.perf_counter()
             self._auto_masks = class_masks(
                 self._volume.hu, self._volume.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,
-                remove_table=tf.remove_table,
+                remove_table=tf.remove_table, real_ct=tf.real_ct_separation,
             )
             self._mask_version += 1
             self.last_timings_s["class_masks"] = time.perf_counter() - t0

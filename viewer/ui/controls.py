@@ -165,6 +165,34 @@ class ControlsPanel(QWidget):
         )
         grid.addWidget(self.separated_check, 0, 0, 1, 3)
         self._bind_tf_check(self.separated_check, lambda tf: tf.separated, lambda on, tf: tf.with_changes(separated=on))
+        self.real_ct_check = QCheckBox("Real-CT separation")
+        self.real_ct_check.setToolTip(
+            "Separate on real anatomy: body mask, bone as an object (cancellous bone too),\n"
+            "plaques as calcification, a check for contrast (a scan without it shows no red),\n"
+            "uncertain voxels (vessel touching cortex) kept visible."
+        )
+        grid.addWidget(self.real_ct_check, 4, 0, 1, 3)
+        self._bind_tf_check(
+            self.real_ct_check, lambda tf: tf.real_ct_separation, lambda on, tf: tf.with_changes(real_ct_separation=on)
+        )
+        self.remove_table_check = QCheckBox("Remove table")
+        self.remove_table_check.setToolTip("Drop the CT couch, head holder and anything else outside the body (real-CT separation)")
+        grid.addWidget(self.remove_table_check, 5, 0, 1, 3)
+        self._bind_tf_check(
+            self.remove_table_check, lambda tf: tf.remove_table, lambda on, tf: tf.with_changes(remove_table=on)
+        )
+        self.show_uncertain_check = QCheckBox("Show uncertain")
+        self.show_uncertain_check.setToolTip("Draw voxels of unsure class (vessel touching cortex) in magenta")
+        grid.addWidget(self.show_uncertain_check, 6, 0, 1, 2)
+        self._bind_tf_check(
+            self.show_uncertain_check, lambda tf: tf.show_uncertain, lambda on, tf: tf.with_changes(show_uncertain=on)
+        )
+        self.show_removed_check = QCheckBox("Show removed")
+        self.show_removed_check.setToolTip("Draw what the body mask removed (the couch) as a grey ghost")
+        grid.addWidget(self.show_removed_check, 6, 2, 1, 1)
+        self._bind_tf_check(
+            self.show_removed_check, lambda tf: tf.show_removed, lambda on, tf: tf.with_changes(show_removed=on)
+        )
         self.bone_visible = QCheckBox("Bone")
         self.vessel_visible = QCheckBox("Vessels")
         self.bone_opacity = self._opacity_slider("bone")

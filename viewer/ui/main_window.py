@@ -80,14 +80,19 @@ SESSION_ACTIONS = (
 
 
 #: Thresholds class masks are computed for: (bone threshold HU, (vessel low, high) HU).
-MaskKey = tuple[float, tuple[float, float]]
+MaskKey = tuple[float, tuple[float, float], bool, bool]
 #: What a load worker returns: the volume, its histogram (counts, edges), and the class
 #: masks (bone, calcified shells; None when not in separated mode).
 LoadResult = tuple[Volume, tuple[np.ndarray, np.ndarray], "ClassMasks | None"]
 
 
 def _mask_key(tf: TransferFunction) -> MaskKey:
-    return float(tf.bone_threshold_hu), (float(tf.vessel_window_hu[0]), float(tf.vessel_window_hu[1]))
+    return (
+        float(tf.bone_threshold_hu),
+        (float(tf.vessel_window_hu[0]), float(tf.vessel_window_hu[1])),
+        bool(tf.remove_table),
+        bool(tf.real_ct_separation),
+    )
 
 
 def _finish_volume(volume: Volume, key: MaskKey | None, progress: Any) -> LoadResult:
@@ -97,7 +102,7 @@ def _finish_volume(volume: Volume, key: MaskKey | None, progress: Any) -> LoadRe
     masks = None
     if key is not None:
         progress(0.9, "Separating bone, vessels and calcification")
-        masks = compute_class_masks(volume.hu, volume.spacing_mm, key[0], key[1])
+        masks = compute_class_masks(volume.hu, volume.spacing_mm, key[0], key[1], remove_table=key[2], real_ct=key[3])
     progress(1.0, "")
     return volume, hist, masks
 
@@ -756,7 +761,13 @@ class MainWindow(QMainWindow):
         # calcified shells) as it was when they were computed; a new bone threshold
         # (by hand, Suggest or a preset) or a new scan brings them up to date.
         masks = self.state.class_masks
-        if self._mask_volume_id == id(vol) and masks is not None and masks.bone_threshold_hu == float(tf.bone_threshold_hu):
+        if (
+            self._mask_volume_id == id(vol)
+            and masks is not None
+            and masks.bone_threshold_hu == float(tf.bone_threshold_hu)
+            and (masks.contrast is not None) == tf.real_ct_separation
+            and (not tf.real_ct_separation or masks.remove_table == tf.remove_table)
+        ):
             return
         self._mask_timer.start()
 
@@ -764,11 +775,13 @@ class MainWindow(QMainWindow):
         vol = self.state.volume
         if vol is None:
             return
-        bt, window = _mask_key(self.state.transfer_function)
+        bt, window, remove_table, real_ct = _mask_key(self.state.transfer_function)
         vid = id(vol)
 
         def work(progress: Any) -> tuple[int, ClassMasks]:
-            return vid, compute_class_masks(vol.hu, vol.spacing_mm, bt, window, progress=progress)
+            return vid, compute_class_masks(
+                vol.hu, vol.spacing_mm, bt, window, progress=progress, remove_table=remove_table, real_ct=real_ct
+            )
 
         self.mask_runner.submit(work)
 
@@ -779,6 +792,9 @@ class MainWindow(QMainWindow):
             return
         self._mask_volume_id = vid
         self.state.class_masks = masks
+        if masks.message:
+            # "no contrast-filled vessels found ...", said plainly.
+            self.statusBar().showMessage(masks.message[:1].upper() + masks.message[1:], 10000)
         self.class_masks_ready.emit()
         # The threshold moved on while this job ran: compute the newer one.
         self._schedule_mask_if_needed()

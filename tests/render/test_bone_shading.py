@@ -37,7 +37,9 @@ def _shaft_roughness(img: np.ndarray) -> float:
 def volume():  # type: ignore[no-untyped-def]
     from viewer.phantom import generate
 
-    return generate("default").volume
+    # the clean phantom: this is about shading the bone surface, not about the
+    # confounders of a real scan (the couch, plaques, low-density bone ends)
+    return generate("default", clean=True).volume
 
 
 def _render(volume) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -29,7 +29,9 @@ def is_gold(img: np.ndarray) -> np.ndarray:
 def phantom():  # type: ignore[no-untyped-def]
     from viewer.phantom import generate
 
-    return generate("small")
+    # the clean phantom: this is about drawing the mass's calcified shell, not about
+    # the confounders of a real scan (plaques, the couch) that a separation must handle
+    return generate("small", clean=True)
 
 
 @pytest.fixture()

@@ -659,6 +659,11 @@ class MainWindow(QMainWindow):
             clip_plane=None,
             crosshair_lps=tuple(float(v) for v in (lo + hi) / 2.0),
         )
+        # The old scan's arrays are free now: hand the memory back to the system
+        # (glibc keeps it otherwise: RSS 808 vs 690 MB in the soak, docs/bench-soak.md).
+        from viewer.core.memory import trim_freed_memory
+
+        trim_freed_memory()
         if class_masks is not None:
             self.state.class_masks = class_masks
             self._schedule_mask_if_needed()

@@ -685,13 +685,14 @@ def _landmarks(scene: _Scene) -> dict[str, Any]:
     out["right_vessel_radii_mm"] = {v.name: v.radii_mm.copy() for v in list(right.vessels) + list(right.extra_vessels)}
     out["right_arteries"] = [v.name for v in right.vessels]
     out["right_veins"] = [v.name for v in right.extra_vessels]
-    # where the low-density bone ends touch arteries (heights of full contact)
+    # where the low-density bone ends touch arteries: heights (inside the field of
+    # view) where the artery wall is within 1 mm of the bone surface
     contacts = {}
-    bumps = left.bumps
-    assert bumps is not None
-    for k, (name, *_rest) in enumerate(A.CONTACTS):
-        on = bumps.amp[k] > 0
-        zz = A.z_of_t(bumps.t[on])
+    by_name = {v.name: v for v in left.vessels}
+    for name, *_rest in A.CONTACTS:
+        v = by_name[name]
+        gap = A.bone_sd_points(v.points_lps, left.mass, left.bumps) - v.radii_mm
+        zz = v.points_lps[(gap <= 1.0), 2]
         zz = zz[(zz >= Z_START_MM) & (zz <= A.KNEE_Z_MM)]
         if zz.size:
             contacts[name] = (float(zz.min()), float(zz.max()))

@@ -76,7 +76,6 @@ def _projected_labels(size: tuple[int, int], view: str = "anterior") -> dict[str
     return out
 
 
-@pytest.mark.xfail(strict=False, reason="issue 8 open: on the confounder phantom (default since this stop) the separation paints the low-density bone ends and the pad region; see docs/separation.md")
 def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path, clean_phantom_file: Path) -> None:
     # Default preset (bone + vessels, separated) and default view (anterior).
     out = tmp_path / "figure.png"
@@ -98,7 +97,6 @@ def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path,
     assert (gold & mass).sum() > 0.25 * mass.sum()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 8 open: on the confounder phantom (default since this stop) the separation paints the low-density bone ends and the pad region; see docs/separation.md")
 def test_posterior_view_shows_the_arteries(tmp_path: Path, clean_phantom_file: Path) -> None:
     # The leg's arteries run behind the bones: from behind they cover their projection.
     out = tmp_path / "post.png"

@@ -357,3 +357,29 @@ def test_streak_between_the_tibiae() -> None:
     row = out[0, j]
     assert row[np.abs(x - A.MIRROR_X_MM) < 10].mean() < -5  # between the legs
     assert np.abs(out[0, np.abs(y - sp.tibia[0, 1]) > 15]).max() < 1.0  # a band, not a haze
+
+
+@pytest.mark.parametrize("size", ["small", "default", "large"])
+def test_every_size_holds_both_legs_and_the_couch(size: str) -> None:
+    """From the model, without generating: the field of view of each size contains both
+    legs (with a few mm of air at the sides) and the couch down to its bottom; large is
+    a real-size 512 x 512 reconstruction with over 1000 slices."""
+    spec, affine = G.phantom_grid(size)
+    nz, ny, nx = spec.shape
+    lo = affine[:3, 3]
+    hi = lo + np.diag(affine[:3, :3]) * (np.array([nx, ny, nz]) - 1)
+    z = np.linspace(lo[2], hi[2], 60)
+    sp = A.slice_params(z)
+    leg = sp.leg
+    x_max = float((leg[:, 0] + leg[:, 2]).max())
+    x_min = 2 * A.MIRROR_X_MM - x_max  # the right leg, mirrored
+    assert lo[0] + 3 <= x_min and x_max <= hi[0] - 3
+    assert lo[1] + 3 <= float((leg[:, 1] - leg[:, 3]).min())
+    table = _build_scene(0, False).table
+    assert float(table.bottom_y(A.MIRROR_X_MM)) <= hi[1] - 2
+    assert hi[2] - lo[2] == pytest.approx(380, abs=2)
+    if size == "large":
+        assert (ny, nx) == (512, 512) and nz >= 1000
+        assert 0.6 <= spec.spacing_mm[0] <= 0.75
+    else:
+        assert spec.spacing_mm == G.CLEAN_SIZES[size].spacing_mm  # voxel sizes kept

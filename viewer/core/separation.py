@@ -94,6 +94,19 @@ RIM_STEPS = 2
 #: 10 cm is ~250 mm^3 on the phantom; the real non-contrast scans have < 20.
 CONTRAST_CORE_HU = 230.0
 CONTRAST_MIN_MM3 = 150.0
+_DEBUG = False
+#: Flat indices of the homogeneous lumen-core samples of the last detect_contrast call
+#: (thick_cancellous takes the lumen level from the thin ones among them).
+_LAST_HOMOGENEOUS: np.ndarray = np.zeros(0, dtype=np.int64)
+#: Cancellous bone vs lumen by thickness: window parts a ball of this radius (mm) fits
+#: in, on a grid of THICK_GRID_MM (see :func:`thick_cancellous`).
+THICK_RADIUS_MM = 5.0
+THICK_GRID_MM = 1.5
+#: A thick part this much darker than the lumen level (HU) is not lumen.
+LUMEN_LEVEL_MARGIN_HU = 60.0
+#: A thick part whose two-voxel edge is this much brighter (HU) than its inside has a
+#: cortex: bone. A lumen's edge is darker than its middle.
+BONE_EDGE_CONTRAST_HU = 80.0
 #: A lumen is homogeneous: its local (3x3x3) spread is under this many times the
 #: scan's noise (on the real CTA the aorta's median spread is 1.4x the noise, the
 #: real chest's cancellous vertebrae 4-6x).
@@ -558,8 +571,9 @@ def detect_contrast(
     body: np.ndarray,
     high_hu: float,
     noise_hu: float | None = None,
-) -> float:
-    """Volume (mm^3) of opacified-lumen core: voxels in ``[CONTRAST_CORE_HU, high_hu]``
+) -> tuple[float, float | None]:
+    """Volume (mm^3) of opacified-lumen core, and its HU level (the lumen's typical HU,
+    from the upper tail of the homogeneous core; None when there is none): voxels in ``[CONTRAST_CORE_HU, high_hu]``
     whose six neighbours are too, outside the bone object grown by two voxels, inside the
     body, **homogeneous** (local 3x3x3 standard deviation under LUMEN_SD_FACTOR x the scan's noise, at
     least 25 HU), counted in pieces of at least 20 mm^3.
@@ -581,14 +595,14 @@ def detect_contrast(
     core[-2:] = False
     idx = np.flatnonzero(core)
     if idx.size == 0:
-        return 0.0
+        return 0.0, None
     noise = noise_sd(hu, body) if noise_hu is None else float(noise_hu)
     thr = max(25.0, LUMEN_SD_FACTOR * noise)
     step = max(1, idx.size // 300_000)
     samp = idx[::step]
     homog = samp[_local_sd_at(hu, samp) < thr]
     if homog.size == 0:
-        return 0.0
+        return 0.0, None
     box = _bbox(core, 0)
     assert box is not None
     lab = cc3d.connected_components(core[box], connectivity=26)
@@ -605,7 +619,147 @@ def detect_contrast(
     np.maximum.at(zmax, pl, zz)
     ok = (per_piece >= 20.0) & (zmax - zmin >= 1)
     ok[0] = False
-    return float(per_piece[ok].sum())
+    good = ok[pl]
+    # The lumen is the brightest homogeneous population under the cortex: homogeneous
+    # cancellous bone or an enhancing organ (smooth, 200-300 HU) may be larger, so the
+    # level is the upper tail (90th percentile) less 1.28 noise (a Gaussian's p90).
+    level = float(np.percentile(hu.reshape(-1)[homog[good]], 90) - 1.28 * noise) if good.any() else None
+    global _LAST_HOMOGENEOUS
+    _LAST_HOMOGENEOUS = homog[good]
+    return float(per_piece[ok].sum()), level
+
+
+def thick_cancellous(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    cand: np.ndarray,
+    bone: np.ndarray,
+    lumen_hu: float | None,
+    noise_hu: float,
+    homogeneous: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cancellous bone the cortical seeds did not enclose, told from lumen by thickness,
+    brightness and texture: ``(bone, touching)`` boolean masks (full grid).
+
+    At the knee and ankle a thin subchondral cortex blurs under any cortical threshold,
+    so the epiphysis (150-400 HU, inside the vessel window) is not enclosed and would
+    be painted red, with the popliteal artery lying on it. What tells them apart:
+
+    * thickness: the parts of the window that a ball of :data:`THICK_RADIUS_MM` fits
+      in are epiphyses, vertebral bodies, the aorta, heart chambers -- never a limb
+      artery (the popliteal is 5-6 mm across);
+    * a thick part is *lumen* when its HU is at the scan's own lumen level (the median
+      of the homogeneous lumen core found by :func:`detect_contrast`) and it is
+      homogeneous; it is *bone* when it touches the bone object and is darker than the
+      lumen by more than :data:`LUMEN_LEVEL_MARGIN_HU` (or 3x the noise), or textured
+      (trabecular bone: local spread over 2x the noise in most of it);
+    * the bone part is grown back to its boundary within the window; voxels there at
+      the lumen's brightness that connect, within three voxels, to window voxels outside
+      it (an artery on the bone) are returned as ``touching`` (shown as uncertain).
+    """
+    sx, sy, sz = spacing_mm
+    f = _factors((sz, sy, sx), THICK_GRID_MM)
+    cs = (sz * f[0], sy * f[1], sx * f[2])
+    empty = np.zeros(hu.shape, dtype=bool)
+    box = _bbox(cand, max(f) * 3)
+    if box is None:
+        return empty, empty
+    c = cand[box]
+    # Coarse cells mostly in the window.
+    frac = _pool_mean(c.view(np.uint8), f)
+    cand_c = frac >= 0.5
+    a = tuple(max(1, int(round(THICK_RADIUS_MM / (np.sqrt(2.0) * g)))) for g in cs)
+    a = (a[0] if cs[0] <= 2.5 else 0, a[1], a[2])
+    pad = [(k + 1, k + 1) for k in a]
+    core = _box_erode(np.pad(cand_c, pad), a)[tuple(slice(k + 1, -(k + 1)) for k in a)]
+    if not core.any():
+        return empty, empty
+    # Each thick part grown back to its boundary within the window (the erosion's size
+    # + 1), then labelled: a piece is a thick part with its edge.
+    zone_c = core
+    for _ in range(max(a) + 1):
+        zone_c = _box_dilate(zone_c, (min(1, a[0]), 1, 1)) & cand_c
+    lab_c = cc3d.connected_components(zone_c, connectivity=26)
+    n = int(lab_c.max()) + 1
+    lab = _upsample(lab_c, f, c.shape)
+    lab[~c] = 0
+    hb = np.ascontiguousarray(hu[box])
+    zone_all = lab > 0
+    # Edge layer (two voxels) vs interior: cortex is brighter than what it holds; a
+    # lumen's edge is darker than its middle (partial volume with the wall).
+    inner = erode6(erode6(zone_all))
+    edge = zone_all & ~inner
+    deep = erode6(inner)
+    hv = hb.astype(np.float32)
+    n_edge = np.bincount(lab[edge], minlength=n)
+    m_edge = np.bincount(lab[edge], weights=hv[edge], minlength=n) / np.maximum(n_edge, 1)
+    n_deep = np.bincount(lab[deep], minlength=n)
+    m_deep = np.bincount(lab[deep], weights=hv[deep], minlength=n) / np.maximum(n_deep, 1)
+    bright_edge = (n_deep > 0) & (m_edge - m_deep >= max(BONE_EDGE_CONTRAST_HU, 3.0 * noise_hu))
+    # Texture in the interior (sampled): trabecular bone's spread is several x noise.
+    dl = deep.copy()
+    dl[[0, -1]] = False
+    dl[:, [0, -1]] = False
+    dl[:, :, [0, -1]] = False
+    idx = np.flatnonzero(dl)
+    textured_share = np.zeros(n)
+    if idx.size:
+        idx = idx[:: max(1, idx.size // 200_000)]
+        sd = _local_sd_at(hb, idx)
+        pl = lab.reshape(-1)[idx]
+        tex = sd >= LUMEN_SD_FACTOR * max(noise_hu, 12.5)
+        textured_share = np.bincount(pl, weights=tex, minlength=n) / np.maximum(np.bincount(pl, minlength=n), 1)
+    # The lumen level from homogeneous lumen cores *outside* the thick parts (vessels,
+    # not a smooth epiphysis that may be as large as all the arteries together).
+    if homogeneous is not None and homogeneous.size:
+        zz, yy, xx = np.unravel_index(homogeneous, hu.shape)
+        inb = (zz >= box[0].start) & (zz < box[0].stop) & (yy >= box[1].start) & (yy < box[1].stop)
+        inb &= (xx >= box[2].start) & (xx < box[2].stop)
+        thin = np.ones(homogeneous.size, dtype=bool)
+        thin[inb] = ~zone_all[zz[inb] - box[0].start, yy[inb] - box[1].start, xx[inb] - box[2].start]
+        if np.count_nonzero(thin) >= 50:
+            lumen_hu = float(np.median(hu.reshape(-1)[homogeneous[thin]]))
+    # Contact with the bone object, directly or through window voxels darker than the
+    # lumen (the cancellous bone of a metaphysis joins the end to the shaft).
+    near = dilate6(dilate6(bone[box]))
+    if lumen_hu is not None:
+        dark = c & (hb < lumen_hu - 2.5 * noise_hu)
+        dl_lab = cc3d.connected_components(dark | zone_all, connectivity=26)
+        hit = np.zeros(int(dl_lab.max()) + 1, dtype=bool)
+        hit[np.unique(dl_lab[near & (dark | zone_all)])] = True
+        hit[0] = False
+        near = near | hit[dl_lab]
+    touches = np.zeros(n, dtype=bool)
+    touches[np.unique(lab[near & zone_all])] = True
+    if lumen_hu is None:
+        darker = np.ones(n, dtype=bool)
+    else:
+        darker = m_deep < lumen_hu - max(LUMEN_LEVEL_MARGIN_HU, 3.0 * noise_hu)
+    # A lumen's edge is darker than its middle; cancellous bone's is not (its cortex).
+    not_lumen_edge = (n_deep > 0) & (m_edge >= m_deep)
+    is_bone = bright_edge | (touches & ((darker & not_lumen_edge) | (textured_share >= 0.5)))
+    is_bone[0] = False
+    if _DEBUG:
+        for i in range(1, n):
+            print("thick piece", i, int(np.bincount(lab_c.ravel(), minlength=n)[i]), "edge %.0f deep %.0f" % (m_edge[i], m_deep[i]),
+                  "tex %.2f" % textured_share[i], "touch", bool(touches[i]), "darker", bool(darker[i]), "->", bool(is_bone[i]))
+    if not is_bone.any():
+        return empty, empty
+    zone = is_bone[lab]
+    # An artery lying on the bone: lumen-bright zone voxels connected to window voxels
+    # outside the zone within three steps.
+    touching = np.zeros(c.shape, dtype=bool)
+    if lumen_hu is not None:
+        bright = zone & (hu[box] >= lumen_hu - 2.5 * noise_hu)
+        front = c & ~zone
+        for _ in range(3):
+            front = dilate6(front) & bright & ~touching
+            touching |= front
+    out_b = np.zeros(hu.shape, dtype=bool)
+    out_t = np.zeros(hu.shape, dtype=bool)
+    out_b[box] = zone & ~touching
+    out_t[box] = touching
+    return out_b, out_t
 
 
 def separate(
@@ -672,7 +826,7 @@ def separate(
 
     report(progress, 0.5, "separation: contrast")
     t2 = time.perf_counter()
-    core_mm3 = detect_contrast(hu, (sx, sy, sz), bone, body, min(hi, seed), noise)
+    core_mm3, lumen_hu = detect_contrast(hu, (sx, sy, sz), bone, body, min(hi, seed), noise)
     has_contrast = core_mm3 >= CONTRAST_MIN_MM3 if contrast is None else bool(contrast)
     t["contrast_s"] = time.perf_counter() - t2
 
@@ -681,6 +835,12 @@ def separate(
     labels = np.zeros(hu.shape, dtype=np.uint8)
     if has_contrast:
         cand = (hu >= lo) & (hu <= hi) & body & ~bone & ~calc
+        t_thick = time.perf_counter()
+        thick_bone, touching = thick_cancellous(hu, (sx, sy, sz), cand, bone, lumen_hu, noise, _LAST_HOMOGENEOUS)
+        t["thick_s"] = time.perf_counter() - t_thick
+        if thick_bone.any():
+            bone |= thick_bone
+            cand &= ~thick_bone
         # The partial-volume rim of bone, grown only through window voxels.
         rim = np.zeros(hu.shape, dtype=bool)
         front = bone
@@ -721,6 +881,8 @@ def separate(
                 u |= front
             uncertain[box] = u
         bone |= rim & ~uncertain
+        # Lumen-bright voxels where an artery lies on cancellous bone: unsure.
+        uncertain |= touching & ~bone & ~vessel
         labels[vessel] = VESSEL
         labels[uncertain] = UNCERTAIN
         msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"

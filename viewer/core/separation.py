@@ -82,7 +82,7 @@ PLAQUE_LUMEN_SHARE = 0.15
 #: Off: at 450-500 HU it grew from the spine into the real CTA's aorta (aorta in bone 43-63 %).
 WEAK_SEED_HU: float | None = None
 #: Grid (mm) for the enclosed-space fill of the bone object.
-FILL_GRID_MM = 2.0
+FILL_GRID_MM = 1.4
 #: Enclosed spaces larger than this (ml) with a soft-tissue mean HU are not marrow.
 ENCLOSED_SOFT_MAX_ML = 30.0
 #: Closing (mm) of the cortical seeds before the fill: bridges gaps in thin cortex.
@@ -95,18 +95,28 @@ RIM_STEPS = 2
 CONTRAST_CORE_HU = 230.0
 CONTRAST_MIN_MM3 = 150.0
 _DEBUG = False
+_ZONE_STOPS_AT_LUMEN = False
 #: Flat indices of the homogeneous lumen-core samples of the last detect_contrast call
 #: (thick_cancellous takes the lumen level from the thin ones among them).
 _LAST_HOMOGENEOUS: np.ndarray = np.zeros(0, dtype=np.int64)
 #: Cancellous bone vs lumen by thickness: window parts a ball of this radius (mm) fits
 #: in, on a grid of THICK_GRID_MM (see :func:`thick_cancellous`).
-THICK_RADIUS_MM = 5.0
+THICK_RADIUS_MM = 4.0
 THICK_GRID_MM = 1.5
 #: A thick part this much darker than the lumen level (HU) is not lumen.
 LUMEN_LEVEL_MARGIN_HU = 60.0
 #: A thick part whose two-voxel edge is this much brighter (HU) than its inside has a
 #: cortex: bone. A lumen's edge is darker than its middle.
 BONE_EDGE_CONTRAST_HU = 80.0
+#: Inside a cancellous part, voxels down to this HU are bone (noise takes some of the
+#: 150-400 HU cancellous bone under the window's low end).
+ZONE_FLOOR_HU = 130.0
+#: A thick part not enclosed by cortex is called cancellous bone only under this mean
+#: HU; an arterial-phase lumen lies above it (the real CTA's dimmest aortic segment:
+#: 391 HU). Measured cancellous means: phantom epiphyses 215-276 HU, the real 3 mm
+#: abdomen's vertebrae 140-158 HU (median). The real 2 mm chest's vertebrae reach
+#: 300-400 HU: in a CTA such bone is found through its cortex, not through this rule.
+CANCELLOUS_MAX_HU = 320.0
 #: A lumen is homogeneous: its local (3x3x3) spread is under this many times the
 #: scan's noise (on the real CTA the aorta's median spread is 1.4x the noise, the
 #: real chest's cancellous vertebrae 4-6x).
@@ -355,8 +365,23 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
         # 2 x BODY_THICK_MM) is left out beyond its contact line, and with it the
         # couch under the pad.
         keep = thick & ok[lab]
-        for _ in range(max(rt) + 2):
+        # Grown back by as many 6-connected steps as the erosion was deep: the opening's
+        # octahedron fits inside its cube, so nothing beyond the skin comes back (a
+        # pad under the calves stays out), and the inside fill below restores the rest.
+        for _ in range(max(rt)):
             keep = dilate6(keep) & sub
+        # Then all of the kept pieces' tissue at water density or above that connects to
+        # it: a thin chest wall with its ribs, a skull near the skin come back; a pad of
+        # fat density under the calves (and the couch beyond it) does not.
+        # (block means: noise in a -60 HU pad reaches 0 HU voxel by voxel, not on average)
+        means = _pool_mean(np.asarray(hu), f)[: sub.shape[0], : sub.shape[1], : sub.shape[2]]
+        denser = ok[lab] & (means >= 0)
+        grow = keep | denser
+        glab = cc3d.connected_components(grow, connectivity=6)
+        hit = np.zeros(int(glab.max()) + 1, dtype=bool)
+        hit[np.unique(glab[keep])] = True
+        hit[0] = False
+        keep = keep | hit[glab]
     # Inside the body = between body voxels along both in-plane axes (lungs, bowel
     # gas, the lung vessels, the trachea). The couch lies below the back and a holder
     # beside the head: outside along one axis. Where the body reaches a side of the
@@ -488,7 +513,9 @@ def bone_object(
     if not big.any():
         return _BoneObject(bone, small)
     # Enclosed space on a coarse grid: block-OR keeps thin cortex closed.
+    # At least 2x in-plane: a 1 mm scan's fill at full size costs seconds.
     f = _factors((sz, sy, sx), FILL_GRID_MM)
+    f = (f[0], max(2, f[1]), max(2, f[2]))
     solid = _pool_any(big, f)
     cs = (sz * f[0], sy * f[1], sx * f[2])
     rc = tuple(max(0, int(round(CLOSING_MM / c))) for c in cs)
@@ -637,7 +664,9 @@ def thick_cancellous(
     lumen_hu: float | None,
     noise_hu: float,
     homogeneous: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    hu_hi: float = 600.0,
+    soft_hu: float = 40.0,
+) -> tuple[np.ndarray, float]:
     """Cancellous bone the cortical seeds did not enclose, told from lumen by thickness,
     brightness and texture: ``(bone, touching)`` boolean masks (full grid).
 
@@ -653,17 +682,19 @@ def thick_cancellous(
       homogeneous; it is *bone* when it touches the bone object and is darker than the
       lumen by more than :data:`LUMEN_LEVEL_MARGIN_HU` (or 3x the noise), or textured
       (trabecular bone: local spread over 2x the noise in most of it);
-    * the bone part is grown back to its boundary within the window; voxels there at
-      the lumen's brightness that connect, within three voxels, to window voxels outside
-      it (an artery on the bone) are returned as ``touching`` (shown as uncertain).
+    * the bone part is grown back to its boundary within the window.
+
+    Returns the bone part and the lumen level used (-1e9 when there was none); the
+    caller gives back to the vessels what of the part touches them at lumen brightness.
     """
     sx, sy, sz = spacing_mm
     f = _factors((sz, sy, sx), THICK_GRID_MM)
     cs = (sz * f[0], sy * f[1], sx * f[2])
     empty = np.zeros(hu.shape, dtype=bool)
+    nolevel = lumen_hu if lumen_hu is not None else -1e9
     box = _bbox(cand, max(f) * 3)
     if box is None:
-        return empty, empty
+        return empty, nolevel
     c = cand[box]
     # Coarse cells mostly in the window.
     frac = _pool_mean(c.view(np.uint8), f)
@@ -673,12 +704,18 @@ def thick_cancellous(
     pad = [(k + 1, k + 1) for k in a]
     core = _box_erode(np.pad(cand_c, pad), a)[tuple(slice(k + 1, -(k + 1)) for k in a)]
     if not core.any():
-        return empty, empty
+        return empty, nolevel
     # Each thick part grown back to its boundary within the window (the erosion's size
     # + 1), then labelled: a piece is a thick part with its edge.
     zone_c = core
+    grow_c = cand_c
+    if lumen_hu is not None and _ZONE_STOPS_AT_LUMEN:
+        # Not into cells at the lumen's brightness: an artery lying on the bone keeps its
+        # lumen (its partial-volume edge cells are darker and may join; see touching).
+        hu_c = _pool_mean(hu[box], f)
+        grow_c = cand_c & (np.abs(hu_c - lumen_hu) > 2.5 * noise_hu)
     for _ in range(max(a) + 1):
-        zone_c = _box_dilate(zone_c, (min(1, a[0]), 1, 1)) & cand_c
+        zone_c = _box_dilate(zone_c, (min(1, a[0]), 1, 1)) & (grow_c | core)
     lab_c = cc3d.connected_components(zone_c, connectivity=26)
     n = int(lab_c.max()) + 1
     lab = _upsample(lab_c, f, c.shape)
@@ -723,7 +760,7 @@ def thick_cancellous(
     # lumen (the cancellous bone of a metaphysis joins the end to the shaft).
     near = dilate6(dilate6(bone[box]))
     if lumen_hu is not None:
-        dark = c & (hb < lumen_hu - 2.5 * noise_hu)
+        dark = c & (hb < min(lumen_hu - 2.5 * noise_hu, CANCELLOUS_MAX_HU))
         dl_lab = cc3d.connected_components(dark | zone_all, connectivity=26)
         hit = np.zeros(int(dl_lab.max()) + 1, dtype=bool)
         hit[np.unique(dl_lab[near & (dark | zone_all)])] = True
@@ -731,35 +768,33 @@ def thick_cancellous(
         near = near | hit[dl_lab]
     touches = np.zeros(n, dtype=bool)
     touches[np.unique(lab[near & zone_all])] = True
+    # How much of the part's edge lies on the bone object itself (two voxels).
+    on_bone = edge & dilate6(dilate6(bone[box]))
+    contact = np.bincount(lab[on_bone], minlength=n) / np.maximum(n_edge, 1)
     if lumen_hu is None:
         darker = np.ones(n, dtype=bool)
     else:
         darker = m_deep < lumen_hu - max(LUMEN_LEVEL_MARGIN_HU, 3.0 * noise_hu)
     # A lumen's edge is darker than its middle; cancellous bone's is not (its cortex).
     not_lumen_edge = (n_deep > 0) & (m_edge >= m_deep)
-    is_bone = bright_edge | (touches & ((darker & not_lumen_edge) | (textured_share >= 0.5)))
+    # Darker than the lumen *and* in cancellous bone's range: the lumen level drifts
+    # along a scan with the bolus (the real CTA's thin vessels 532 HU, its lower aorta
+    # 391), so darkness alone does not make bone.
+    much_darker = darker & (m_deep < CANCELLOUS_MAX_HU)
+    is_bone = bright_edge | (touches & (much_darker | (darker & not_lumen_edge) | (textured_share >= 0.5)))
     is_bone[0] = False
     if _DEBUG:
         for i in range(1, n):
             print("thick piece", i, int(np.bincount(lab_c.ravel(), minlength=n)[i]), "edge %.0f deep %.0f" % (m_edge[i], m_deep[i]),
-                  "tex %.2f" % textured_share[i], "touch", bool(touches[i]), "darker", bool(darker[i]), "->", bool(is_bone[i]))
+                  "tex %.2f" % textured_share[i], "touch", bool(touches[i]), "darker", bool(darker[i]), "much", bool(much_darker[i]), "contact %.3f" % contact[i], "level", lumen_hu, "->", bool(is_bone[i]))
     if not is_bone.any():
-        return empty, empty
-    zone = is_bone[lab]
-    # An artery lying on the bone: lumen-bright zone voxels connected to window voxels
-    # outside the zone within three steps.
-    touching = np.zeros(c.shape, dtype=bool)
-    if lumen_hu is not None:
-        bright = zone & (hu[box] >= lumen_hu - 2.5 * noise_hu)
-        front = c & ~zone
-        for _ in range(3):
-            front = dilate6(front) & bright & ~touching
-            touching |= front
+        return empty, lumen_hu if lumen_hu is not None else -1e9
+    # The zone's cells hold cancellous voxels that noise took under the window too.
+    zone_cells = _upsample(is_bone[lab_c], f, c.shape)
+    zone = (is_bone[lab] & c) | (zone_cells & (hb >= ZONE_FLOOR_HU) & (hb <= hu_hi))
     out_b = np.zeros(hu.shape, dtype=bool)
-    out_t = np.zeros(hu.shape, dtype=bool)
-    out_b[box] = zone & ~touching
-    out_t[box] = touching
-    return out_b, out_t
+    out_b[box] = zone
+    return out_b, (lumen_hu if lumen_hu is not None else -1e9)
 
 
 def separate(
@@ -836,7 +871,9 @@ def separate(
     if has_contrast:
         cand = (hu >= lo) & (hu <= hi) & body & ~bone & ~calc
         t_thick = time.perf_counter()
-        thick_bone, touching = thick_cancellous(hu, (sx, sy, sz), cand, bone, lumen_hu, noise, _LAST_HOMOGENEOUS)
+        thick_bone, level = thick_cancellous(
+            hu, (sx, sy, sz), cand, bone, lumen_hu, noise, _LAST_HOMOGENEOUS, hi, soft
+        )
         t["thick_s"] = time.perf_counter() - t_thick
         if thick_bone.any():
             bone |= thick_bone
@@ -881,8 +918,18 @@ def separate(
                 u |= front
             uncertain[box] = u
         bone |= rim & ~uncertain
-        # Lumen-bright voxels where an artery lies on cancellous bone: unsure.
-        uncertain |= touching & ~bone & ~vessel
+        if thick_bone.any():
+            # Where an artery lies on cancellous bone the bone part took some of its
+            # lumen: give back, as uncertain, what is at the lumen's brightness within
+            # three steps of the vessel.
+            bright = thick_bone & (hu >= level - 2.5 * noise) & (hu <= hi)
+            front = vessel | uncertain
+            back = np.zeros(hu.shape, dtype=bool)
+            for _ in range(3):
+                front = dilate6(front) & bright & ~back
+                back |= front
+            uncertain |= back
+            bone &= ~back
         labels[vessel] = VESSEL
         labels[uncertain] = UNCERTAIN
         msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"

@@ -382,6 +382,11 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
         hit[np.unique(glab[keep])] = True
         hit[0] = False
         keep = keep | hit[glab]
+        # And two steps (5 mm) of any tissue: the thin edge of the body that the opening
+        # rounded off (the skin over the shin and the vessels just under it); a pad
+        # under the calves gains only its contact strip, below any visible class.
+        for _ in range(2):
+            keep = keep | (dilate6(keep) & sub)
     # Inside the body = between body voxels along both in-plane axes (lungs, bowel
     # gas, the lung vessels, the trachea). The couch lies below the back and a holder
     # beside the head: outside along one axis. Where the body reaches a side of the

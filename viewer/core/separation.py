@@ -117,6 +117,12 @@ ZONE_FLOOR_HU = 130.0
 #: abdomen's vertebrae 140-158 HU (median). The real 2 mm chest's vertebrae reach
 #: 300-400 HU: in a CTA such bone is found through its cortex, not through this rule.
 CANCELLOUS_MAX_HU = 320.0
+#: Drop the partial-volume halo outside each vessel's half-maximum edge (see _halo).
+#: Off: it raised the phantom's artery Dice 0.78 -> 0.81 but took the real CTA's aorta
+#: (>= 170 HU, TotalSegmentator's mask) from 95.6 % to 86.4 % vessel.
+HALO_TRIM = False
+#: Steps (voxels) a vessel takes back from a cancellous part it lies on.
+GIVE_BACK_STEPS = 4
 #: A lumen is homogeneous: its local (3x3x3) spread is under this many times the
 #: scan's noise (on the real CTA the aorta's median spread is 1.4x the noise, the
 #: real chest's cancellous vertebrae 4-6x).
@@ -520,7 +526,8 @@ def bone_object(
     # Enclosed space on a coarse grid: block-OR keeps thin cortex closed.
     # At least 2x in-plane: a 1 mm scan's fill at full size costs seconds.
     f = _factors((sz, sy, sx), FILL_GRID_MM)
-    f = (f[0], max(2, f[1]), max(2, f[2]))
+    if sx < 0.9:
+        f = (f[0], max(2, f[1]), max(2, f[2]))
     solid = _pool_any(big, f)
     cs = (sz * f[0], sy * f[1], sx * f[2])
     rc = tuple(max(0, int(round(CLOSING_MM / c))) for c in cs)
@@ -661,6 +668,30 @@ def detect_contrast(
     return float(per_piece[ok].sum()), level
 
 
+def _halo(hu: np.ndarray, vessel: np.ndarray, soft_hu: float) -> np.ndarray:
+    """Vessel voxels darker than half-way between soft tissue and their brightest
+    6-neighbour: the partial-volume halo outside a lumen's half-maximum edge.
+
+    Why: a threshold at the window's low end (170 HU) takes voxels that are a third
+    lumen and two thirds muscle; the lumen's edge is at half maximum (FWHM), so these
+    make every vessel look fatter than it is. A voxel's own neighbourhood sets the
+    level, so a faint sub-voxel branch (peak 200-250 HU) keeps all its voxels."""
+    idx = np.flatnonzero(vessel)
+    out = np.zeros(hu.shape, dtype=bool)
+    if idx.size == 0:
+        return out
+    nz, ny, nx = hu.shape
+    flat = hu.reshape(-1)
+    own = flat[idx].astype(np.float32)
+    top = own.copy()
+    for off in (1, -1, nx, -nx, ny * nx, -ny * nx):
+        nb = np.clip(idx + off, 0, flat.size - 1)
+        np.maximum(top, flat[nb], out=top)
+    halo = own < 0.5 * (top + float(soft_hu))
+    out.reshape(-1)[idx[halo]] = True
+    return out
+
+
 def thick_cancellous(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float],
@@ -786,6 +817,11 @@ def thick_cancellous(
     # along a scan with the bolus (the real CTA's thin vessels 532 HU, its lower aorta
     # 391), so darkness alone does not make bone.
     much_darker = darker & (m_deep < CANCELLOUS_MAX_HU)
+    if lumen_hu is not None:
+        # At coarse voxels the thin vessels' cores are dimmed by partial volume (the
+        # 1.5 mm phantom: 310 HU for 400 HU arteries), so a part in cancellous bone's
+        # range needs only to be a little darker than them.
+        much_darker |= (m_deep < CANCELLOUS_MAX_HU) & (m_deep < lumen_hu - max(15.0, 1.5 * noise_hu))
     is_bone = bright_edge | (touches & (much_darker | (darker & not_lumen_edge) | (textured_share >= 0.5)))
     is_bone[0] = False
     if _DEBUG:
@@ -886,8 +922,13 @@ def separate(
         # The partial-volume rim of bone, grown only through window voxels.
         rim = np.zeros(hu.shape, dtype=bool)
         front = bone
-        for _ in range(RIM_STEPS):
+        lumen_bright = None if level < -1e8 else level - 3.0 * noise
+        for step in range(RIM_STEPS):
             front = dilate6(front) & cand & ~rim
+            if step > 0 and lumen_bright is not None:
+                # Past the first voxel the bone's partial volume has faded; what is still
+                # as bright as the lumen there is a vessel lying on the bone.
+                front &= hu < lumen_bright
             rim |= front
         core = cand & ~rim
         box = _bbox(core, RIM_STEPS + 1)
@@ -925,16 +966,20 @@ def separate(
         bone |= rim & ~uncertain
         if thick_bone.any():
             # Where an artery lies on cancellous bone the bone part took some of its
-            # lumen: give back, as uncertain, what is at the lumen's brightness within
-            # three steps of the vessel.
-            bright = thick_bone & (hu >= level - 2.5 * noise) & (hu <= hi)
+            # lumen: give back, as uncertain, what is brighter than cancellous bone (or
+            # at the lumen's brightness) within GIVE_BACK_STEPS of the vessel.
+            bright = thick_bone & (hu >= min(level - 2.5 * noise, CANCELLOUS_MAX_HU)) & (hu <= hi)
             front = vessel | uncertain
             back = np.zeros(hu.shape, dtype=bool)
-            for _ in range(3):
+            for _ in range(GIVE_BACK_STEPS):
                 front = dilate6(front) & bright & ~back
                 back |= front
             uncertain |= back
             bone &= ~back
+        if HALO_TRIM:
+            halo = _halo(hu, vessel | uncertain, soft)
+            vessel &= ~halo
+            uncertain &= ~halo
         labels[vessel] = VESSEL
         labels[uncertain] = UNCERTAIN
         msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"

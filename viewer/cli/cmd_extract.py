@@ -47,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--no-surfaces", action="store_true", help="write the masks only")
     p.add_argument("--smooth", type=int, default=0, metavar="N",
                    help="windowed-sinc smoothing iterations for the surfaces (0 = raw voxel surface)")
+    p.add_argument("--classic", action="store_true",
+                   help="the classic separation (fixed cortical threshold, in-plane marrow fill) instead of "
+                        "the real-CT one (body mask, bone object, plaque and contrast checks)")
+    p.add_argument("--keep-table", action="store_true",
+                   help="do not drop the CT couch and holders outside the body (real-CT separation)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -117,29 +122,43 @@ def run(args: argparse.Namespace) -> int:
     def progress(f: float, msg: str) -> None:
         pass
 
-    ex = extract(vol.hu, vol.spacing_mm, bone_hu, window, progress)
+    real_ct = not args.classic
+    ex = extract(vol.hu, vol.spacing_mm, bone_hu, window, progress, remove_table=not args.keep_table, real_ct=real_ct)
     vox_mm3 = vol.spacing_mm[0] * vol.spacing_mm[1] * vol.spacing_mm[2]
+    if real_ct and ex.message:
+        say(f"separation: {ex.message}")
     masks = {"bone": ex.bone, "vessel": ex.vessel}
     if ex.calcification.any():
-        # Calcified shells (e.g. a calcified mass's rim): a class of their own, so a
-        # planner can print or measure the mass apart from the vessels.
+        # Calcified shells and plaques: a class of their own, so a planner can print or
+        # measure the mass apart from the vessels.
         masks["calcification"] = ex.calcification
+    if ex.uncertain is not None and ex.uncertain.any():
+        # Vessel voxels touching bone whose class is unsure (in the vessel mask too).
+        masks["uncertain"] = ex.uncertain
+    if ex.removed is not None and ex.removed.any() and (vol.hu[ex.removed] > -350).any():
+        # What the body mask dropped (couch, holders): so it can be checked.
+        masks["removed"] = ex.removed & (vol.hu > -350)
     paths = write_masks(masks, vol.ijk_to_lps, out, stem, args.format)
     summary: dict[str, Any] = {
         "source": str(args.path),
         "thresholds": dict(ex.thresholds),
         "threshold_origin": origin,
         "timings_s": {k: round(v, 3) for k, v in ex.timings_s.items()},
+        "separation": "real-ct" if real_ct else "classic",
+        "contrast": bool(ex.contrast) if real_ct else None,
+        "message": ex.message if real_ct else "",
         "classes": {},
     }
     for kind, m in masks.items():
         n = int(m.sum())
         summary["classes"][kind] = {"voxels": n, "volume_mm3": round(n * vox_mm3, 1), "mask": paths[kind].name}
-        say(f"  {kind:6s} mask: {n} voxels ({n * vox_mm3 / 1000:.1f} cm^3) -> {paths[kind]}")
+        say(f"  {kind:13s} mask: {n} voxels ({n * vox_mm3 / 1000:.1f} cm^3) -> {paths[kind]}")
     if not args.no_surfaces:
         from viewer.render.surfaces import export_mask_surface
 
         for kind, m in masks.items():
+            if kind in ("uncertain", "removed"):
+                continue  # masks only: no surface a planner would print
             if not m.any():
                 say(f"  {kind:6s} surface: empty mask, no surface written")
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from viewer.core.errors import ViewerError
@@ -61,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         vol = open_source(args.path)
         centre = tuple(float(v) for v in args.at)
-    masks = class_masks(vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu)
+    masks = class_masks(
+        vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,
+        remove_table=tf.remove_table, real_ct=tf.real_ct_separation,
+    )
+    if masks.contrast is False:
+        print(f"note: {masks.message}", file=sys.stderr)
     r = count_vessels_near(vol, centre, args.radius, tf.vessel_window_hu, masks)  # type: ignore[arg-type]
     if args.json:
         out: dict[str, Any] = {

@@ -67,6 +67,9 @@ BODY_GRID_MM = 2.5
 #: are dropped (cables, the couch's dense rails, a detached pad).
 BODY_MIN_ML = 20.0
 BODY_MIN_FRACTION = 0.05
+#: Outside the strict body (see body_mask) voxels this dense are removed even where a
+#: pad joins them to the patient.
+BODY_DENSE_HU = 100.0
 #: Half-thickness (mm) a body part has somewhere and a holder or couch shell has not.
 BODY_THICK_MM = 7.5
 
@@ -360,13 +363,20 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
     has_thick = np.zeros(counts.size, dtype=bool)
     has_thick[np.unique(lab[thick])] = True
     counts[~has_thick] = 0
+    generous = None
     if counts.max() == 0:
         keep = sub  # nothing thick (a thin phantom, a finger): keep the tissue as it is
     else:
         vox_ml = sx * sy * sz * f[0] * f[1] * f[2] / 1000.0
         ok = (counts >= BODY_MIN_FRACTION * counts.max()) & (counts * vox_ml >= min(BODY_MIN_ML, 0.5 * counts.max() * vox_ml))
         ok[0] = False
-        # The body is what lies within about BODY_THICK_MM of a thick part: a pad or
+        # Generous body: the kept pieces whole, grown back over the opening. It holds
+        # the skin and all of the fat, but also a pad the legs rest on, and with it a
+        # strip of the couch under the pad.
+        generous = ok[lab]
+        for _ in range(2):
+            generous = _box_dilate(generous, r) & sub
+        # Strict body: what lies within about BODY_THICK_MM of a thick part: a pad or
         # mattress of soft-tissue density under the legs (a slab thinner than
         # 2 x BODY_THICK_MM) is left out beyond its contact line, and with it the
         # couch under the pad.
@@ -413,7 +423,15 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
         inside_axis = fwd & bwd
         inside = inside_axis if axis == 1 else inside & inside_axis
     keep = keep | inside
-    return _upsample(keep, f, hu.shape)
+    strict = _upsample(keep, f, hu.shape)
+    if generous is None:
+        return strict
+    # Everything of the generous body belongs to the patient except what is dense and
+    # outside the strict one (a couch's carbon-fibre skin under a pad): fat, skin and
+    # a soft-tissue-density pad stay, invisible in any bone or vessel class.
+    body = _upsample(generous | keep, f, hu.shape)
+    body &= ~((np.asarray(hu) >= BODY_DENSE_HU) & ~strict)
+    return body
 
 
 @dataclass(frozen=True, eq=False)

@@ -113,7 +113,7 @@ class TransferFunction:
     remove_table: bool = True
     #: Separated mode: the real-CT separation (body mask, bone as an object, plaque and
     #: contrast checks; viewer.core.separation) instead of the classic one.
-    real_ct_separation: bool = False
+    real_ct_separation: bool = True
     #: Separated mode: draw the voxels whose class is unsure (vessel touching cortex)
     #: in their own colour on top of the rendering.
     show_uncertain: bool = False

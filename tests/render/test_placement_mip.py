@@ -97,8 +97,10 @@ def test_mip_brightness_rises_with_hu() -> None:
     for separated in (False, True):
         with Scene() as s:
             s.set_volume(vol)
+            # The classic class map: bone only above the (out of reach) threshold, so all
+            # four blocks stay raw HU; the real-CT separation would call them bone.
             s.set_transfer_function(TransferFunction(blend_mode="mip", mip_window_hu=(0, 800), separated=separated,
-                                                     bone_threshold_hu=2000))
+                                                     bone_threshold_hu=2000, real_ct_separation=False))
             img = render_to_array(s, W, H)
             means = []
             for n in range(len(levels)):

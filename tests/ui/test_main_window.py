@@ -288,7 +288,10 @@ def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, q
     assert w.action_separated.isChecked()
     qtbot.waitUntil(lambda: bool(ready), timeout=LOAD_TIMEOUT_MS)
     vol, tf = w.state.volume, w.state.transfer_function
-    expected = class_masks(vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu)
+    expected = class_masks(
+        vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,
+        remove_table=tf.remove_table, real_ct=tf.real_ct_separation,
+    )
     assert w.state.class_masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu)
     assert np.array_equal(w.state.class_masks.bone, expected.bone)
     assert w.scene.class_masks is w.state.class_masks
@@ -592,6 +595,61 @@ def test_gapped_series_loads_with_a_geometry_warning_box(loaded: MainWindow, qtb
     assert "duplicate" in box.detailedText()
     box.accept()
     qtbot.waitUntil(lambda: not box.isVisible(), timeout=2000)
+
+
+def test_real_chest_without_contrast_is_ivory_not_red_and_the_table_toggles(
+    loaded: MainWindow, qtbot, shared_data: Path
+) -> None:
+    """A real non-contrast chest CT in separated mode: the status bar says there is no
+    contrast, the picture has bone and no red, and Remove table / Show uncertain /
+    Show removed / Real-CT separation are the user's switches. Replaces the phantom."""
+    path = shared_data / "ct-chest-noncontrast"
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent")
+    w = loaded
+    tf = w.state.transfer_function
+    assert tf.real_ct_separation and tf.remove_table
+    if not tf.separated:
+        w.action_separated.trigger()
+    old = w.state.volume
+    ready: list[bool] = []
+    w.class_masks_ready.connect(lambda: ready.append(True))
+    w.open_path(str(path))
+    qtbot.waitUntil(lambda: w.state.volume is not old and not w.loading, timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: w.state.class_masks is not None and w.state.class_masks.bone.shape == w.state.volume.shape,
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    masks = w.state.class_masks
+    assert masks.contrast is False
+    qtbot.waitUntil(lambda: "no contrast" in w.statusBar().currentMessage(), timeout=LOAD_TIMEOUT_MS)
+    assert masks.removed is not None and masks.removed.any()
+    n = w.view3d.n_renders
+    wait_for_frame(qtbot, w, n - 1)
+    red, ivory = red_and_ivory(w.view3d.grab_image())
+    assert ivory > 500, f"no bone on the real chest ({ivory} ivory pixels)"
+    assert red < 0.02 * ivory, f"red on a scan without contrast: {red} red vs {ivory} ivory pixels"
+    # Remove table off: new masks that remove nothing.
+    ready.clear()
+    w.controls.remove_table_check.click()
+    assert not w.state.transfer_function.remove_table
+    qtbot.waitUntil(lambda: bool(ready) and w.state.class_masks is not masks, timeout=LOAD_TIMEOUT_MS)
+    assert w.state.class_masks.removed is None and not w.state.class_masks.remove_table
+    w.controls.remove_table_check.click()
+    assert w.state.transfer_function.remove_table
+    # The overlay switches reach the transfer function the scene draws.
+    w.controls.show_removed_check.click()
+    w.controls.show_uncertain_check.click()
+    assert w.scene.transfer_function.show_removed and w.scene.transfer_function.show_uncertain
+    w.controls.show_removed_check.click()
+    w.controls.show_uncertain_check.click()
+    assert not w.state.transfer_function.show_removed
+    # Real-CT separation off: the classic masks (they carry no contrast verdict).
+    ready.clear()
+    w.controls.real_ct_check.click()
+    qtbot.waitUntil(lambda: bool(ready) and w.state.class_masks.contrast is None, timeout=LOAD_TIMEOUT_MS)
+    w.controls.real_ct_check.click()
+    assert w.state.transfer_function.real_ct_separation
 
 
 def test_drop_a_nifti_file_opens_it_and_adds_it_to_recent_files(loaded: MainWindow, qtbot, shared_data: Path) -> None:

@@ -52,6 +52,10 @@ BONE_OFFSET = -4096
 #: Encoded values of bone at RAW_MAX_HU / RAW_MIN_HU (ends of the bone range).
 BONE_CODE_MIN = BONE_OFFSET - RAW_MAX_HU  # -7167
 BONE_CODE_MAX = BONE_OFFSET - RAW_MIN_HU  # -3072
+#: Bone drawn from the masks' cancellous floor: opacity there (a share of the class's)
+#: and the HU span over which it ramps to full.
+BONE_LOW_OPACITY = 0.1
+BONE_LOW_RAMP_HU = 250.0
 #: Value given to hidden voxels (calcified shells): water, like the liquefied contents
 #: such a shell holds; transparent unless soft tissue is shown.
 HIDDEN_HU = 0
@@ -168,13 +172,25 @@ def class_transfer_points(
     black = (0.0, 0.0, 0.0)
 
     # Bone range, written in HU and mapped to codes (code decreases as HU rises).
-    bone_hu_pts: list[tuple[float, float]] = [
-        (RAW_MIN_HU, 0.0),
-        (bt - 0.5, 0.0),
-        (bt, 0.5 * b_op),
-        (bt + 4.0 * ramp_hu, b_op),
-        (RAW_MAX_HU, b_op),
-    ]
+    if bone_low_hu is None:
+        bone_hu_pts: list[tuple[float, float]] = [
+            (RAW_MIN_HU, 0.0),
+            (bt - 0.5, 0.0),
+            (bt, 0.5 * b_op),
+            (bt + 4.0 * ramp_hu, b_op),
+            (RAW_MAX_HU, b_op),
+        ]
+    else:
+        # From the cancellous floor a gentle ramp: the bone object's edge voxels (its
+        # partial-volume rim, noisy at 150-300 HU) add a little opacity each, so the
+        # surface forms where they add up, inside the mask, not on its voxel staircase.
+        bone_hu_pts = [
+            (RAW_MIN_HU, 0.0),
+            (bt - 0.5, 0.0),
+            (bt, BONE_LOW_OPACITY * b_op),
+            (bt + BONE_LOW_RAMP_HU, b_op),
+            (RAW_MAX_HU, b_op),
+        ]
     bone_pts = []
     for h, o in bone_hu_pts:
         h = float(np.clip(h, RAW_MIN_HU, RAW_MAX_HU))

@@ -96,6 +96,8 @@ RIM_STEPS = 2
 #: for "this scan has contrast": the homogeneous core of a 5 mm popliteal artery over
 #: 10 cm is ~250 mm^3 on the phantom; the real non-contrast scans have < 20.
 CONTRAST_CORE_HU = 230.0
+#: From this in-plane voxel size (mm) the lumen test uses its coarse-voxel form.
+COARSE_VOXEL_MM = 1.2
 CONTRAST_MIN_MM3 = 150.0
 _DEBUG = False
 _ZONE_STOPS_AT_LUMEN = False
@@ -598,6 +600,21 @@ def _local_sd_at(h: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
     return v.std(axis=1)
 
 
+def _local_sd_in_range(h: np.ndarray, flat_idx: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Like :func:`_local_sd_at` over only the neighbours with ``lo <= HU <= hi`` (at
+    least 8 of the 27; fewer gives infinity)."""
+    ny, nx = h.shape[1], h.shape[2]
+    offs = np.array([dz * ny * nx + dy * nx + dx for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    v = h.reshape(-1)[flat_idx[:, None] + offs[None, :]].astype(np.float32)
+    ok = (v >= lo) & (v <= hi)
+    n = ok.sum(axis=1)
+    m = np.where(ok, v, 0).sum(axis=1) / np.maximum(n, 1)
+    var = np.where(ok, (v - m[:, None]) ** 2, 0).sum(axis=1) / np.maximum(n, 1)
+    out = np.sqrt(var)
+    out[n < 8] = np.inf
+    return out
+
+
 def _interior(mask: np.ndarray) -> np.ndarray:
     """``mask`` eroded by one voxel, and never on the array's sides (so a 3x3x3
     neighbourhood of each voxel is inside the array)."""
@@ -642,7 +659,22 @@ def detect_contrast(
     sx, sy, sz = _spacing(spacing_mm)
     vox = sx * sy * sz
     excl = dilate6(dilate6(bone)) | ~body
-    core = _interior((hu >= CONTRAST_CORE_HU) & (hu <= high_hu) & ~excl)
+    inrange = (hu >= CONTRAST_CORE_HU) & (hu <= high_hu) & ~excl
+    coarse = min(sx, sy) >= COARSE_VOXEL_MM
+    if coarse:
+        # At 1.5 mm and more an artery is three or four voxels across: no voxel has all
+        # six neighbours in the lumen. Four of six will do, and the spread is taken over
+        # the in-range neighbours only (edge voxels out of range do not count as texture).
+        n_in = np.zeros(hu.shape, dtype=np.uint8)
+        for ax in range(3):
+            for sh in (1, -1):
+                n_in += np.roll(inrange, sh, axis=ax)
+        core = inrange & (n_in >= 4)
+        core[[0, -1]] = False
+        core[:, [0, -1]] = False
+        core[:, :, [0, -1]] = False
+    else:
+        core = _interior(inrange)
     # At least ~1 mm from the lumen's edge in-plane (a 2 mm plastic shell or a thin
     # plate has no such core), and not in the first or last two slices (partial slices
     # and resampled ends are smooth without being lumen).
@@ -657,7 +689,8 @@ def detect_contrast(
     thr = max(25.0, LUMEN_SD_FACTOR * noise)
     step = max(1, idx.size // 300_000)
     samp = idx[::step]
-    homog = samp[_local_sd_at(hu, samp) < thr]
+    sd = _local_sd_in_range(hu, samp, CONTRAST_CORE_HU, high_hu) if coarse else _local_sd_at(hu, samp)
+    homog = samp[sd < thr]
     if homog.size == 0:
         return 0.0, None
     box = _bbox(core, 0)
@@ -982,6 +1015,15 @@ def separate(
                 u |= front
             uncertain[box] = u
         bone |= rim & ~uncertain
+        # Window voxels of no class next to bone (the cortex's blur past the rim's first
+        # voxel that did not join a vessel, pieces too small to be one): bone's edge.
+        # Left classless they would be hidden, pits in the bone's surface.
+        # (Above the window too: the cortex's blur between the window's top and the seed
+        # threshold, 600-650 HU, is in no class otherwise.)
+        stray = (hu >= lo) & body & ~bone & ~vessel & ~uncertain & ~calc
+        if stray.any():
+            near = dilate6(dilate6(bone))
+            bone |= stray & near
         if thick_bone.any():
             # Where an artery lies on cancellous bone the bone part took some of its
             # lumen: give back, as uncertain, what is brighter than cancellous bone (or

@@ -115,7 +115,13 @@ def _render_bone(hu: np.ndarray, masks: ClassMasks) -> np.ndarray:
     from viewer.core.extraction import dilate6
 
     bone = np.asarray(masks.bone, dtype=bool)
-    return bone | (dilate6(bone) & (hu < masks.vessel_window_hu[0]))
+    below = hu < masks.vessel_window_hu[0]
+    one = bone | (dilate6(bone) & below)
+    if masks.bone_display_low_hu is None:
+        return one
+    # Bone drawn from the cancellous floor (real-CT masks): the visible surface is at the
+    # mask's edge, so the code jump must be two layers out of the gradients' reach.
+    return one | (dilate6(one) & below)
 
 
 def _set_points(otf: vtkPiecewiseFunction, ctf: vtkColorTransferFunction,

@@ -98,7 +98,14 @@ def count_vessels_near(
     box = (slice(k0, k1 + 1), slice(j0, j1 + 1), slice(i0, i1 + 1))
     sub = volume.hu[box]
     vessel = (sub >= lo) & (sub <= hi)
-    if masks is not None:
+    if masks is not None and masks.vessel is not None:
+        # The real-CT separation's own vessel class (uncertain voxels: vessel touching
+        # bone, counted), within the window asked for.
+        cls = np.asarray(masks.vessel)[box]
+        if masks.uncertain is not None:
+            cls = cls | np.asarray(masks.uncertain)[box]
+        vessel &= cls
+    elif masks is not None:
         vessel &= ~np.asarray(masks.bone)[box]
         if masks.calcification is not None:
             vessel &= ~np.asarray(masks.calcification)[box]

@@ -622,7 +622,8 @@ def test_real_chest_without_contrast_is_ivory_not_red_and_the_table_toggles(
     )
     masks = w.state.class_masks
     assert masks.contrast is False
-    qtbot.waitUntil(lambda: "no contrast" in w.statusBar().currentMessage(), timeout=LOAD_TIMEOUT_MS)
+    assert w.contrast_label.text().startswith("No contrast")
+    assert "no contrast-filled vessels" in w.contrast_label.toolTip()
     assert masks.removed is not None and masks.removed.any()
     n = w.view3d.n_renders
     wait_for_frame(qtbot, w, n - 1)

@@ -197,7 +197,12 @@ class MainWindow(QMainWindow):
         self.mask_label = QLabel("")
         self.shading_label = QLabel("")
         self.shading_label.setObjectName("shading_label")
+        # What the separation found about contrast, for as long as the masks hold
+        # (a scan without contrast must not look like a failed separation).
+        self.contrast_label = QLabel("")
+        self.contrast_label.setObjectName("contrast_label")
         sb.addPermanentWidget(self.shading_label)
+        sb.addPermanentWidget(self.contrast_label)
         sb.addPermanentWidget(self.mask_label)
         sb.addPermanentWidget(self.hover_label)
         sb.addPermanentWidget(self.progress_bar)
@@ -219,6 +224,7 @@ class MainWindow(QMainWindow):
         self.state.transfer_function_changed.connect(self._on_tf_changed)
         self.state.preset_name_changed.connect(lambda name: self.settings.setValue("last_preset", name))
         self.state.layout_changed.connect(self._apply_layout)
+        self.state.class_masks_changed.connect(self._on_class_masks_changed)
         self.state.show_identity_changed.connect(lambda _on: self._update_title())
         self.controls.interaction_started.connect(self.view3d.begin_interaction)
         self.controls.interaction_finished.connect(self.view3d.end_interaction)
@@ -616,7 +622,10 @@ class MainWindow(QMainWindow):
             self._show_geometry_warnings(volume)
         else:
             nx, ny, nz = volume.dims_xyz
-            self.statusBar().showMessage(f"Loaded {nx} x {ny} x {nz} voxels", 5000)
+            msg = f"Loaded {nx} x {ny} x {nz} voxels"
+            if masks is not None and masks.contrast is False:
+                msg += f"; {masks.message}"  # "no contrast-filled vessels found ...", plainly
+            self.statusBar().showMessage(msg, 10000)
         self.volume_loaded.emit(volume)
 
     #: Warnings that change what the voxels mean (interpolated, resampled, dropped or
@@ -803,6 +812,18 @@ class MainWindow(QMainWindow):
         self.class_masks_ready.emit()
         # The threshold moved on while this job ran: compute the newer one.
         self._schedule_mask_if_needed()
+
+    def _on_class_masks_changed(self, masks: Any) -> None:
+        tf = self.state.transfer_function
+        if masks is None or getattr(masks, "contrast", None) is None or not tf.separated:
+            self.contrast_label.setText("")
+            self.contrast_label.setToolTip("")
+        elif masks.contrast:
+            self.contrast_label.setText("Contrast: yes")
+            self.contrast_label.setToolTip(masks.message)
+        else:
+            self.contrast_label.setText("No contrast: vessel class empty")
+            self.contrast_label.setToolTip(masks.message)
 
     def count_vessels_dialog(self, radius_mm: float | None = None) -> Any:
         """Count vessels within a radius of the crosshair; the result goes to a message

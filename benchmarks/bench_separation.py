@@ -101,6 +101,21 @@ def real_rows() -> list[dict]:
     return rows
 
 
+def _nutrient_vessels_found(ph, vessel: np.ndarray) -> int:
+    """How many of the phantom's nutrient arteries have vessel-class voxels within 2 mm
+    of their cortex entry point (``nutrient_entry_lps``)."""
+    entries = ph.landmarks.get("nutrient_entry_lps") or []
+    vol = ph.volume
+    found = 0
+    for e in entries:
+        ijk = np.rint(vol.ijk_of_lps(np.asarray([e], float))[0]).astype(int)
+        r = [int(np.ceil(2.0 / s)) for s in vol.spacing_mm]
+        sl = tuple(slice(max(0, c - k), c + k + 1) for c, k in zip(ijk[::-1], r[::-1]))
+        if vessel[sl].any():
+            found += 1
+    return found
+
+
 def phantom_rows(sizes: tuple[str, ...]) -> list[dict]:
     from viewer.phantom import generate
     from viewer.phantom.generator import LEGEND as L
@@ -124,10 +139,19 @@ def phantom_rows(sizes: tuple[str, ...]) -> list[dict]:
             "stages": {k: round(v, 2) for k, v in m.timings_s.items()},
         }
         if not clean:
-            removed = m.removed if m.removed is not None else np.zeros(hu.shape, bool)
-            row["nutrient recall"] = recall(vessel, lab == L["nutrient"])
+            z = np.zeros(hu.shape, bool)
+            removed = m.removed if m.removed is not None else z
+            calc = m.calcification if m.calcification is not None else z
+            nut = lab == L["nutrient"]
+            row["nutrient voxel recall"] = recall(vessel, nut)
+            row["nutrient voxel recall, in the window (<= 600 HU)"] = recall(vessel, nut & (hu <= WINDOW[1]))
+            row["nutrient vessels found (of 3)"] = _nutrient_vessels_found(ph, vessel)
             row["plaque voxels in bone"] = float(m.bone[lab == L["plaque"]].mean())
-            row["table voxels kept"] = int(np.count_nonzero((lab == L["table"]) & ~removed))
+            row["table voxels in a visible class"] = int(np.count_nonzero((lab == L["table"]) & (m.bone | vessel | calc)))
+            row["table voxels >= 150 HU kept"] = int(np.count_nonzero((lab == L["table"]) & (hu >= 150) & ~removed))
+            row["table voxels inside the body (pad contact)"] = int(np.count_nonzero((lab == L["table"]) & ~removed))
+            row["vein voxels painted vessel"] = float(vessel[lab == L["vein"]].mean())
+            row["trabecular voxels in bone"] = float(m.bone[lab == L["trabecular"]].mean())
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows

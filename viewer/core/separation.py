@@ -104,6 +104,13 @@ _ZONE_STOPS_AT_LUMEN = False
 #: Flat indices of the homogeneous lumen-core samples of the last detect_contrast call
 #: (thick_cancellous takes the lumen level from the thin ones among them).
 _LAST_HOMOGENEOUS: np.ndarray = np.zeros(0, dtype=np.int64)
+#: Cancellous bone behind a dim cortex (see shell_enclosed_cancellous): the mean HU
+#: range of the enclosed space and its smallest volume.
+SHELL_CAVITY_HU = (80.0, 250.0)
+SHELL_CAVITY_MIN_ML = 0.5
+#: The dim cortex ring taken with such a space stays under this HU (the real CTA's
+#: vertebral rings: 170-400 HU; a lumen touching them: 450).
+SHELL_RING_MAX_HU = 420.0
 #: Cancellous bone vs lumen by thickness: window parts a ball of this radius (mm) fits
 #: in, on a grid of THICK_GRID_MM (see :func:`thick_cancellous`).
 THICK_RADIUS_MM = 4.0
@@ -743,6 +750,79 @@ def _halo(hu: np.ndarray, vessel: np.ndarray, soft_hu: float) -> np.ndarray:
     return out
 
 
+def shell_enclosed_cancellous(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    cand: np.ndarray,
+    bone: np.ndarray,
+) -> np.ndarray:
+    """Cancellous bone inside a cortex too dim for the seed threshold: bool mask.
+
+    Why: on the real chest CTA (1.5 mm) a vertebral body's cortex is a ring at 170-400
+    HU -- in the vessel window, under any cortical threshold -- around cancellous bone
+    at 80-170 HU, and the ring joins the posterior arch, which is dense. So: spaces
+    enclosed (in 3D or in an axial, coronal or sagittal plane) by window voxels or
+    bone, whose mean HU is cancellous (SHELL_CAVITY_HU: above muscle and the liquefied
+    contents of a calcified mass, below the window), of at least SHELL_CAVITY_MIN_ML,
+    next to the bone object, walled by voxels darker than a lumen (a thrombus lining
+    the aorta is walled by lumen), are bone, and so is the window ring that holds them.
+    (Measured: closing the wall first, or judging axial slices one by one, merged or
+    split the vertebral bodies' spaces badly: vertebra voxels painted vessel 72-74 %
+    against 33 % this way; docs/separation.md.)"""
+    sx, sy, sz = spacing_mm
+    empty = np.zeros(hu.shape, dtype=bool)
+    box = _bbox(bone, 4)
+    if box is None:
+        return empty
+    c = cand[box]
+    b = bone[box]
+    f = _factors((sz, sy, sx), FILL_GRID_MM)
+    if sx < 0.9:
+        f = (f[0], max(2, f[1]), max(2, f[2]))
+    cs = (sz * f[0], sy * f[1], sx * f[2])
+    solid = _pool_any(c | b, f)
+    enclosed = _fill_enclosed(solid)
+    if not enclosed.any():
+        return empty
+    lab = cc3d.connected_components(enclosed, connectivity=6)
+    n = int(lab.max()) + 1
+    hu_c = _pool_mean(hu[box], f)
+    cnt = np.bincount(lab.ravel(), minlength=n)
+    mean = np.bincount(lab.ravel(), weights=hu_c.ravel(), minlength=n) / np.maximum(cnt, 1)
+    vol_ml = cnt * cs[0] * cs[1] * cs[2] / 1000.0
+    bone_c = _pool_any(b, f)
+    touches = np.zeros(n, dtype=bool)
+    touches[np.unique(lab[dilate6(dilate6(bone_c)) & enclosed])] = True
+    ok = (mean >= SHELL_CAVITY_HU[0]) & (mean <= SHELL_CAVITY_HU[1]) & (vol_ml >= SHELL_CAVITY_MIN_ML) & touches
+    ok[0] = False
+    if not ok.any():
+        return empty
+    cand_c = _pool_any(c, f)
+    stats = cc3d.statistics(lab)
+    for i in np.flatnonzero(ok):
+        bb = stats["bounding_boxes"][i]
+        g = tuple(slice(max(0, q.start - 1), min(nn, q.stop + 1)) for q, nn in zip(bb, lab.shape))
+        piece = lab[g] == i
+        ring_c = dilate6(piece) & ~piece & cand_c[g] & ~bone_c[g]
+        if ring_c.any() and float(hu_c[g][ring_c].mean()) > CANCELLOUS_MAX_HU:
+            ok[i] = False
+    if not ok.any():
+        return empty
+    cav = _upsample(ok[lab], f, c.shape)
+    cav_full = cav & (hu[box] < SHELL_CAVITY_HU[1] + 100)
+    # The ring: window voxels touching the space (a second step only below a lumen's
+    # brightness: not into an artery lying on the bone).
+    ring = np.zeros(c.shape, dtype=bool)
+    front = cav_full
+    for step in range(2):
+        front = dilate6(front) & c & ~ring
+        front &= hu[box] < (CANCELLOUS_MAX_HU if step else SHELL_RING_MAX_HU)
+        ring |= front
+    out = np.zeros(hu.shape, dtype=bool)
+    out[box] = cav_full | ring
+    return out
+
+
 def thick_cancellous(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float],
@@ -970,6 +1050,12 @@ def separate(
         if thick_bone.any():
             bone |= thick_bone
             cand &= ~thick_bone
+        t_sh = time.perf_counter()
+        shell_bone = shell_enclosed_cancellous(hu, (sx, sy, sz), cand, bone)
+        t["shell_bone_s"] = time.perf_counter() - t_sh
+        if shell_bone.any():
+            bone |= shell_bone
+            cand &= ~shell_bone
         # The partial-volume rim of bone, grown only through window voxels.
         rim = np.zeros(hu.shape, dtype=bool)
         front = bone

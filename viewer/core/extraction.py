@@ -611,6 +611,10 @@ class ClassMasks:
         return same and (remove_table is None or bool(remove_table) == self.remove_table)
 
 
+#: How far below the vessel window's low end classless voxels are hidden on a scan
+#: without contrast (the separated transfer function's ramp is 40 HU).
+HIDDEN_RAMP_HU = 60.0
+
 #: Grid (mm) of the calcified-shell search inside :func:`class_masks` (coarser than
 #: the stand-alone default: its distance transforms dominate the cost).
 SHELL_GRID_MM = 1.6
@@ -689,7 +693,11 @@ def class_masks(
     removed = labels == S.REMOVED if remove_table else None
     # Window voxels of no class: the rest of the window outside the body is removed
     # anyway; inside it, anything dense that is not vessel (no-contrast scans).
-    hidden = (labels == S.NONE) & (hu >= lo)
+    # Without contrast, also the vessel window's ramp below its low end (the transfer
+    # function fades red in over 40 HU there): enhancing organs at 130-170 HU would
+    # otherwise show a red haze on a scan that has no opacified vessel.
+    floor = lo if sep.contrast else lo - HIDDEN_RAMP_HU
+    hidden = (labels == S.NONE) & (hu >= floor)
     vessel = labels == S.VESSEL
     uncertain = labels == S.UNCERTAIN
     report(progress, 1.0, "separation: done")

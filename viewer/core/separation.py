@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import cc3d
 import numpy as np
@@ -99,12 +99,6 @@ CONTRAST_CORE_HU = 230.0
 #: From this in-plane voxel size (mm) the lumen test uses its coarse-voxel form.
 COARSE_VOXEL_MM = 1.2
 CONTRAST_MIN_MM3 = 150.0
-_DEBUG = False
-_ZONE_STOPS_AT_LUMEN = False
-#: Flat indices of the homogeneous lumen-core samples of the last detect_contrast call
-#: (thick_cancellous takes the lumen level from the thin ones among them).
-_LAST_HOMOGENEOUS: np.ndarray = np.zeros(0, dtype=np.int64)
-_LAST_LARGEST_MM3 = 0.0
 #: Cancellous bone behind a dim cortex (see shell_enclosed_cancellous): the mean HU
 #: range of the enclosed space and its smallest volume.
 SHELL_CAVITY_HU = (80.0, 250.0)
@@ -682,6 +676,18 @@ def noise_sd(hu: np.ndarray, body: np.ndarray, max_samples: int = 200_000) -> fl
     return float(np.percentile(_local_sd_at(hu, idx), 25))
 
 
+class LumenCore(NamedTuple):
+    """What :func:`detect_contrast` found: the homogeneous lumen core's volume in all
+    and in its largest piece (mm^3), its HU level (None when there is none) and the
+    flat indices of its sampled voxels (the thin ones among them set the lumen level
+    that :func:`thick_cancellous` compares with)."""
+
+    total_mm3: float
+    largest_mm3: float
+    level_hu: float | None
+    samples: np.ndarray
+
+
 def detect_contrast(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -689,9 +695,9 @@ def detect_contrast(
     body: np.ndarray,
     high_hu: float,
     noise_hu: float | None = None,
-) -> tuple[float, float | None]:
-    """Volume (mm^3) of opacified-lumen core, and its HU level (the lumen's typical HU,
-    from the upper tail of the homogeneous core; None when there is none): voxels in ``[CONTRAST_CORE_HU, high_hu]``
+) -> LumenCore:
+    """The opacified-lumen core (:class:`LumenCore`); its HU level is the lumen's
+    typical HU, from the upper tail of the homogeneous core: voxels in ``[CONTRAST_CORE_HU, high_hu]``
     whose six neighbours are too, outside the bone object grown by two voxels, inside the
     body, **homogeneous** (local 3x3x3 standard deviation under LUMEN_SD_FACTOR x the scan's noise, at
     least 25 HU), counted in pieces of at least 20 mm^3.
@@ -727,11 +733,9 @@ def detect_contrast(
     core[:2] = False
     core[-2:] = False
     idx = np.flatnonzero(core)
-    global _LAST_HOMOGENEOUS, _LAST_LARGEST_MM3
-    _LAST_HOMOGENEOUS = np.zeros(0, dtype=np.int64)
-    _LAST_LARGEST_MM3 = 0.0
+    none = LumenCore(0.0, 0.0, None, np.zeros(0, dtype=np.int64))
     if idx.size == 0:
-        return 0.0, None
+        return none
     noise = noise_sd(hu, body) if noise_hu is None else float(noise_hu)
     thr = max(25.0, LUMEN_SD_FACTOR * noise)
     step = max(1, idx.size // 300_000)
@@ -739,7 +743,7 @@ def detect_contrast(
     sd = _local_sd_in_range(hu, samp, CONTRAST_CORE_HU, high_hu) if coarse else _local_sd_at(hu, samp)
     homog = samp[sd < thr]
     if homog.size == 0:
-        return 0.0, None
+        return none
     box = _bbox(core, 0)
     assert box is not None
     lab = cc3d.connected_components(core[box], connectivity=26)
@@ -761,9 +765,8 @@ def detect_contrast(
     # cancellous bone or an enhancing organ (smooth, 200-300 HU) may be larger, so the
     # level is the upper tail (90th percentile) less 1.28 noise (a Gaussian's p90).
     level = float(np.percentile(hu.reshape(-1)[homog[good]], 90) - 1.28 * noise) if good.any() else None
-    _LAST_HOMOGENEOUS = homog[good]
-    _LAST_LARGEST_MM3 = float(per_piece[ok].max()) if ok.any() else 0.0
-    return float(per_piece[ok].sum()), level
+    largest = float(per_piece[ok].max()) if ok.any() else 0.0
+    return LumenCore(float(per_piece[ok].sum()), largest, level, homog[good])
 
 
 def _halo(hu: np.ndarray, vessel: np.ndarray, soft_hu: float) -> np.ndarray:
@@ -915,12 +918,10 @@ def thick_cancellous(
     # Each thick part grown back to its boundary within the window (the erosion's size
     # + 1), then labelled: a piece is a thick part with its edge.
     zone_c = core
+    # (Stopping this growth at cells as bright as the lumen was measured and dropped:
+    # it stopped at the phantom's brighter cancellous cells too; see docs/separation.md.
+    # Arteries on the bone get their lumen back through the give-back in separate.)
     grow_c = cand_c
-    if lumen_hu is not None and _ZONE_STOPS_AT_LUMEN:
-        # Not into cells at the lumen's brightness: an artery lying on the bone keeps its
-        # lumen (its partial-volume edge cells are darker and may join; see touching).
-        hu_c = _pool_mean(hu[box], f)
-        grow_c = cand_c & (np.abs(hu_c - lumen_hu) > 2.5 * noise_hu)
     for _ in range(max(a) + 1):
         zone_c = _box_dilate(zone_c, (min(1, a[0]), 1, 1)) & (grow_c | core)
     lab_c = cc3d.connected_components(zone_c, connectivity=26)
@@ -995,10 +996,6 @@ def thick_cancellous(
         much_darker |= (m_deep < CANCELLOUS_MAX_HU) & (m_deep < lumen_hu - max(15.0, 1.5 * noise_hu))
     is_bone = bright_edge | (touches & (much_darker | (darker & not_lumen_edge) | (textured_share >= 0.5)))
     is_bone[0] = False
-    if _DEBUG:
-        for i in range(1, n):
-            print("thick piece", i, int(np.bincount(lab_c.ravel(), minlength=n)[i]), "edge %.0f deep %.0f" % (m_edge[i], m_deep[i]),
-                  "tex %.2f" % textured_share[i], "touch", bool(touches[i]), "darker", bool(darker[i]), "much", bool(much_darker[i]), "contact %.3f" % contact[i], "level", lumen_hu, "->", bool(is_bone[i]))
     if not is_bone.any():
         return empty, lumen_hu if lumen_hu is not None else -1e9
     # The zone's cells hold cancellous voxels that noise took under the window too.
@@ -1073,10 +1070,11 @@ def separate(
 
     report(progress, 0.5, "separation: contrast")
     t2 = time.perf_counter()
-    core_mm3, lumen_hu = detect_contrast(hu, (sx, sy, sz), bone, body, min(hi, seed), noise)
+    lumen = detect_contrast(hu, (sx, sy, sz), bone, body, min(hi, seed), noise)
+    core_mm3, lumen_hu = lumen.total_mm3, lumen.level_hu
     # The largest single piece decides, not the sum: a long scan without contrast adds
     # up specks (the real chest tiled to 600 slices: 343 mm^3 in all, 86 in one piece).
-    has_contrast = _LAST_LARGEST_MM3 >= CONTRAST_MIN_MM3 if contrast is None else bool(contrast)
+    has_contrast = lumen.largest_mm3 >= CONTRAST_MIN_MM3 if contrast is None else bool(contrast)
     t["contrast_s"] = time.perf_counter() - t2
 
     report(progress, 0.6, "separation: vessels")
@@ -1086,7 +1084,7 @@ def separate(
         cand = (hu >= lo) & (hu <= hi) & body & ~bone & ~calc
         t_thick = time.perf_counter()
         thick_bone, level = thick_cancellous(
-            hu, (sx, sy, sz), cand, bone, lumen_hu, noise, _LAST_HOMOGENEOUS, hi, soft
+            hu, (sx, sy, sz), cand, bone, lumen_hu, noise, lumen.samples, hi, soft
         )
         t["thick_s"] = time.perf_counter() - t_thick
         if thick_bone.any():
@@ -1193,7 +1191,8 @@ def separate(
             bone |= front
         msg = (
             "no contrast-filled vessels found: this scan looks like a CT without arterial "
-            f"contrast ({core_mm3:.0f} mm^3 of lumen-like voxels); the vessel class is empty"
+            f"contrast (largest lumen-like piece {lumen.largest_mm3:.0f} mm^3, a contrast-filled "
+            f"artery gives {CONTRAST_MIN_MM3:.0f} or more); the vessel class is empty"
         )
     labels[bone] = BONE
     labels[calc & ~bone] = CALCIFICATION
@@ -1232,6 +1231,7 @@ __all__ = [
     "Separation",
     "body_mask",
     "bone_object",
+    "LumenCore",
     "detect_contrast",
     "dilate6",
     "erode6",

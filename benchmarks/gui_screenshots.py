@@ -5,7 +5,8 @@
 Writes docs/img/main-window.png (default start: 2x2, "Bone + vessels", anterior),
 docs/img/one-class.png and docs/img/separated.png (3D only, zoomed on the eroded
 segment: the same thresholds without and with separated mode) and
-assets/screenshot.png (for the README). The VTK view's pixels are read through VTK,
+assets/screenshot.png (for the README), and the window on two real scans of
+../shared/data (docs/img/main-window-chest-noncontrast.png, main-window-cta.png). The VTK view's pixels are read through VTK,
 the rest of the window through Qt (see ``viewer.app.save_window_png``).
 """
 
@@ -74,6 +75,25 @@ def main() -> int:
     w.view3d.request_render()
     settle()
     save_window_png(w, img / "separated.png")
+
+    # Real scans: the window as a user sees them, 2x2, separated, default preset.
+    data = ROOT.parent / "shared" / "data"
+    w.set_layout("2x2")
+    for name, rel in (("main-window-chest-noncontrast.png", "ct-chest-noncontrast"),
+                      ("main-window-cta.png", "cta-aorta-nifti/ct_cropped.nii.gz")):
+        src = data / rel
+        if not src.exists():
+            print("skip", src)
+            continue
+        old = w.state.volume
+        w.open_path(str(src))
+        settle(lambda: w.state.volume is not old and not w.loading and w.state.class_masks is not None
+               and w.state.class_masks.bone.shape == w.state.volume.shape)
+        w.scene.set_view("anterior")
+        w.view3d.request_render()
+        settle()
+        save_window_png(w, img / name)
+        print("wrote", img / name)
     w.close()
     print("wrote", img / "main-window.png", img / "one-class.png", img / "separated.png", ROOT / "assets" / "screenshot.png")
     return 0

@@ -481,6 +481,8 @@ class Scene:
         tf = self._tf
         if not hasattr(self, "_overlay"):
             self._overlay: dict[str, tuple[object, object, int]] = {}
+            self._overlay_mesh: dict[str, object] = {}
+            self._overlay_clip: dict[str, object] = {}
         wanted = {
             "uncertain": tf.show_uncertain,
             "removed": tf.show_removed,
@@ -506,7 +508,9 @@ class Scene:
                     self.renderer.AddActor(actor)
                 else:
                     actor, mapper = entry[0], entry[1]
-                mapper.SetInputData(mesh)  # type: ignore[attr-defined]
+                self._overlay_mesh[name] = mesh
+                # Cut by the crop box and clip plane like the calcification mesh.
+                self._overlay_clip[name] = self._feed_clipped(mapper, mesh)
                 color, opacity = self.OVERLAY_STYLE[name]
                 actor.GetProperty().SetColor(*color)  # type: ignore[attr-defined]
                 actor.GetProperty().SetOpacity(opacity)  # type: ignore[attr-defined]
@@ -702,20 +706,27 @@ class Scene:
         self._apply_calc_clip()
 
     def _apply_calc_clip(self) -> None:
+        self._calc_clip = self._feed_clipped(self._calc_mapper, self._calc_mesh)
+        for name, entry in getattr(self, "_overlay", {}).items():
+            mesh = getattr(self, "_overlay_mesh", {}).get(name)
+            clip = self._feed_clipped(entry[1], mesh)
+            self._overlay_clip[name] = clip
+
+    def _feed_clipped(self, mapper: object, mesh: object) -> object:
+        """Give ``mapper`` the ``mesh`` cut to the crop box and the clip plane (a
+        vtkClipPolyData with one implicit function, box AND half-space), or the mesh
+        itself when neither is set. Returns the filter (kept alive by the caller)."""
         from vtkmodules.vtkCommonDataModel import vtkBox, vtkImplicitBoolean
         from vtkmodules.vtkCommonDataModel import vtkPlane as _Plane
         from vtkmodules.vtkFiltersCore import vtkClipPolyData
 
-        self._calc_mapper.RemoveAllClippingPlanes()
-        mesh = self._calc_mesh
+        mapper.RemoveAllClippingPlanes()  # type: ignore[attr-defined]
         if mesh is None:
-            self._calc_mapper.RemoveAllInputs()
-            self._calc_clip = None
-            return
+            mapper.RemoveAllInputs()  # type: ignore[attr-defined]
+            return None
         if self._crop_lps is None and self._clip is None:
-            self._calc_mapper.SetInputData(mesh)
-            self._calc_clip = None
-            return
+            mapper.SetInputData(mesh)  # type: ignore[attr-defined]
+            return None
         # Implicit functions are negative inside: keep where max(box, -halfspace) < 0,
         # i.e. inside the crop box and on the side the clip normal points into.
         keep = vtkImplicitBoolean()
@@ -731,11 +742,11 @@ class Scene:
             half.SetNormal(*(-self._clip[1]))  # negative on the kept side
             keep.AddFunction(half)
         clip = vtkClipPolyData()
-        clip.SetInputData(mesh)
+        clip.SetInputData(mesh)  # type: ignore[arg-type]
         clip.SetClipFunction(keep)
         clip.InsideOutOn()
-        self._calc_clip = clip
-        self._calc_mapper.SetInputConnection(clip.GetOutputPort())
+        mapper.SetInputConnection(clip.GetOutputPort())  # type: ignore[attr-defined]
+        return clip
 
     # ----- camera -----------------------------------------------------------------------
     def set_view(self, name: str) -> None:

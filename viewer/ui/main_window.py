@@ -102,7 +102,13 @@ def _finish_volume(volume: Volume, key: MaskKey | None, progress: Any) -> LoadRe
     masks = None
     if key is not None:
         progress(0.9, "Separating bone, vessels and calcification")
-        masks = compute_class_masks(volume.hu, volume.spacing_mm, key[0], key[1], remove_table=key[2], real_ct=key[3])
+        # The load's progress (which raises LoadCancelled once the user cancels) reaches
+        # the separation's stages, so Cancel works during this step too.
+        masks = compute_class_masks(
+            volume.hu, volume.spacing_mm, key[0], key[1],
+            progress=lambda f, msg: progress(0.9 + 0.1 * f, msg),
+            remove_table=key[2], real_ct=key[3],
+        )
     progress(1.0, "")
     return volume, hist, masks
 

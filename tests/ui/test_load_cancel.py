@@ -4,12 +4,12 @@ separation passes it on instead of finishing first."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# No QApplication and no platform setting here: _finish_volume is a plain function, and
+# setting QT_QPA_PLATFORM at import would switch the whole test run's GUI tests (which
+# need the xcb platform for the VTK widget) to offscreen.
 pytest.importorskip("PySide6")
 
 from viewer.core.errors import LoadCancelled  # noqa: E402

@@ -813,7 +813,7 @@ def shell_enclosed_cancellous(
     the aorta is walled by lumen), are bone, and so is the window ring that holds them.
     (Measured: closing the wall first, or judging axial slices one by one, merged or
     split the vertebral bodies' spaces badly: vertebra voxels painted vessel 72-74 %
-    against 33 % this way; docs/separation.md.)"""
+    against 35 % this way; docs/separation.md.)"""
     sx, sy, sz = spacing_mm
     empty = np.zeros(hu.shape, dtype=bool)
     box = _bbox(bone, 4)

@@ -621,6 +621,15 @@ class MainWindow(QMainWindow):
         self.current_source = source
         self.controls.histogram.set_histogram(*hist)
         self.set_volume(volume, class_masks=masks)
+        if source.get("kind") == "phantom":
+            # Both legs are in the phantom's field of view; its centre lies between them,
+            # where the sagittal view shows nothing. Start on the left leg's axis, in the
+            # middle third (the eroded segment).
+            from viewer.phantom import anatomy
+
+            lo, hi = volume.bounds_lps()
+            x, y = (float(v) for v in anatomy.LEG_AXIS_XY_MM)
+            self.state.update(crosshair_lps=(x, y, float(lo[2] + hi[2]) / 2.0))
         if source.get("kind") == "path":
             self._add_recent(source["path"])
         if volume.warnings:

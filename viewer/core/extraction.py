@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 
 from viewer.core.errors import ViewerError
 from viewer.core.progress import ProgressFn, report
+from viewer.core.separation import pool_any, upsample
 
 #: Connected bone pieces smaller than this (mm^3) are dropped as specks: vessel-wall
 #: calcifications, calcified plaque and noise spikes. A 2 cm long, 4 mm wide calcified
@@ -389,32 +390,17 @@ DEFAULT_CALC_TUBE_RADIUS_MM = 2.0
 DEFAULT_CALC_GRID_MM = 0.8
 
 
-def _pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
-    """Block-OR downsampling by integer factors ``f`` (z, y, x); the last block of an
-    axis may be partial. ORs of strided views: 5-7x faster than reshape + any."""
-    if f == (1, 1, 1):
-        return mask
-    shape = tuple(-(-n // k) for n, k in zip(mask.shape, f))
-    out = np.zeros(shape, dtype=bool)
-    for i in range(f[0]):
-        for j in range(f[1]):
-            for k in range(f[2]):
-                v = mask[i :: f[0], j :: f[1], k :: f[2]]
-                out[: v.shape[0], : v.shape[1], : v.shape[2]] |= v
-    return out
-
+# Block-OR pooling and its nearest-neighbour inverse live in viewer.core.separation
+# (one implementation for the shell search, the separation and the display mesh).
+_pool_any = pool_any
 
 #: Public name: the renderer pools the calcification mask for its display mesh.
-block_or_downsample = _pool_any
+block_or_downsample = pool_any
 
 
 def _upsample(mask: np.ndarray, f: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour inverse of :func:`_pool_any`, cropped to ``shape``."""
-    out = mask
-    for axis, k in enumerate(f):
-        if k > 1:
-            out = np.repeat(out, k, axis=axis)
-    return out[: shape[0], : shape[1], : shape[2]]
+    return upsample(mask, f, shape)  # type: ignore[arg-type]
 
 
 def calcification_mask(
@@ -640,13 +626,8 @@ def _classic_class_masks(
     if not lo < hi:
         raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
 
-    def sub(a: float, b: float) -> ProgressFn | None:
-        if progress is None:
-            return None
-        return lambda f, msg: progress(a + (b - a) * f, msg)
-
-    bone = bone_mask(hu, spacing_mm, bone_threshold_hu, sub(0.0, 0.6), rim_low_hu=lo)
-    calc = calcification_mask(hu, spacing_mm, bone, (lo, hi), sub(0.6, 1.0))
+    bone = bone_mask(hu, spacing_mm, bone_threshold_hu, _sub(progress, 0.0, 0.6), rim_low_hu=lo)
+    calc = calcification_mask(hu, spacing_mm, bone, (lo, hi), _sub(progress, 0.6, 1.0))
     return ClassMasks(bone, calc if calc.any() else None, float(bone_threshold_hu), (lo, hi))
 
 
@@ -737,14 +718,9 @@ def _classic_extract(
         raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
     t0 = time.perf_counter()
 
-    def sub(a: float, b: float) -> ProgressFn | None:
-        if progress is None:
-            return None
-        return lambda f, msg: progress(a + (b - a) * f, msg)
-
-    bone = bone_mask(hu, spacing_mm, bone_threshold_hu, sub(0.0, 0.55), rim_low_hu=lo)
+    bone = bone_mask(hu, spacing_mm, bone_threshold_hu, _sub(progress, 0.0, 0.55), rim_low_hu=lo)
     t1 = time.perf_counter()
-    calc = calcification_mask(hu, spacing_mm, bone, (lo, hi), sub(0.55, 0.85))
+    calc = calcification_mask(hu, spacing_mm, bone, (lo, hi), _sub(progress, 0.55, 0.85))
     t2 = time.perf_counter()
     report(progress, 0.85, "vessels: window outside bone and calcification")
     vessel = vessel_mask(hu, bone, (lo, hi), spacing_mm=spacing_mm, exclude=calc)

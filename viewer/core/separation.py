@@ -168,26 +168,6 @@ class Separation:
         """Boolean mask of one class by name (see :data:`LABELS`)."""
         return self.labels == LABELS[name]
 
-    @property
-    def bone(self) -> np.ndarray:
-        return self.labels == BONE
-
-    @property
-    def vessel(self) -> np.ndarray:
-        return self.labels == VESSEL
-
-    @property
-    def calcification(self) -> np.ndarray:
-        return self.labels == CALCIFICATION
-
-    @property
-    def uncertain(self) -> np.ndarray:
-        return self.labels == UNCERTAIN
-
-    @property
-    def removed(self) -> np.ndarray:
-        return self.labels == REMOVED
-
 
 # --- small helpers ---------------------------------------------------------------------
 
@@ -241,7 +221,7 @@ def _box_erode(a: np.ndarray, r: tuple[int, int, int]) -> np.ndarray:
     return ~_box_dilate(~a, r)
 
 
-def _upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
+def upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
     """Nearest-neighbour upsampling of a grid made by ``[::f]`` striding or block pooling:
     one broadcast write into the output (three ``np.repeat`` passes cost 0.35 s each
     on 512^2 x 600)."""
@@ -258,7 +238,7 @@ def _upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int
     return np.ascontiguousarray(out)
 
 
-def _pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
+def pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     """Block-OR downsampling by integer factors ``f`` (the last block may be partial)."""
     if f == (1, 1, 1):
         return mask.copy()
@@ -462,17 +442,17 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
         inside = inside_axis if axis == 1 else inside & inside_axis
     keep = keep | inside
     if generous is None:
-        return _upsample(keep, f, hu.shape)
+        return upsample(keep, f, hu.shape)
     # Everything of the generous body belongs to the patient except what is dense and
     # outside the strict one (a couch's carbon-fibre skin under a pad): fat, skin and
     # a soft-tissue-density pad stay, invisible in any bone or vessel class.
     extra_c = generous & ~keep
-    body = _upsample(keep, f, hu.shape)
+    body = upsample(keep, f, hu.shape)
     if extra_c.any():
         eb = _bbox(extra_c, 0)
         assert eb is not None
         fb = tuple(slice(b.start * k, min(n, b.stop * k)) for b, k, n in zip(eb, f, hu.shape))
-        extra = _upsample(extra_c[eb], f, tuple(b.stop - b.start for b in fb))  # type: ignore[arg-type]
+        extra = upsample(extra_c[eb], f, tuple(b.stop - b.start for b in fb))  # type: ignore[arg-type]
         body[fb] |= extra & (np.asarray(hu)[fb] < BODY_DENSE_HU)
     return body
 
@@ -588,7 +568,7 @@ def bone_object(
     f = _factors((sz, sy, sx), FILL_GRID_MM)
     if sx < 1.2:
         f = (f[0], max(2, f[1]), max(2, f[2]))
-    solid = _pool_any(big, f)
+    solid = pool_any(big, f)
     cs = (sz * f[0], sy * f[1], sx * f[2])
     rc = tuple(max(0, int(round(CLOSING_MM / c))) for c in cs)
     solid_p = np.pad(solid, [(r + 1, r + 1) for r in rc])
@@ -615,10 +595,10 @@ def bone_object(
     # Cells the closing added that border the enclosed space: the bridges over gaps.
     bridge_c = closed & ~solid & dilate6(enclosed_c)
     inner_c = enclosed_c | bridge_c
-    inner = _upsample(inner_c, f, big.shape)
+    inner = upsample(inner_c, f, big.shape)
     # Mixed cells (part cortex) next to the enclosed space: their non-cortex voxels lie
     # between the cortex and the cavity (endosteal surface) -- bone too.
-    mixed_inner = _upsample(solid & dilate6(enclosed_c), f, big.shape) & ~big
+    mixed_inner = upsample(solid & dilate6(enclosed_c), f, big.shape) & ~big
     b = big | inner
     if mixed_inner.any():
         # only the voxels that touch the cavity side, not the outer surface.
@@ -825,7 +805,7 @@ def shell_enclosed_cancellous(
     if sx < 0.9:
         f = (f[0], max(2, f[1]), max(2, f[2]))
     cs = (sz * f[0], sy * f[1], sx * f[2])
-    solid = _pool_any(c | b, f)
+    solid = pool_any(c | b, f)
     enclosed = _fill_enclosed(solid)
     if not enclosed.any():
         return empty
@@ -835,14 +815,14 @@ def shell_enclosed_cancellous(
     cnt = np.bincount(lab.ravel(), minlength=n)
     mean = np.bincount(lab.ravel(), weights=hu_c.ravel(), minlength=n) / np.maximum(cnt, 1)
     vol_ml = cnt * cs[0] * cs[1] * cs[2] / 1000.0
-    bone_c = _pool_any(b, f)
+    bone_c = pool_any(b, f)
     touches = np.zeros(n, dtype=bool)
     touches[np.unique(lab[dilate6(dilate6(bone_c)) & enclosed])] = True
     ok = (mean >= SHELL_CAVITY_HU[0]) & (mean <= SHELL_CAVITY_HU[1]) & (vol_ml >= SHELL_CAVITY_MIN_ML) & touches
     ok[0] = False
     if not ok.any():
         return empty
-    cand_c = _pool_any(c, f)
+    cand_c = pool_any(c, f)
     stats = cc3d.statistics(lab)
     for i in np.flatnonzero(ok):
         bb = stats["bounding_boxes"][i]
@@ -853,7 +833,7 @@ def shell_enclosed_cancellous(
             ok[i] = False
     if not ok.any():
         return empty
-    cav = _upsample(ok[lab], f, c.shape)
+    cav = upsample(ok[lab], f, c.shape)
     cav_full = cav & (hu[box] < SHELL_CAVITY_HU[1] + 100)
     # The ring: window voxels touching the space (a second step only below a lumen's
     # brightness: not into an artery lying on the bone).
@@ -928,7 +908,7 @@ def thick_cancellous(
         zone_c = _box_dilate(zone_c, (min(1, a[0]), 1, 1)) & (grow_c | core)
     lab_c = cc3d.connected_components(zone_c, connectivity=26)
     n = int(lab_c.max()) + 1
-    lab = _upsample(lab_c, f, c.shape)
+    lab = upsample(lab_c, f, c.shape)
     lab[~c] = 0
     hb = np.ascontiguousarray(hu[box])
     zone_all = lab > 0
@@ -1001,7 +981,7 @@ def thick_cancellous(
     if not is_bone.any():
         return empty, lumen_hu if lumen_hu is not None else -1e9
     # The zone's cells hold cancellous voxels that noise took under the window too.
-    zone_cells = _upsample(is_bone[lab_c], f, c.shape)
+    zone_cells = upsample(is_bone[lab_c], f, c.shape)
     zone = (is_bone[lab] & c) | (zone_cells & (hb >= ZONE_FLOOR_HU) & (hb <= hu_hi))
     out_b = np.zeros(hu.shape, dtype=bool)
     out_b[box] = zone
@@ -1237,5 +1217,7 @@ __all__ = [
     "detect_contrast",
     "dilate6",
     "erode6",
+    "pool_any",
+    "upsample",
     "separate",
 ]

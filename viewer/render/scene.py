@@ -489,17 +489,20 @@ class Scene:
         }
         any_shown = False
         for name, on in wanted.items():
+            # class_masks gives None for an empty class, so this per-edit test reads no
+            # voxels; the mesh is built once per mask set.
             mask = None if masks is None else getattr(masks, name)
-            if name == "removed" and mask is not None and self._volume is not None:
-                # Only what had substance: the couch, not the air around it.
-                mask = np.asarray(mask) & (self._volume.hu > -350)
-            show = bool(on) and mask is not None and tf.blend_mode != "mip" and bool(np.any(mask))
+            show = bool(on) and mask is not None and tf.blend_mode != "mip"
             entry = self._overlay.get(name)
             if show and (entry is None or entry[2] != self._mask_version):
                 from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
                 assert self._volume is not None
-                mesh = _display_mesh(np.asarray(mask), self._volume)
+                mask = np.asarray(mask)
+                if name == "removed":
+                    # Only what had substance: the couch, not the air around it.
+                    mask = mask & (self._volume.hu > -350)
+                mesh = _display_mesh(mask, self._volume)
                 if entry is None:
                     mapper = vtkPolyDataMapper()
                     mapper.ScalarVisibilityOff()

@@ -165,33 +165,24 @@ class ControlsPanel(QWidget):
         )
         grid.addWidget(self.separated_check, 0, 0, 1, 3)
         self._bind_tf_check(self.separated_check, lambda tf: tf.separated, lambda on, tf: tf.with_changes(separated=on))
-        self.real_ct_check = QCheckBox("Real-CT separation")
-        self.real_ct_check.setToolTip(
+        # Flags of the real-CT separation, each a bool field of the transfer function.
+        self.real_ct_check = self._flag_check(
+            grid, "Real-CT separation", "real_ct_separation", (4, 0, 1, 3),
             "Separate on real anatomy: body mask, bone as an object (cancellous bone too),\n"
             "plaques as calcification, a check for contrast (a scan without it shows no red),\n"
-            "uncertain voxels (vessel touching cortex) kept visible."
+            "uncertain voxels (vessel touching cortex) kept visible.",
         )
-        grid.addWidget(self.real_ct_check, 4, 0, 1, 3)
-        self._bind_tf_check(
-            self.real_ct_check, lambda tf: tf.real_ct_separation, lambda on, tf: tf.with_changes(real_ct_separation=on)
+        self.remove_table_check = self._flag_check(
+            grid, "Remove table", "remove_table", (5, 0, 1, 3),
+            "Drop the CT couch, head holder and anything else outside the body (real-CT separation)",
         )
-        self.remove_table_check = QCheckBox("Remove table")
-        self.remove_table_check.setToolTip("Drop the CT couch, head holder and anything else outside the body (real-CT separation)")
-        grid.addWidget(self.remove_table_check, 5, 0, 1, 3)
-        self._bind_tf_check(
-            self.remove_table_check, lambda tf: tf.remove_table, lambda on, tf: tf.with_changes(remove_table=on)
+        self.show_uncertain_check = self._flag_check(
+            grid, "Show uncertain", "show_uncertain", (6, 0, 1, 2),
+            "Draw voxels of unsure class (vessel touching cortex) in magenta",
         )
-        self.show_uncertain_check = QCheckBox("Show uncertain")
-        self.show_uncertain_check.setToolTip("Draw voxels of unsure class (vessel touching cortex) in magenta")
-        grid.addWidget(self.show_uncertain_check, 6, 0, 1, 2)
-        self._bind_tf_check(
-            self.show_uncertain_check, lambda tf: tf.show_uncertain, lambda on, tf: tf.with_changes(show_uncertain=on)
-        )
-        self.show_removed_check = QCheckBox("Show removed")
-        self.show_removed_check.setToolTip("Draw what the body mask removed (the couch) as a grey ghost")
-        grid.addWidget(self.show_removed_check, 6, 2, 1, 1)
-        self._bind_tf_check(
-            self.show_removed_check, lambda tf: tf.show_removed, lambda on, tf: tf.with_changes(show_removed=on)
+        self.show_removed_check = self._flag_check(
+            grid, "Show removed", "show_removed", (6, 2, 1, 1),
+            "Draw what the body mask removed (the couch) as a grey ghost",
         )
         self.bone_visible = QCheckBox("Bone")
         self.vessel_visible = QCheckBox("Vessels")
@@ -329,6 +320,16 @@ class ControlsPanel(QWidget):
         s.setRange(0, 100)
         s.setToolTip(f"Peak opacity of the {cls} class (0-100 %).")
         return s
+
+    def _flag_check(self, grid: QGridLayout, text: str, field: str, cell: tuple[int, int, int, int], tip: str) -> QCheckBox:
+        """A check box bound to the transfer function's bool ``field``, placed at ``cell``."""
+        check = QCheckBox(text)
+        check.setToolTip(tip)
+        grid.addWidget(check, *cell)
+        self._bind_tf_check(
+            check, lambda tf: bool(getattr(tf, field)), lambda on, tf: tf.with_changes(**{field: on})
+        )
+        return check
 
     def _bind_tf_check(
         self, check: QCheckBox, get: Callable[[TransferFunction], bool], put: Callable[[bool, TransferFunction], TransferFunction]

@@ -286,7 +286,15 @@ def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, q
     qtbot.mouseClick(check, Qt.MouseButton.LeftButton, pos=QPoint(8, check.height() // 2))
     assert w.state.transfer_function.separated
     assert w.action_separated.isChecked()
-    qtbot.waitUntil(lambda: bool(ready), timeout=LOAD_TIMEOUT_MS)
+    # A mask job started before the toggle (for the old threshold) may report first;
+    # the window then computes the newer one: wait for the masks of these thresholds.
+    tf_now = w.state.transfer_function
+    qtbot.waitUntil(
+        lambda: bool(ready)
+        and w.state.class_masks is not None
+        and w.state.class_masks.matches(tf_now.bone_threshold_hu, tf_now.vessel_window_hu),
+        timeout=LOAD_TIMEOUT_MS,
+    )
     vol, tf = w.state.volume, w.state.transfer_function
     expected = class_masks(
         vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,

@@ -126,11 +126,15 @@ def main() -> int:
     t_ves, ves = timed(lambda: vessel_mask(hu, bone | calc, win, spacing_mm=spacing), args.repeat)  # type: ignore[operator]
     print(f"vessel_mask:         {t_ves:.3f} s, {int(ves.sum())} voxels")  # type: ignore[union-attr]
     t_all, ex = timed(lambda: extract(hu, spacing, bt, win), args.repeat)
-    print(f"extract (total):     {t_all:.3f} s (median of {args.repeat})  stages {dict((k, round(v, 3)) for k, v in ex.timings_s.items())}")  # type: ignore[union-attr]
+    print(
+        f"extract (total):     {t_all:.3f} s (median of {args.repeat})  stages {dict((k, round(v, 3)) for k, v in ex.timings_s.items())}"
+    )  # type: ignore[union-attr]
     if ph is not None and not args.no_accuracy:
         fig = accuracy(ph, ex, hu, spacing, bt)
         print("accuracy vs phantom labels: " + ", ".join(f"{k} {v:.4f}" for k, v in fig.items()))
-    print(f"RESULT bone_mask_s={t_bone:.3f} target<2.0 {'OK' if t_bone < 2.0 else 'MISSED'}; extract_s={t_all:.3f} target<3.0 {'OK' if t_all < 3.0 else 'MISSED'}")
+    print(
+        f"RESULT bone_mask_s={t_bone:.3f} target<2.0 {'OK' if t_bone < 2.0 else 'MISSED'}; extract_s={t_all:.3f} target<3.0 {'OK' if t_all < 3.0 else 'MISSED'}"
+    )
     return 0
 
 

@@ -94,7 +94,9 @@ def bench_sliders(repeats: int, size: str) -> dict[str, list[float]]:
         while not cond():
             app.processEvents()
             if time.perf_counter() > end:
-                import traceback; traceback.print_stack(limit=4)
+                import traceback
+
+                traceback.print_stack(limit=4)
                 raise SystemExit("bench_gui: timed out")
             time.sleep(0.002)
 
@@ -119,7 +121,11 @@ def bench_sliders(repeats: int, size: str) -> dict[str, list[float]]:
     def handle_center(s) -> QPoint:
         opt = QStyleOptionSlider()
         s.initStyleOption(opt)
-        return s.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, s).center()
+        return (
+            s.style()
+            .subControlRect(QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, s)
+            .center()
+        )
 
     def drag_release(slider, dx: int, until=None) -> float:
         c = handle_center(slider)
@@ -163,13 +169,14 @@ def bench_sliders(repeats: int, size: str) -> dict[str, list[float]]:
         old = w.state.class_masks
         results[key_sep].append(
             drag_release(
-                w.controls.bone_slider, 12 if i % 2 == 0 else -12,
+                w.controls.bone_slider,
+                12 if i % 2 == 0 else -12,
                 until=lambda o=old: w.state.class_masks is not o and not w.mask_runner.busy,
             )
         )
     key_sep_v = "vessel window (separated)"
     results[key_sep_v] = [_drag_range(inner, app, frames, wait, 10 if i % 2 == 0 else -10) for i in range(repeats)]
-    results["(render time of one full-quality frame, all cases)"] = render_s[-4 * repeats:]
+    results["(render time of one full-quality frame, all cases)"] = render_s[-4 * repeats :]
     w.close()
     return results
 

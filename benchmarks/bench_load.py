@@ -120,16 +120,19 @@ def ensure_series(nz: int, ny: int = 512, nx: int = 512) -> tuple[Path, str]:
         ph = generate("large").volume
         if ph.shape[0] < nz or ph.shape[1:] != (ny, nx):
             raise SystemExit(f"phantom 'large' is {ph.shape}, cannot crop to {(nz, ny, nx)}")
-        vol = Volume(hu=np.ascontiguousarray(ph.hu[:nz]), spacing_mm=ph.spacing_mm,
-                     ijk_to_lps=ph.ijk_to_lps, description="Bench phantom",
-                     metadata=dict(ph.metadata))
+        vol = Volume(
+            hu=np.ascontiguousarray(ph.hu[:nz]),
+            spacing_mm=ph.spacing_mm,
+            ijk_to_lps=ph.ijk_to_lps,
+            description="Bench phantom",
+            metadata=dict(ph.metadata),
+        )
         write_dicom_series(vol, outdir, series_description="Bench phantom")
         writer = "viewer.phantom.generate('large') cropped, viewer.io.writers.write_dicom_series"
     else:
         _write_with_pydicom(outdir, nz, ny, nx)
         writer = "pydicom (benchmarks/bench_load.py)"
-    print(f"generated {nz} slices into {outdir} with {writer} in {time.perf_counter() - t:.1f} s",
-          file=sys.stderr)
+    print(f"generated {nz} slices into {outdir} with {writer} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     done.write_text(writer)
     return outdir, writer
 
@@ -185,9 +188,9 @@ def _worker(reader: str, folder: Path, repeat: int) -> None:
         def load() -> np.ndarray:
             buf = np.empty(sum(sizes), np.uint8)
             mv, pos = memoryview(buf), 0
-            for f, n in zip(files, sizes):
+            for f, n in zip(files, sizes, strict=False):
                 with open(f, "rb", buffering=0) as fh:
-                    pos += fh.readinto(mv[pos:pos + n])
+                    pos += fh.readinto(mv[pos : pos + n])
             return buf
     else:
         raise SystemExit(f"unknown reader {reader}")
@@ -206,8 +209,17 @@ def _worker(reader: str, folder: Path, repeat: int) -> None:
             digest = hashlib.sha1(arr.astype(np.int32).tobytes()).hexdigest() if reader != "raw" else ""
             dtype = str(arr.dtype)
         del arr
-    print(json.dumps({"times": times, "peak_above_base_mb": (peak_kb - base_rss) * 1024 / 1e6,
-                      "sha1": digest, "shape": shape, "dtype": dtype}))
+    print(
+        json.dumps(
+            {
+                "times": times,
+                "peak_above_base_mb": (peak_kb - base_rss) * 1024 / 1e6,
+                "sha1": digest,
+                "shape": shape,
+                "dtype": dtype,
+            }
+        )
+    )
 
 
 # ------------------------------------------------------------------------ main
@@ -227,8 +239,10 @@ def machine() -> str:
                 total = int(line.split()[1]) // 1024 // 1024
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu}), {total} GiB RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {total} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def main() -> int:
@@ -254,13 +268,19 @@ def main() -> int:
     vol_mb = 512 * 512 * nz * 2 / 1e6
     file_mb = sum(f.stat().st_size for f in files) / 1e6
     print(f"machine: {machine()}")
-    print(f"series: {folder} ({len(files)} files, {file_mb:.0f} MB on disk, int16 volume "
-          f"{vol_mb:.0f} MB), written by {writer}; warm page cache; best of {args.repeat}")
+    print(
+        f"series: {folder} ({len(files)} files, {file_mb:.0f} MB on disk, int16 volume "
+        f"{vol_mb:.0f} MB), written by {writer}; warm page cache; best of {args.repeat}"
+    )
     results: dict[str, dict] = {}
     for reader in args.readers.split(","):
         env = dict(os.environ, VTK_SMP_BACKEND_IN_USE="STDThread")
-        p = subprocess.run([sys.executable, __file__, "--worker", reader, "--folder", str(folder),
-                            "--repeat", str(args.repeat)], capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            [sys.executable, __file__, "--worker", reader, "--folder", str(folder), "--repeat", str(args.repeat)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if p.returncode != 0:
             print(f"{reader:>6}: FAILED: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
             continue
@@ -269,19 +289,26 @@ def main() -> int:
         r["mbps"] = mb / min(r["times"])
         r["mbps_median"] = mb / statistics.median(r["times"])
         results[reader] = r
-        print(f"{reader:>6}: {r['mbps']:7.0f} MB/s best ({r['mbps_median']:.0f} median), "
-              f"{min(r['times']):.3f} s, peak {r['peak_above_base_mb']:.0f} MB above baseline "
-              f"({r['peak_above_base_mb'] / vol_mb:.2f}x the int16 volume), shape {tuple(r['shape'])}")
+        print(
+            f"{reader:>6}: {r['mbps']:7.0f} MB/s best ({r['mbps_median']:.0f} median), "
+            f"{min(r['times']):.3f} s, peak {r['peak_above_base_mb']:.0f} MB above baseline "
+            f"({r['peak_above_base_mb'] / vol_mb:.2f}x the int16 volume), shape {tuple(r['shape'])}"
+        )
     same = "n/a"
     if "ours" in results and "sitk" in results:
         same = "yes" if results["ours"]["sha1"] == results["sitk"]["sha1"] else "NO"
         print(f"voxels identical to SimpleITK: {same}")
-    ratio = lambda a, b: (f"{results[a]['mbps'] / results[b]['mbps']:.2f}x"  # noqa: E731
-                          if a in results and b in results else "n/a")
+    ratio = lambda a, b: (
+        f"{results[a]['mbps'] / results[b]['mbps']:.2f}x"  # noqa: E731
+        if a in results and b in results
+        else "n/a"
+    )
     mem = f"{results['ours']['peak_above_base_mb'] / vol_mb:.2f}x" if "ours" in results else "n/a"
-    print(f"RATIOS ours/SimpleITK {ratio('ours', 'sitk')} (target >= 1.5x), ours/vtkDICOMImageReader "
-          f"{ratio('ours', 'vtk')} (target > 1x), ours/raw {ratio('ours', 'raw')}, "
-          f"peak memory {mem} of int16 volume (target <= 1.5x), same voxels as SimpleITK: {same}")
+    print(
+        f"RATIOS ours/SimpleITK {ratio('ours', 'sitk')} (target >= 1.5x), ours/vtkDICOMImageReader "
+        f"{ratio('ours', 'vtk')} (target > 1x), ours/raw {ratio('ours', 'raw')}, "
+        f"peak memory {mem} of int16 volume (target <= 1.5x), same voxels as SimpleITK: {same}"
+    )
     return 0
 
 

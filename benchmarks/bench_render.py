@@ -59,21 +59,30 @@ def synthetic_legs(nx: int, ny: int, nz: int, spacing=(0.8, 0.8, 1.0), seed: int
             r = np.hypot(X - cx, Y - cy)
             s[r < 62 * scale] = -90.0  # subcutaneous fat
             s[r < 55 * scale] = 45.0  # muscle
-            for bx, by, ro, ri in ((cx - mir * 8 * scale, cy - 12 * scale, 14 * scale, 8 * scale),
-                                   (cx + mir * 22 * scale, cy + 5 * scale, 7 * scale, 3.5 * scale)):
+            for bx, by, ro, ri in (
+                (cx - mir * 8 * scale, cy - 12 * scale, 14 * scale, 8 * scale),
+                (cx + mir * 22 * scale, cy + 5 * scale, 7 * scale, 3.5 * scale),
+            ):
                 rb = np.hypot(X - bx, Y - by)
                 s[rb < ro] = 1250.0
                 s[rb < ri] = 300.0 if (t < 0.12 or t > 0.88) else 40.0  # trabecular ends
-            for ax, ay, ra in ((cx - mir * 12 * scale, cy - 30 * scale, 3.0),
-                               (cx + mir * 12 * scale, cy + 14 * scale, 2.5),
-                               (cx + mir * 30 * scale, cy - 8 * scale, 2.2)):
+            for ax, ay, ra in (
+                (cx - mir * 12 * scale, cy - 30 * scale, 3.0),
+                (cx + mir * 12 * scale, cy + 14 * scale, 2.5),
+                (cx + mir * 30 * scale, cy - 8 * scale, 2.2),
+            ):
                 ax += 6 * scale * np.sin(6.0 * t + side)
                 ay += 4 * scale * np.cos(5.0 * t)
                 s[np.hypot(X - ax, Y - ay) < ra] = 380.0
         s += rng.normal(0.0, 15.0, size=s.shape).astype(np.float32)
         hu[k] = np.clip(s, -1024, 3071).astype(np.int16)
-    return Volume(hu, spacing, axis_aligned_affine(spacing, (-nx / 2 * sx, -ny / 2 * sy, -nz / 2 * sz)),
-                  description=f"synthetic legs {nx}x{ny}x{nz}", source="benchmark")
+    return Volume(
+        hu,
+        spacing,
+        axis_aligned_affine(spacing, (-nx / 2 * sx, -ny / 2 * sy, -nz / 2 * sz)),
+        description=f"synthetic legs {nx}x{ny}x{nz}",
+        source="benchmark",
+    )
 
 
 def load_volume(quick: bool) -> Volume:
@@ -146,8 +155,9 @@ def bench_ours(vol: Volume, size: tuple[int, int], steps: int, separated: bool, 
     return out
 
 
-def bench_pyvista(vol: Volume, size: tuple[int, int], frames: int, mapper: str | None, tf: TransferFunction,
-                  sample_distance: float) -> dict:
+def bench_pyvista(
+    vol: Volume, size: tuple[int, int], frames: int, mapper: str | None, tf: TransferFunction, sample_distance: float
+) -> dict:
     import pyvista as pv
 
     from viewer.render.scene import Scene as _S
@@ -199,11 +209,15 @@ def main(argv: list[str] | None = None) -> int:
 
     t_load = time.perf_counter()
     vol = load_volume(args.quick)
-    print(f"volume: {vol.description} {vol.dims_xyz} spacing {vol.spacing_mm} mm "
-          f"({time.perf_counter() - t_load:.1f} s to make)")
+    print(
+        f"volume: {vol.description} {vol.dims_xyz} spacing {vol.spacing_mm} mm "
+        f"({time.perf_counter() - t_load:.1f} s to make)"
+    )
     probe = Scene()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"GL: {probe.renderer_info}, mapper: {probe.mapper_kind}, python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"GL: {probe.renderer_info}, mapper: {probe.mapper_kind}, python {platform.python_version()}"
+    )
     probe.close()
     sizes = [(800, 600)] if args.quick else [(800, 600), (1920, 1080)]
     steps = 10 if args.quick else 30
@@ -220,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             r["pyvista_default"] = bench_pyvista(vol, size, 0 if args.quick else 1, None, tf, sd)
         for name, d in r.items():
             d.pop("_image", None)
-            print(f"[{key}] {name}: " + ", ".join(
-                f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()))
+            print(
+                f"[{key}] {name}: "
+                + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
+            )
         results["sizes"][key] = r
 
     r = results["sizes"]["800x600"]
@@ -238,9 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     results["ratios"] = ratios
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))
-    ok = (ratios["interactive_fps_800x600"] >= 10 and ratios["full_vs_pyvista_fixed_point"] <= 1.0
-          and ratios["separated_vs_one_class"] <= 1.5 and ratios["threshold_to_frame_s"] <= 0.3
-          and ratios.get("speedup_vs_pyvista_default", 99) >= 20)
+    ok = (
+        ratios["interactive_fps_800x600"] >= 10
+        and ratios["full_vs_pyvista_fixed_point"] <= 1.0
+        and ratios["separated_vs_one_class"] <= 1.5
+        and ratios["threshold_to_frame_s"] <= 0.3
+        and ratios.get("speedup_vs_pyvista_default", 99) >= 20
+    )
     print("RATIOS " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()) + f" targets={'met' if ok else 'MISSED'}")
     return 0
 

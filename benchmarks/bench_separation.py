@@ -78,7 +78,9 @@ def real_rows() -> list[dict]:
             row["aorta (all mask voxels) in vessel"] = float(vessel[ao].mean())
             row["aorta >= window low in vessel"] = float(vessel[w].mean())
             row["aorta >= window low in bone"] = float(m.bone[w].mean())
-            row["aorta >= window low in calcification"] = float(m.calcification[w].mean()) if m.calcification is not None else 0.0
+            row["aorta >= window low in calcification"] = (
+                float(m.calcification[w].mean()) if m.calcification is not None else 0.0
+            )
             spine = np.zeros(hu.shape, bool)
             spine[CTA_SPINE_BOX] = True
             grown = ao.copy()
@@ -110,7 +112,7 @@ def _nutrient_vessels_found(ph, vessel: np.ndarray) -> int:
     for e in entries:
         ijk = np.rint(vol.ijk_of_lps(np.asarray([e], float))[0]).astype(int)
         r = [int(np.ceil(2.0 / s)) for s in vol.spacing_mm]
-        sl = tuple(slice(max(0, c - k), c + k + 1) for c, k in zip(ijk[::-1], r[::-1]))
+        sl = tuple(slice(max(0, c - k), c + k + 1) for c, k in zip(ijk[::-1], r[::-1], strict=False))
         if vessel[sl].any():
             found += 1
     return found
@@ -147,7 +149,9 @@ def phantom_rows(sizes: tuple[str, ...]) -> list[dict]:
             row["nutrient voxel recall, in the window (<= 600 HU)"] = recall(vessel, nut & (hu <= WINDOW[1]))
             row["nutrient vessels found (of 3)"] = _nutrient_vessels_found(ph, vessel)
             row["plaque voxels in bone"] = float(m.bone[lab == L["plaque"]].mean())
-            row["table voxels in a visible class"] = int(np.count_nonzero((lab == L["table"]) & (m.bone | vessel | calc)))
+            row["table voxels in a visible class"] = int(
+                np.count_nonzero((lab == L["table"]) & (m.bone | vessel | calc))
+            )
             row["table voxels >= 150 HU kept"] = int(np.count_nonzero((lab == L["table"]) & (hu >= 150) & ~removed))
             row["table voxels inside the body (pad contact)"] = int(np.count_nonzero((lab == L["table"]) & ~removed))
             row["vein voxels painted vessel"] = float(vessel[lab == L["vein"]].mean())
@@ -166,8 +170,11 @@ def tiled_row(n: int) -> dict | None:
     hu = np.concatenate([vol.hu, vol.hu[::-1]] * reps, axis=0)[:n]
     hu = np.ascontiguousarray(hu)
     m, dt = _masks(hu, vol.spacing_mm)
-    row = {"scan": f"chest CT tiled to {'x'.join(str(s) for s in hu.shape[::-1])}", "time_s": dt,
-           "stages": {k: round(v, 2) for k, v in m.timings_s.items()}}
+    row = {
+        "scan": f"chest CT tiled to {'x'.join(str(s) for s in hu.shape[::-1])}",
+        "time_s": dt,
+        "stages": {k: round(v, 2) for k, v in m.timings_s.items()},
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -188,7 +195,11 @@ def main() -> None:
             rows.append(r)
     print("\n| scan | figures | time (s) |\n|---|---|---|")
     for r in rows:
-        figs = "; ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in ("scan", "time_s", "stages"))
+        figs = "; ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in r.items()
+            if k not in ("scan", "time_s", "stages")
+        )
         print(f"| {r['scan']} | {figs} | {r['time_s']:.2f} |")
 
 

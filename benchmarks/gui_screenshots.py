@@ -79,23 +79,37 @@ def main() -> int:
     # Real scans: the window as a user sees them, 2x2, separated, default preset.
     data = ROOT.parent / "shared" / "data"
     w.set_layout("2x2")
-    for name, rel in (("main-window-chest-noncontrast.png", "ct-chest-noncontrast"),
-                      ("main-window-cta.png", "cta-aorta-nifti/ct_cropped.nii.gz")):
+    for name, rel in (
+        ("main-window-chest-noncontrast.png", "ct-chest-noncontrast"),
+        ("main-window-cta.png", "cta-aorta-nifti/ct_cropped.nii.gz"),
+    ):
         src = data / rel
         if not src.exists():
             print("skip", src)
             continue
         old = w.state.volume
         w.open_path(str(src))
-        settle(lambda: w.state.volume is not old and not w.loading and w.state.class_masks is not None
-               and w.state.class_masks.bone.shape == w.state.volume.shape)
+        settle(
+            lambda: (
+                w.state.volume is not old
+                and not w.loading
+                and w.state.class_masks is not None
+                and w.state.class_masks.bone.shape == w.state.volume.shape
+            )
+        )
         w.scene.set_view("anterior")
         w.view3d.request_render()
         settle()
         save_window_png(w, img / name)
         print("wrote", img / name)
     w.close()
-    print("wrote", img / "main-window.png", img / "one-class.png", img / "separated.png", ROOT / "assets" / "screenshot.png")
+    print(
+        "wrote",
+        img / "main-window.png",
+        img / "one-class.png",
+        img / "separated.png",
+        ROOT / "assets" / "screenshot.png",
+    )
     return 0
 
 

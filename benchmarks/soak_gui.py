@@ -230,10 +230,17 @@ def main() -> int:
     gaps.sort(reverse=True)
     after_first = [m for t, m in rss[2:]] if len(rss) > 2 else []
     growth = ((after_first[-1] - after_first[0]) / after_first[0] * 100.0) if len(after_first) > 1 else None
-    per10 = growth * 10.0 / max(1e-9, (rss[-1][0] - rss[2][0]) / 60.0) if growth is not None and rss[-1][0] > rss[2][0] else None
+    per10 = (
+        growth * 10.0 / max(1e-9, (rss[-1][0] - rss[2][0]) / 60.0)
+        if growth is not None and rss[-1][0] > rss[2][0]
+        else None
+    )
     summary = {
-        "minutes": round(duration / 60, 2), "seed": args.seed, "trim": args.trim,
-        "actions": n_actions, "actions_by_kind": actions_by_kind,
+        "minutes": round(duration / 60, 2),
+        "seed": args.seed,
+        "trim": args.trim,
+        "actions": n_actions,
+        "actions_by_kind": actions_by_kind,
         "scan_replacements": replacements[0],
         "max_stall_s": round(gaps[0][0], 3) if gaps else 0.0,
         "max_stall_after": gaps[0][1] if gaps else None,
@@ -243,8 +250,10 @@ def main() -> int:
         "rss_mb": [(round(t, 1), round(m, 1)) for t, m in rss],
         "rss_growth_pct_after_first_replacement": None if growth is None else round(growth, 1),
         "rss_growth_pct_per_10_min": None if per10 is None else round(per10, 1),
-        "exceptions": len(exceptions), "exception_samples": exceptions[:3],
-        "vtk_error_lines": len(vtk_msgs), "vtk_output_lines": len(vtk_lines),
+        "exceptions": len(exceptions),
+        "exception_samples": exceptions[:3],
+        "vtk_error_lines": len(vtk_msgs),
+        "vtk_output_lines": len(vtk_lines),
         "vtk_samples": vtk_msgs[:5],
     }
     text = json.dumps(summary, indent=1)

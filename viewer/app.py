@@ -22,9 +22,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 #: Monotonic time when this module was imported: a fallback for the process start.
 _T_IMPORT = time.monotonic()
@@ -96,7 +97,7 @@ def save_window_png(window: object, path: str | Path) -> Path:
     return out
 
 
-def _prefetch_phantom(size: str) -> "Future[Any]":
+def _prefetch_phantom(size: str) -> Future[Any]:
     """Generate the phantom's volume on a daemon thread; returns its future."""
     fut: Future[Any] = Future()
 

@@ -28,7 +28,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "VTK_SMP_BACKEND_IN_USE": "STDThread"}
     env.pop("DISPLAY", None)  # the command must work with no display at all
     return subprocess.run(
-        [sys.executable, "-m", "viewer", "render", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+        [sys.executable, "-m", "viewer", "render", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
     )
 
 
@@ -100,7 +105,9 @@ def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path,
 def test_posterior_view_shows_the_arteries(tmp_path: Path, clean_phantom_file: Path) -> None:
     # The leg's arteries run behind the bones: from behind they cover their projection.
     out = tmp_path / "post.png"
-    rc = main(["render", str(clean_phantom_file), "--view", "posterior", "--size", "160x240", "--out", str(out), "--quiet"])
+    rc = main(
+        ["render", str(clean_phantom_file), "--view", "posterior", "--size", "160x240", "--out", str(out), "--quiet"]
+    )
     assert rc == 0
     with Image.open(out) as im:
         img = np.asarray(im.convert("RGB"))
@@ -113,11 +120,35 @@ def test_posterior_view_shows_the_arteries(tmp_path: Path, clean_phantom_file: P
 def test_all_options_sheet_and_turntable(tmp_path: Path) -> None:
     sheet = tmp_path / "sheet.png"
     movie = tmp_path / "spin.gif"
-    rc = main([
-        "render", "phantom:small", "--preset", "vessels only", "--separated", "--view", "left",
-        "--size", "120x90", "--scale", "2", "--scale-bar", "--orientation-labels", "--caption", "test",
-        "--sheet", "--out", str(sheet), "--turntable", str(movie), "--frames", "5", "--fps", "5", "--quiet",
-    ])
+    rc = main(
+        [
+            "render",
+            "phantom:small",
+            "--preset",
+            "vessels only",
+            "--separated",
+            "--view",
+            "left",
+            "--size",
+            "120x90",
+            "--scale",
+            "2",
+            "--scale-bar",
+            "--orientation-labels",
+            "--caption",
+            "test",
+            "--sheet",
+            "--out",
+            str(sheet),
+            "--turntable",
+            str(movie),
+            "--frames",
+            "5",
+            "--fps",
+            "5",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     with Image.open(sheet) as im:
         assert im.width >= 480 and im.height >= 360
@@ -130,7 +161,9 @@ def test_session_option(tmp_path: Path) -> None:
     from viewer.core.session import Session, save_session
 
     tf = list_presets()["Bone + vessels"].with_changes(separated=True)
-    f = save_session(Session(data_path="phantom:small", transfer_function=tf, preset_name="Bone + vessels"), tmp_path / "s.json")
+    f = save_session(
+        Session(data_path="phantom:small", transfer_function=tf, preset_name="Bone + vessels"), tmp_path / "s.json"
+    )
     out = tmp_path / "s.png"
     assert main(["render", "--session", str(f), "--size", "100x80", "--out", str(out), "-q"]) == 0
     assert Image.open(out).size == (100, 80)
@@ -141,7 +174,10 @@ def test_session_option(tmp_path: Path) -> None:
     [
         (["/no/such/scan", "--out", "{tmp}/x.png"], "no such file or folder"),
         (["phantom:small", "--size", "big", "--out", "{tmp}/x.png"], "size must be WIDTHxHEIGHT"),
-        (["phantom:small", "--preset", "Nonexistent", "--out", "{tmp}/x.png"], "known presets: 'Bone only', 'Bone + vessels'"),
+        (
+            ["phantom:small", "--preset", "Nonexistent", "--out", "{tmp}/x.png"],
+            "known presets: 'Bone only', 'Bone + vessels'",
+        ),
         (["phantom:small", "--out", "/no/such/folder/x.png"], "does not exist"),
         (["phantom:small", "--out", "{tmp}/x.jpg", "--transparent"], "alpha"),
         (["phantom:small", "--out", "{tmp}/x.bmp"], ".bmp"),
@@ -152,7 +188,9 @@ def test_session_option(tmp_path: Path) -> None:
         (["--session", "{tmp}/none.json", "--out", "{tmp}/x.png"], "does not exist"),
     ],
 )
-def test_bad_input_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+def test_bad_input_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     try:
         rc = main(["render", *[a.replace("{tmp}", str(tmp_path)) for a in args]])
     except SystemExit as exc:  # argparse's own errors (bad --size, --scale)
@@ -174,6 +212,20 @@ def test_bad_path_in_a_fresh_process_no_display(tmp_path: Path) -> None:
 def test_help() -> None:
     r = _run("--help")
     assert r.returncode == 0
-    for opt in ("--preset", "--separated", "--view", "--size", "--out", "--session", "--sheet", "--turntable",
-                "--scale", "--transparent", "--scale-bar", "--orientation-labels", "--caption", "--show-identity"):
+    for opt in (
+        "--preset",
+        "--separated",
+        "--view",
+        "--size",
+        "--out",
+        "--session",
+        "--sheet",
+        "--turntable",
+        "--scale",
+        "--transparent",
+        "--scale-bar",
+        "--orientation-labels",
+        "--caption",
+        "--show-identity",
+    ):
         assert opt in r.stdout

@@ -50,8 +50,15 @@ def _legend(ph) -> dict[str, list[int]]:
     return out
 
 
-def _select(labels: np.ndarray, legend: dict[str, list[int]], *, has: tuple[str, ...], not_has: tuple[str, ...] = ()) -> np.ndarray:
-    vals = [v for name, vs in legend.items() for v in vs if any(h in name for h in has) and not any(n in name for n in not_has)]
+def _select(
+    labels: np.ndarray, legend: dict[str, list[int]], *, has: tuple[str, ...], not_has: tuple[str, ...] = ()
+) -> np.ndarray:
+    vals = [
+        v
+        for name, vs in legend.items()
+        for v in vs
+        if any(h in name for h in has) and not any(n in name for n in not_has)
+    ]
     return np.isin(labels, vals)
 
 
@@ -72,7 +79,9 @@ def _truth(ph) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def small():
-    ph = phantom.generate("small", clean=True)  # issue 3 targets: the clean phantom; the confounder phantom is measured in benchmarks/bench_separation.py
+    ph = phantom.generate(
+        "small", clean=True
+    )  # issue 3 targets: the clean phantom; the confounder phantom is measured in benchmarks/bench_separation.py
     return ph, _truth(ph)
 
 

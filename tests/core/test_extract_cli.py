@@ -69,8 +69,13 @@ def test_extract_small_phantom(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert rc == 0, capsys.readouterr().err
     names = sorted(p.name for p in out.iterdir())
     stem = "phantom_small"
-    for n in (f"{stem}_bone_mask.nrrd", f"{stem}_vessel_mask.nrrd", f"{stem}_bone.stl", f"{stem}_vessels.stl",
-              f"{stem}_extraction.json"):
+    for n in (
+        f"{stem}_bone_mask.nrrd",
+        f"{stem}_vessel_mask.nrrd",
+        f"{stem}_bone.stl",
+        f"{stem}_vessels.stl",
+        f"{stem}_extraction.json",
+    ):
         assert n in names, names
     vol = phantom.generate("small").volume
     summary = json.loads((out / f"{stem}_extraction.json").read_text())
@@ -107,8 +112,23 @@ def test_extract_small_phantom(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_extract_nifti_no_surfaces_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _need_phantom_and_writers()
-    rc = main(["extract", "phantom", "--out-dir", str(tmp_path), "--format", "nifti", "--no-surfaces",
-               "--bone-threshold", "700", "--vessel-window", "200", "650", "--quiet"])
+    rc = main(
+        [
+            "extract",
+            "phantom",
+            "--out-dir",
+            str(tmp_path),
+            "--format",
+            "nifti",
+            "--no-surfaces",
+            "--bone-threshold",
+            "700",
+            "--vessel-window",
+            "200",
+            "650",
+            "--quiet",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     names = sorted(p.name for p in tmp_path.iterdir())
     assert "phantom_bone_mask.nii.gz" in names and not any(n.endswith(".stl") for n in names)

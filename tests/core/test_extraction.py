@@ -9,7 +9,6 @@ from viewer.core.errors import LoadCancelled, ViewerError
 from viewer.core.extraction import Extraction, bone_mask, calcification_mask, extract, fill_holes_in_plane, vessel_mask
 from viewer.core.metrics import component_recall, dice, recall, surface_contamination
 
-
 WINDOW = (180.0, 600.0)
 BONE_HU = 650.0
 

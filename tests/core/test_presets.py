@@ -21,7 +21,7 @@ from viewer.core.presets import (
     save_preset,
     user_preset_dir,
 )
-from viewer.core.transfer import IVORY, ARTERY_RED, TransferFunction
+from viewer.core.transfer import ARTERY_RED, IVORY, TransferFunction
 
 REQUIRED = {"Bone + vessels", "Vessels only", "Bone only", "Vessel MIP", "Soft tissue + bone + vessels"}
 
@@ -121,7 +121,9 @@ def test_message_format_for_the_vessel_window(tmp_path: Path) -> None:
     d = dict(GOOD, vessel_window_hu=[600, 200])
     f = tmp_path / "bone_vessels.json"
     f.write_text(json.dumps(d))
-    with pytest.raises(ViewerError, match=r"bone_vessels.json: field 'vessel_window_hu' must be two numbers low < high"):
+    with pytest.raises(
+        ViewerError, match=r"bone_vessels.json: field 'vessel_window_hu' must be two numbers low < high"
+    ):
         load_preset(f)
 
 

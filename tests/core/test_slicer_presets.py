@@ -56,7 +56,9 @@ def test_import_gives_the_source_control_points(shared_data: Path) -> None:
     for tf in tfs:
         a = raw[tf.name]
         so, co, go = _nums(a["scalarOpacity"]), _nums(a["colorTransfer"]), _nums(a["gradientOpacity"])
-        assert so[0] == 2 * len(tf.scalar_opacity) and co[0] == 4 * len(tf.color) and go[0] == 2 * len(tf.gradient_opacity)
+        assert (
+            so[0] == 2 * len(tf.scalar_opacity) and co[0] == 4 * len(tf.color) and go[0] == 2 * len(tf.gradient_opacity)
+        )
         assert [v for p in tf.scalar_opacity for v in (p.x, p.opacity)] == so[1:], tf.name
         assert [v for p in tf.color for v in (p.hu, p.r, p.g, p.b)] == co[1:], tf.name
         assert [v for p in tf.gradient_opacity for v in (p.x, p.opacity)] == go[1:], tf.name
@@ -90,7 +92,7 @@ def test_round_trip_export_import(shared_data: Path, tmp_path: Path) -> None:
     again, warns = _import(out)
     assert warns == []  # our writer produces a well-formed effectiveRange
     assert len(again) == 31
-    for a, b in zip(tfs, again):
+    for a, b in zip(tfs, again, strict=False):
         assert a.name == b.name
         assert a.scalar_opacity == b.scalar_opacity
         assert a.color == b.color
@@ -100,8 +102,20 @@ def test_round_trip_export_import(shared_data: Path, tmp_path: Path) -> None:
     # The exported file has Slicer's shape: the same attribute set per element.
     raw_src = _raw_presets(_slicer_file(shared_data))
     raw_out = _raw_presets(out)
-    need = {"name", "scalarOpacity", "colorTransfer", "gradientOpacity", "shade", "ambient",
-            "diffuse", "specular", "specularPower", "interpolation", "effectiveRange", "id"}
+    need = {
+        "name",
+        "scalarOpacity",
+        "colorTransfer",
+        "gradientOpacity",
+        "shade",
+        "ambient",
+        "diffuse",
+        "specular",
+        "specularPower",
+        "interpolation",
+        "effectiveRange",
+        "id",
+    }
     for name, attrs in raw_out.items():
         assert need <= set(attrs), name
         assert set(attrs) <= set(raw_src["CT-AAA"]) | {"references"}
@@ -111,7 +125,7 @@ def test_our_presets_export_to_slicer_and_back(tmp_path: Path) -> None:
     ours = list(list_presets().values())
     out = export_slicer_presets(ours, tmp_path / "ours.xml")
     back, _ = _import(out)
-    for a, b in zip(ours, back):
+    for a, b in zip(ours, back, strict=False):
         assert b.name == a.name
         assert b.scalar_opacity == a.opacity_points()
         assert b.color == a.color_points()
@@ -122,11 +136,11 @@ def test_our_presets_export_to_slicer_and_back(tmp_path: Path) -> None:
 def test_defensive_parsing(tmp_path: Path) -> None:
     f = tmp_path / "p.xml"
     f.write_text(
-        '<MRML>'
+        "<MRML>"
         '<VolumeProperty name="Good" scalarOpacity="4 0 0 300 1" colorTransfer="8 0 0 0 0 300 1 0 0" ambient="x"/>'
         '<VolumeProperty name="BadCount" scalarOpacity="6 0 0 300 1" colorTransfer="8 0 0 0 0 300 1 0 0"/>'
         '<VolumeProperty name="BadGrad" scalarOpacity="4 0 0 300 1" colorTransfer="8 0 0 0 0 300 1 0 0" gradientOpacity="3 0 1 2"/>'
-        '</MRML>'
+        "</MRML>"
     )
     tfs, warns = _import(f)
     assert [t.name for t in tfs] == ["Good", "BadGrad"]

@@ -37,7 +37,9 @@ def test_box_surface_in_lps(tmp_path: Path, flip_x: bool) -> None:
     assert len(verts) == 3 * st.n_triangles and st.n_triangles > 100
     # The 0.5 iso-surface lies half a voxel outside the outermost voxel centres.
     lo_ijk, hi_ijk = np.array([3.5, 2.5, 1.5]), np.array([10.5, 8.5, 7.5])
-    corners = np.array([[x, y, z] for x in (lo_ijk[0], hi_ijk[0]) for y in (lo_ijk[1], hi_ijk[1]) for z in (lo_ijk[2], hi_ijk[2])])
+    corners = np.array(
+        [[x, y, z] for x in (lo_ijk[0], hi_ijk[0]) for y in (lo_ijk[1], hi_ijk[1]) for z in (lo_ijk[2], hi_ijk[2])]
+    )
     lps = corners @ A[:3, :3].T + A[:3, 3]
     assert np.allclose(verts.min(axis=0), lps.min(axis=0), atol=1e-3)
     assert np.allclose(verts.max(axis=0), lps.max(axis=0), atol=1e-3)

@@ -6,8 +6,8 @@ import os
 
 os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pytest

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -51,7 +51,9 @@ def test_menu_names_exist() -> None:
 
 
 def test_export_image_from_window(window: MainWindow, tmp_path: Path) -> None:
-    p = ed.export_image_dialog(window, tmp_path / "fig.png", ExportOptions(width=160, height=120, scale=2, orientation_labels=True))
+    p = ed.export_image_dialog(
+        window, tmp_path / "fig.png", ExportOptions(width=160, height=120, scale=2, orientation_labels=True)
+    )
     assert p is not None
     with Image.open(p) as im:
         assert im.size == (320, 240)
@@ -62,8 +64,9 @@ def test_export_image_from_window(window: MainWindow, tmp_path: Path) -> None:
 def test_movie_on_worker_thread(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     results = []
     cam = window.scene.camera_state()
-    ed.movie_dialog(window, tmp_path / "spin.gif", ExportOptions(width=80, height=60), duration_s=1.0, fps=5,
-                    on_done=results.append)
+    ed.movie_dialog(
+        window, tmp_path / "spin.gif", ExportOptions(width=80, height=60), duration_s=1.0, fps=5, on_done=results.append
+    )
     qtbot.waitUntil(lambda: bool(results), timeout=60_000)
     assert results[0].n_frames == 5
     with Image.open(tmp_path / "spin.gif") as im:
@@ -83,8 +86,16 @@ def test_sweep_movie_dialog_fields_and_range(window: MainWindow, qtbot, tmp_path
     assert dlg.sweep_start.isEnabled() and not dlg.axis.isEnabled()
     results = []
     tf0 = window.state.transfer_function
-    ed.movie_dialog(window, tmp_path / "sweep.gif", ExportOptions(width=120, height=90), kind="sweep",
-                    duration_s=1.0, fps=4, sweep_hu=(hi - 1, lo), on_done=results.append)
+    ed.movie_dialog(
+        window,
+        tmp_path / "sweep.gif",
+        ExportOptions(width=120, height=90),
+        kind="sweep",
+        duration_s=1.0,
+        fps=4,
+        sweep_hu=(hi - 1, lo),
+        on_done=results.append,
+    )
     qtbot.waitUntil(lambda: bool(results), timeout=60_000)
     assert results[0].n_frames == 4
     assert window.state.transfer_function == tf0

@@ -22,6 +22,7 @@ def is_red(img: np.ndarray) -> np.ndarray:
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     return (r >= 50) & (r >= 2 * g) & (r >= 2 * b)
 
+
 W, H = 200, 150
 # Whole strings only: 3-byte fragments turn up by chance in compressed pixel data.
 IDENTITY_STRINGS = (b"DOE^JANE", b"XYZ-12345", b"19491231")
@@ -69,10 +70,14 @@ def _longest_white_run(img: np.ndarray) -> int:
 
 
 @pytest.mark.parametrize("scale", [1, 3])
-def test_scale_bar_matches_its_label_in_parallel_projection(scene, small_leg, bone_vessels, tmp_path: Path, scale: int) -> None:  # type: ignore[no-untyped-def]
+def test_scale_bar_matches_its_label_in_parallel_projection(
+    scene, small_leg, bone_vessels, tmp_path: Path, scale: int
+) -> None:  # type: ignore[no-untyped-def]
     assert not scene.camera_state().parallel_projection  # the view is perspective...
     p = tmp_path / "bar.png"
-    fig = export_image(scene, p, _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, scale=scale, scale_bar=True))
+    fig = export_image(
+        scene, p, _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, scale=scale, scale_bar=True)
+    )
     settings = read_settings(p)
     cam = settings["camera"]
     assert cam["parallel_projection"] is True  # ...the figure is parallel, so the bar is exact
@@ -100,7 +105,9 @@ def test_scale_bar_matches_its_label_in_parallel_projection(scene, small_leg, bo
 
 
 def test_perspective_scale_bar_is_labelled_approximate(scene, small_leg, bone_vessels) -> None:  # type: ignore[no-untyped-def]
-    fig = render_figure(scene, _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, scale_bar=True, exact_scale=False))
+    fig = render_figure(
+        scene, _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, scale_bar=True, exact_scale=False)
+    )
     assert fig.scale_bar is not None and not fig.scale_bar.exact and "approx" in fig.scale_bar.label
     assert fig.settings["projection"] == "perspective"
 
@@ -108,7 +115,12 @@ def test_perspective_scale_bar_is_labelled_approximate(scene, small_leg, bone_ve
 @pytest.mark.parametrize("ext", ["png", "tif"])
 def test_transparent_background(scene, small_leg, bone_vessels, tmp_path: Path, ext: str) -> None:  # type: ignore[no-untyped-def]
     p = tmp_path / f"t.{ext}"
-    export_image(scene, p, _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, transparent=True, orientation_labels=True))
+    export_image(
+        scene,
+        p,
+        _ctx(small_leg, bone_vessels),
+        ExportOptions(width=W, height=H, transparent=True, orientation_labels=True),
+    )
     with Image.open(p) as im:
         assert im.mode == "RGBA"
         a = np.asarray(im)
@@ -120,7 +132,9 @@ def test_transparent_background(scene, small_leg, bone_vessels, tmp_path: Path, 
 
 def test_transparent_jpeg_is_refused(scene, small_leg, bone_vessels, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ViewerError, match="alpha"):
-        export_image(scene, tmp_path / "t.jpg", _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, transparent=True))
+        export_image(
+            scene, tmp_path / "t.jpg", _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, transparent=True)
+        )
     assert not (tmp_path / "t.jpg").exists()
 
 
@@ -140,7 +154,9 @@ def test_no_identity_in_file_unless_opted_in(scene, small_leg, bone_vessels, tmp
     assert "identity" not in settings
     # Opted in: the identity is in the metadata (and drawn in the caption).
     q = tmp_path / f"id.{ext}"
-    fig = export_image(scene, q, _ctx(small_leg, bone_vessels), opts.__class__(**{**opts.__dict__, "show_identity": True}))
+    fig = export_image(
+        scene, q, _ctx(small_leg, bone_vessels), opts.__class__(**{**opts.__dict__, "show_identity": True})
+    )
     assert b"DOE^JANE" in q.read_bytes()
     assert fig.identity and fig.identity["PatientID"] == "XYZ-12345"
 
@@ -154,7 +170,9 @@ def test_report_sheet(scene, small_leg, bone_vessels, tmp_path: Path) -> None:  
     assert cells[2].view == "right" and cells[2].label.startswith("Medial")
     p = tmp_path / "sheet.png"
     before = scene.camera_state()
-    fig = export_report_sheet(scene, p, _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, orientation_labels=True, caption=True))
+    fig = export_report_sheet(
+        scene, p, _ctx(small_leg, bone_vessels), ExportOptions(width=W, height=H, orientation_labels=True, caption=True)
+    )
     assert scene.camera_state() == before
     img = fig.image
     assert img.shape[0] > 2 * H and img.shape[1] >= 2 * W
@@ -182,7 +200,12 @@ def test_turntable_frame_count(scene, small_leg, bone_vessels, tmp_path: Path, e
     before = scene.camera_state()
     seen = []
     res = export_turntable(
-        scene, p, _ctx(small_leg, bone_vessels), duration_s=1.0, fps=8, opts=ExportOptions(width=96, height=64),
+        scene,
+        p,
+        _ctx(small_leg, bone_vessels),
+        duration_s=1.0,
+        fps=8,
+        opts=ExportOptions(width=96, height=64),
         progress=lambda f, m: seen.append(f),
     )
     assert res.n_frames == 8 and seen[-1] == 1.0
@@ -215,8 +238,15 @@ def test_turntable_cancel_restores_camera_and_leaves_no_file(scene, small_leg, b
             raise LoadCancelled()
 
     with pytest.raises(LoadCancelled):
-        export_turntable(scene, tmp_path / "c.mp4", _ctx(small_leg, bone_vessels), duration_s=1, fps=10,
-                         opts=ExportOptions(width=64, height=48), progress=progress)
+        export_turntable(
+            scene,
+            tmp_path / "c.mp4",
+            _ctx(small_leg, bone_vessels),
+            duration_s=1,
+            fps=10,
+            opts=ExportOptions(width=64, height=48),
+            progress=progress,
+        )
     assert scene.camera_state() == before
     assert list(tmp_path.iterdir()) == []
 
@@ -224,8 +254,9 @@ def test_turntable_cancel_restores_camera_and_leaves_no_file(scene, small_leg, b
 def test_threshold_sweep_vessels_appear(scene, small_leg, bone_vessels, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     tf0 = scene.transfer_function
     p = tmp_path / "sweep.gif"
-    res = export_threshold_sweep(scene, p, _ctx(small_leg, bone_vessels), duration_s=1.0, fps=6,
-                                 opts=ExportOptions(width=192, height=144))
+    res = export_threshold_sweep(
+        scene, p, _ctx(small_leg, bone_vessels), duration_s=1.0, fps=6, opts=ExportOptions(width=192, height=144)
+    )
     assert res.n_frames == 6
     assert scene.transfer_function == tf0
     frames = imageio.mimread(p)

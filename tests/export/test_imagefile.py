@@ -29,7 +29,16 @@ def _img(alpha: bool = False) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "name, fmt", [("a.png", "PNG"), ("a.PNG", "PNG"), ("a.jpg", "JPEG"), ("a.jpeg", "JPEG"), ("a.tif", "TIFF"), ("a.tiff", "TIFF"), ("a", "PNG")]
+    "name, fmt",
+    [
+        ("a.png", "PNG"),
+        ("a.PNG", "PNG"),
+        ("a.jpg", "JPEG"),
+        ("a.jpeg", "JPEG"),
+        ("a.tif", "TIFF"),
+        ("a.tiff", "TIFF"),
+        ("a", "PNG"),
+    ],
 )
 def test_format_from_extension(name: str, fmt: str) -> None:
     assert image_format_for(name) == fmt

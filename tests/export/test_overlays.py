@@ -8,12 +8,12 @@ import pytest
 from viewer.export.overlays import (
     direction_letters,
     draw_overlays,
+    load_font,
     mm_per_pixel_parallel,
     nice_length_mm,
     orientation_labels,
     plan_scale_bar,
     wrap_text,
-    load_font,
 )
 from viewer.render.camera import STANDARD_VIEWS
 
@@ -52,7 +52,9 @@ def test_view_up_parallel_to_direction_is_refused() -> None:
         orientation_labels((0, 0, 1), (0, 0, 2))
 
 
-@pytest.mark.parametrize("max_mm, nice", [(0.9, 0.5), (1.0, 1.0), (37.0, 20.0), (55.0, 50.0), (99.9, 50.0), (100.0, 100.0), (260, 200)])
+@pytest.mark.parametrize(
+    "max_mm, nice", [(0.9, 0.5), (1.0, 1.0), (37.0, 20.0), (55.0, 50.0), (99.9, 50.0), (100.0, 100.0), (260, 200)]
+)
 def test_nice_lengths(max_mm: float, nice: float) -> None:
     assert nice_length_mm(max_mm) == pytest.approx(nice)
 

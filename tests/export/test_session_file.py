@@ -137,7 +137,9 @@ def test_not_json_and_missing_file(tmp_path: Path) -> None:
         load_session(tmp_path / "missing.json")
 
 
-def test_failed_write_leaves_the_old_session_intact(tmp_path: Path, scan: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_the_old_session_intact(
+    tmp_path: Path, scan: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     f = save_session(_session(str(scan)), tmp_path / "case.json")
     before = f.read_text()
 

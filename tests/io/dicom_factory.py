@@ -6,8 +6,8 @@ loader should find, so each test states its ground truth next to its data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -135,9 +135,15 @@ def write_series(
     return files
 
 
-def write_enhanced_ct(path: Path, hu: np.ndarray, origin: Sequence[float], spacing_z: float,
-                      pixel_spacing: tuple[float, float] = (0.8, 0.6),
-                      slopes: Sequence[float] | None = None, intercept: float = -1024.0) -> Path:
+def write_enhanced_ct(
+    path: Path,
+    hu: np.ndarray,
+    origin: Sequence[float],
+    spacing_z: float,
+    pixel_spacing: tuple[float, float] = (0.8, 0.6),
+    slopes: Sequence[float] | None = None,
+    intercept: float = -1024.0,
+) -> Path:
     """One multi-frame Enhanced CT file (PS3.3 A.38): per-frame PlanePositionSequence
     and PixelValueTransformationSequence, shared PlaneOrientation / PixelMeasures.
     Frames are stored in reverse slice order so position, not frame order, must sort."""
@@ -188,5 +194,14 @@ def write_enhanced_ct(path: Path, hu: np.ndarray, origin: Sequence[float], spaci
     return save(ds, path)
 
 
-__all__ = ["ENHANCED_CT", "ImplicitVRLittleEndian", "PATIENT_ID", "PATIENT_NAME", "ramp_volume",
-           "save", "slice_dataset", "write_enhanced_ct", "write_series"]
+__all__ = [
+    "ENHANCED_CT",
+    "ImplicitVRLittleEndian",
+    "PATIENT_ID",
+    "PATIENT_NAME",
+    "ramp_volume",
+    "save",
+    "slice_dataset",
+    "write_enhanced_ct",
+    "write_series",
+]

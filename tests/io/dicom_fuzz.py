@@ -24,12 +24,13 @@ import io
 import random
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pydicom
+from dicom_factory import slice_dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -38,16 +39,13 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicom_factory import slice_dataset
-
 NZ, NY, NX = 10, 32, 34
 SPACING_Z = 2.0
 ORIGIN = (-10.0, -20.0, 30.0)
 PIXEL_SPACING = (0.8, 0.6)
 INTERCEPT = -1024.0
 
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-             b"UT", b"UV"}
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _PIXEL_TAG = 0x7FE00010
 
 
@@ -101,7 +99,7 @@ def parse_elements(data: bytes, explicit: bool) -> list[Element]:
         g, e = struct.unpack_from("<HH", data, pos)
         tag = (g << 16) | e
         if explicit:
-            vr = data[pos + 4:pos + 6]
+            vr = data[pos + 4 : pos + 6]
             if vr in _LONG_VRS:
                 (n,) = struct.unpack_from("<I", data, pos + 8)
                 start = pos + 12
@@ -116,7 +114,7 @@ def parse_elements(data: bytes, explicit: bool) -> list[Element]:
             assert tag == _PIXEL_TAG, "the synthetic series has no sequences"
             out.append(Element(tag, vr, data[start:], undefined=True))
             break
-        out.append(Element(tag, vr, data[start:start + n]))
+        out.append(Element(tag, vr, data[start : start + n]))
         pos = start + n
     return out
 
@@ -131,9 +129,14 @@ class EncodedFile:
     meta_group_length: int | None = None  # a lying (0002,0000) value when set
     postprocess: list[Callable[[bytearray, int], None]] = field(default_factory=list)
 
-    def copy(self) -> "EncodedFile":
-        return EncodedFile([Element(**vars(e)) for e in self.meta], [Element(**vars(e)) for e in self.body],
-                           self.transfer_syntax, self.meta_group_length, [])
+    def copy(self) -> EncodedFile:
+        return EncodedFile(
+            [Element(**vars(e)) for e in self.meta],
+            [Element(**vars(e)) for e in self.body],
+            self.transfer_syntax,
+            self.meta_group_length,
+            [],
+        )
 
     @property
     def explicit(self) -> bool:
@@ -187,11 +190,14 @@ def _encode_clean(ds: pydicom.Dataset, ts: str) -> EncodedFile:
 
 def available_syntaxes() -> list[str]:
     """The transfer syntaxes the loader claims and this machine can also encode."""
-    out = [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian),
-           str(DeflatedExplicitVRLittleEndian), str(RLELossless)]
+    out = [
+        str(ExplicitVRLittleEndian),
+        str(ImplicitVRLittleEndian),
+        str(DeflatedExplicitVRLittleEndian),
+        str(RLELossless),
+    ]
     try:
-        ds = slice_dataset(truth_volume()[0], ORIGIN, unsigned=True, bits_stored=12,
-                           intercept=INTERCEPT)
+        ds = slice_dataset(truth_volume()[0], ORIGIN, unsigned=True, bits_stored=12, intercept=INTERCEPT)
         ds.compress(JPEG2000Lossless)
         out.append(str(JPEG2000Lossless))
     except Exception:  # noqa: BLE001 - no JPEG 2000 encoder installed: that syntax is not fuzzed
@@ -205,9 +211,17 @@ def clean_series(ts: str) -> list[EncodedFile]:
     files = []
     for k in range(NZ):
         ipp = (ORIGIN[0], ORIGIN[1], ORIGIN[2] + k * SPACING_Z)
-        ds = slice_dataset(hu[k], ipp, pixel_spacing=PIXEL_SPACING, instance=(k * 7) % NZ + 1,
-                           unsigned=True, bits_stored=12, intercept=INTERCEPT,
-                           thickness=SPACING_Z, series_uid="1.2.826.0.1.3680043.99.11")
+        ds = slice_dataset(
+            hu[k],
+            ipp,
+            pixel_spacing=PIXEL_SPACING,
+            instance=(k * 7) % NZ + 1,
+            unsigned=True,
+            bits_stored=12,
+            intercept=INTERCEPT,
+            thickness=SPACING_Z,
+            series_uid="1.2.826.0.1.3680043.99.11",
+        )
         if ts in (str(RLELossless), str(JPEG2000Lossless)):
             ds.compress(ts, encoding_plugin="pydicom" if ts == str(RLELossless) else "")
         files.append(_encode_clean(ds, ts))
@@ -216,30 +230,111 @@ def clean_series(ts: str) -> list[EncodedFile]:
 
 # ------------------------------------------------------------------------ mutations
 _TAGS = {
-    "Rows": (0x00280010, b"US"), "Columns": (0x00280011, b"US"),
-    "BitsAllocated": (0x00280100, b"US"), "BitsStored": (0x00280101, b"US"),
-    "HighBit": (0x00280102, b"US"), "PixelRepresentation": (0x00280103, b"US"),
-    "SamplesPerPixel": (0x00280002, b"US"), "PhotometricInterpretation": (0x00280004, b"CS"),
-    "NumberOfFrames": (0x00280008, b"IS"), "PixelSpacing": (0x00280030, b"DS"),
-    "RescaleIntercept": (0x00281052, b"DS"), "RescaleSlope": (0x00281053, b"DS"),
-    "ImagePositionPatient": (0x00200032, b"DS"), "ImageOrientationPatient": (0x00200037, b"DS"),
-    "SliceThickness": (0x00180050, b"DS"), "InstanceNumber": (0x00200013, b"IS"),
-    "SeriesInstanceUID": (0x0020000E, b"UI"), "SeriesNumber": (0x00200011, b"IS"),
-    "Modality": (0x00080060, b"CS"), "ImageType": (0x00080008, b"CS"),
-    "SOPClassUID": (0x00080016, b"UI"), "KVP": (0x00180060, b"DS"),
+    "Rows": (0x00280010, b"US"),
+    "Columns": (0x00280011, b"US"),
+    "BitsAllocated": (0x00280100, b"US"),
+    "BitsStored": (0x00280101, b"US"),
+    "HighBit": (0x00280102, b"US"),
+    "PixelRepresentation": (0x00280103, b"US"),
+    "SamplesPerPixel": (0x00280002, b"US"),
+    "PhotometricInterpretation": (0x00280004, b"CS"),
+    "NumberOfFrames": (0x00280008, b"IS"),
+    "PixelSpacing": (0x00280030, b"DS"),
+    "RescaleIntercept": (0x00281052, b"DS"),
+    "RescaleSlope": (0x00281053, b"DS"),
+    "ImagePositionPatient": (0x00200032, b"DS"),
+    "ImageOrientationPatient": (0x00200037, b"DS"),
+    "SliceThickness": (0x00180050, b"DS"),
+    "InstanceNumber": (0x00200013, b"IS"),
+    "SeriesInstanceUID": (0x0020000E, b"UI"),
+    "SeriesNumber": (0x00200011, b"IS"),
+    "Modality": (0x00080060, b"CS"),
+    "ImageType": (0x00080008, b"CS"),
+    "SOPClassUID": (0x00080016, b"UI"),
+    "KVP": (0x00180060, b"DS"),
 }
-_US_VALUES = [b"\x01", b"\x00", b"\x01\x00\x00\x00", b"\x00\x00", b"\x01\x00", b"\x0b\x00",
-              b"\xff\xff", b"\x00\x80", b"\x08\x00", b"\x20\x00", b"\x03\x00", b"\x0c\x00",
-              b"\x10\x00", b"\x0f\x00", b"\x02\x00", b"", b"abc"]
-_NUM_TEXT = ["", "abc", "0x10", "1\\2", "NaN", "inf", "-inf", "-1", "0", "1e20", "1e308", "-1e308",
-             "9" * 400, "1.5", "-0", " 7 ", "2", "3.0e1", "\x00\x00", "1e-30", "12345678901234567"]
-_IPP_TEXT = ["-201\\-59\\1e308", "-10\\-20\\9999455", "-10\\-20", "abc\\def\\ghi", "-10\\-20\\31",
-             "-10\\-20\\NaN", "-15\\-20\\34", "-10\\-25.5\\34", "0\\0\\0", "-10\\-20\\30",
-             "-10\\-20\\48", "-10\\-20\\-1e6", "1e308\\1e308\\1e308", "-10\\-20\\34.4"]
-_IOP_TEXT = ["1\\0\\0\\0\\1\\0\\0", "1\\0\\0\\0\\0\\1", "0\\1\\0\\0\\0\\-1", "1\\0\\0\\0\\1", "0\\0\\0\\0\\0\\0",
-             "1\\0\\0\\1\\0\\0", "0.99999\\0\\0\\0\\1\\0", "1\\0\\0\\0\\0.9\\0.1", "NaN\\0\\0\\0\\1\\0"]
-_CS_TEXT = ["MR", "SR", "C T", "CT\\MR", "", "ct", "MONOCHROME1", "RGB", "ORIGINAL\\PRIMARY\\LOCALIZER",
-            "\xff\xfe", "CT"]
+_US_VALUES = [
+    b"\x01",
+    b"\x00",
+    b"\x01\x00\x00\x00",
+    b"\x00\x00",
+    b"\x01\x00",
+    b"\x0b\x00",
+    b"\xff\xff",
+    b"\x00\x80",
+    b"\x08\x00",
+    b"\x20\x00",
+    b"\x03\x00",
+    b"\x0c\x00",
+    b"\x10\x00",
+    b"\x0f\x00",
+    b"\x02\x00",
+    b"",
+    b"abc",
+]
+_NUM_TEXT = [
+    "",
+    "abc",
+    "0x10",
+    "1\\2",
+    "NaN",
+    "inf",
+    "-inf",
+    "-1",
+    "0",
+    "1e20",
+    "1e308",
+    "-1e308",
+    "9" * 400,
+    "1.5",
+    "-0",
+    " 7 ",
+    "2",
+    "3.0e1",
+    "\x00\x00",
+    "1e-30",
+    "12345678901234567",
+]
+_IPP_TEXT = [
+    "-201\\-59\\1e308",
+    "-10\\-20\\9999455",
+    "-10\\-20",
+    "abc\\def\\ghi",
+    "-10\\-20\\31",
+    "-10\\-20\\NaN",
+    "-15\\-20\\34",
+    "-10\\-25.5\\34",
+    "0\\0\\0",
+    "-10\\-20\\30",
+    "-10\\-20\\48",
+    "-10\\-20\\-1e6",
+    "1e308\\1e308\\1e308",
+    "-10\\-20\\34.4",
+]
+_IOP_TEXT = [
+    "1\\0\\0\\0\\1\\0\\0",
+    "1\\0\\0\\0\\0\\1",
+    "0\\1\\0\\0\\0\\-1",
+    "1\\0\\0\\0\\1",
+    "0\\0\\0\\0\\0\\0",
+    "1\\0\\0\\1\\0\\0",
+    "0.99999\\0\\0\\0\\1\\0",
+    "1\\0\\0\\0\\0.9\\0.1",
+    "NaN\\0\\0\\0\\1\\0",
+]
+_CS_TEXT = [
+    "MR",
+    "SR",
+    "C T",
+    "CT\\MR",
+    "",
+    "ct",
+    "MONOCHROME1",
+    "RGB",
+    "ORIGINAL\\PRIMARY\\LOCALIZER",
+    "\xff\xfe",
+    "CT",
+]
 _UI_TEXT = ["1.2.3", "", "1.2.826.0.1.3680043.99.12", "x" * 80, "1.2.840.10008.5.1.4.1.1.4"]
 
 
@@ -278,8 +373,7 @@ def _mutate_value(f: EncodedFile, rng: random.Random) -> str:
 def _mutate_length(f: EncodedFile, rng: random.Random) -> str:
     el = rng.choice([e for e in f.body if not e.undefined])
     n = len(el.value)
-    el.length = rng.choice([0, 1, n + 1, max(0, n - 1), n + 2, n * 2 + 8, 0xFFFF, 0x7FFFFFFF,
-                            rng.randrange(0, 70000)])
+    el.length = rng.choice([0, 1, n + 1, max(0, n - 1), n + 2, n * 2 + 8, 0xFFFF, 0x7FFFFFFF, rng.randrange(0, 70000)])
     return f"length of ({el.tag >> 16:04X},{el.tag & 0xFFFF:04X}) {n} -> {el.length}"
 
 
@@ -306,7 +400,7 @@ def _truncate(f: EncodedFile, rng: random.Random) -> str:
     frac = rng.random()
 
     def cut(out: bytearray, body_start: int) -> None:
-        del out[max(0, int(len(out) * frac)):]
+        del out[max(0, int(len(out) * frac)) :]
 
     f.postprocess.append(cut)
     return f"truncated at {frac:.3f} of the file"
@@ -317,8 +411,16 @@ def _mutate_meta(f: EncodedFile, rng: random.Random) -> str:
     if choice == 0:
         f.meta_group_length = rng.choice([0, 2, 102, 1000, 0xFFFFFFFF, rng.randrange(300)])
         return f"(0002,0000) group length = {f.meta_group_length}"
-    ts = rng.choice([str(ImplicitVRLittleEndian), str(ExplicitVRLittleEndian),
-                     str(DeflatedExplicitVRLittleEndian), "1.2.840.10008.1.2.2", "1.2.3.4", ""])
+    ts = rng.choice(
+        [
+            str(ImplicitVRLittleEndian),
+            str(ExplicitVRLittleEndian),
+            str(DeflatedExplicitVRLittleEndian),
+            "1.2.840.10008.1.2.2",
+            "1.2.3.4",
+            "",
+        ]
+    )
     for e in f.meta:
         if e.tag == 0x00020010:
             e.value = _pad(ts) if choice == 1 else _pad(ts)[:-1] if ts else b""
@@ -365,18 +467,16 @@ class Case:
 
     def describe(self) -> str:
         ts = pydicom.uid.UID(self.transfer_syntax).name
-        return f"seed {self.seed} [{ts}]: " + "; ".join(
-            f"{file_name(k)}: {m}" for k, m in sorted(self.mutated.items()))
+        return f"seed {self.seed} [{ts}]: " + "; ".join(f"{file_name(k)}: {m}" for k, m in sorted(self.mutated.items()))
 
 
-def make_case(seed: int, syntaxes: list[str], clean: dict[str, list[EncodedFile]],
-              folder: Path) -> Case:
+def make_case(seed: int, syntaxes: list[str], clean: dict[str, list[EncodedFile]], folder: Path) -> Case:
     """Write one mutated series into ``folder``; returns what was mutated."""
     rng = random.Random(seed)
     ts = syntaxes[seed % len(syntaxes)]
     files = [f.copy() for f in clean[ts]]
     victims = rng.sample(range(NZ), rng.choice([1, 1, 2, 3]))
-    names, weights = zip(*((k, w) for k, (_, w) in MUTATORS.items()))
+    names, weights = zip(*((k, w) for k, (_, w) in MUTATORS.items()), strict=False)
     mutated = {}
     for k in victims:
         kind = rng.choices(names, weights)[0]
@@ -426,8 +526,9 @@ def judge(case: Case, result: object) -> Outcome:
     if not same_grid:
         if named:
             return Outcome("warned", "other grid; warned", True)
-        return Outcome("FAIL", f"volume on another grid {hu.shape} without naming a mutated file; "
-                               f"warnings: {vol.warnings}")  # type: ignore[attr-defined]
+        return Outcome(
+            "FAIL", f"volume on another grid {hu.shape} without naming a mutated file; warnings: {vol.warnings}"
+        )  # type: ignore[attr-defined]
     # Same in-plane grid: match each output slice to the clean slice at its position.
     wrong: set[int] = set()
     covered: set[int] = set()
@@ -453,14 +554,20 @@ def judge(case: Case, result: object) -> Outcome:
         # output slices next to it, so those are explained by the warning too.
         unexplained = set()
     if unmatched and not named:
-        return Outcome("FAIL", f"{unmatched} output slice(s) at positions of no clean slice, no mutated "
-                               f"file named; warnings: {vol.warnings}")  # type: ignore[attr-defined]
+        return Outcome(
+            "FAIL",
+            f"{unmatched} output slice(s) at positions of no clean slice, no mutated "
+            f"file named; warnings: {vol.warnings}",
+        )  # type: ignore[attr-defined]
     if unexplained:
         clean_bad = unexplained - mutated
         what = ", ".join(file_name(k) for k in sorted(unexplained))
-        return Outcome("FAIL", f"slices wrong or missing without their file named: {what}"
-                               f"{' (not mutated!)' if clean_bad and not named else ''}; "
-                               f"warnings: {vol.warnings}")  # type: ignore[attr-defined]
+        return Outcome(
+            "FAIL",
+            f"slices wrong or missing without their file named: {what}"
+            f"{' (not mutated!)' if clean_bad and not named else ''}; "
+            f"warnings: {vol.warnings}",
+        )  # type: ignore[attr-defined]
     return Outcome("warned", f"{len(bad)} slice(s) wrong/missing, all named", bool(named))
 
 

@@ -14,8 +14,9 @@ from viewer.cli import main
 @pytest.fixture()
 def series_dir(tmp_path: Path) -> Path:
     write_series(tmp_path / "ct", ramp_volume(nz=6), series_uid="1.9", series_number=4)
-    write_series(tmp_path / "ct", ramp_volume(nz=2), series_uid="1.8", series_number=5,
-                 description="Other", names=["o1", "o2"])
+    write_series(
+        tmp_path / "ct", ramp_volume(nz=2), series_uid="1.8", series_number=5, description="Other", names=["o1", "o2"]
+    )
     (tmp_path / "ct" / "readme.txt").write_text("hi")
     return tmp_path / "ct"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from dicom_factory import (
     PATIENT_ID,
     PATIENT_NAME,
@@ -19,6 +18,7 @@ from dicom_factory import (
     write_enhanced_ct,
     write_series,
 )
+
 from viewer.core.errors import LoadCancelled, ViewerError
 from viewer.io import load_volume, scan_series
 from viewer.io.dicom_headers import _read_with_pydicom, fast_parse, read_slice_headers
@@ -312,8 +312,7 @@ def test_mixed_sizes_in_one_uid_are_split(tmp_path: Path) -> None:
 def test_localizers_are_skipped(tmp_path: Path) -> None:
     hu = ramp_volume(nz=4)
     write_series(tmp_path, hu)
-    scout = slice_dataset(hu[0], (0, 0, 0), iop=(1, 0, 0, 0, 0, -1),
-                          image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    scout = slice_dataset(hu[0], (0, 0, 0), iop=(1, 0, 0, 0, 0, -1), image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
     save(scout, tmp_path / "scout")
     lone = slice_dataset(hu[0], (0, 0, 0), iop=(0, 1, 0, 0, 0, -1))  # lone sagittal image
     save(lone, tmp_path / "lone")
@@ -339,8 +338,7 @@ def test_enhanced_multiframe_ct(tmp_path: Path) -> None:
     slopes = [1.0, 2.0, 1.0, 0.5, 1.0]
     hu_fit = hu.copy()
     hu_fit[1] = hu[1] // 2 * 2  # representable with slope 2
-    write_enhanced_ct(tmp_path / "multi.dcm", hu_fit, origin=(5.0, 6.0, -40.0), spacing_z=1.5,
-                      slopes=slopes)
+    write_enhanced_ct(tmp_path / "multi.dcm", hu_fit, origin=(5.0, 6.0, -40.0), spacing_z=1.5, slopes=slopes)
     (info,) = scan_series(tmp_path)
     assert info.n_slices == 5
     vol = load_volume(tmp_path)

@@ -18,10 +18,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import dicom_fuzz as fz
 import numpy as np
 import pytest
 
-import dicom_fuzz as fz
 from viewer.cli import main as cli_main
 from viewer.io import load_volume
 
@@ -47,8 +47,9 @@ def clean() -> tuple[list[str], dict[str, list[fz.EncodedFile]]]:
 def test_clean_series_loads_exactly_in_every_syntax(tmp_path: Path, clean) -> None:
     """The oracle's baseline: unmutated, each syntax gives the exact volume, no warning."""
     syntaxes, files = clean
-    assert {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99",
-            "1.2.840.10008.1.2.5"} <= set(syntaxes)
+    assert {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.5"} <= set(
+        syntaxes
+    )
     for n, ts in enumerate(syntaxes):
         d = tmp_path / f"s{n}"
         d.mkdir()
@@ -71,8 +72,16 @@ def test_judge_rejects_silent_errors(clean) -> None:
 
     case = fz.Case(0, "1.2.840.10008.1.2.1", {3: "value: x"})
     hu = fz.truth_volume().copy()
-    ok = Volume(hu=hu, spacing_mm=(0.6, 0.8, 2.0), ijk_to_lps=fz.truth_affine(), description="",
-                source="", warnings=(), metadata={}, identity={})
+    ok = Volume(
+        hu=hu,
+        spacing_mm=(0.6, 0.8, 2.0),
+        ijk_to_lps=fz.truth_affine(),
+        description="",
+        source="",
+        warnings=(),
+        metadata={},
+        identity={},
+    )
     assert fz.judge(case, ok).kind == "clean"
     bad = hu.copy()
     bad[3] -= 2048
@@ -125,14 +134,27 @@ def test_fuzzed_headers(tmp_path: Path, clean) -> None:
             if o.kind == "error" or "ViewerError" in o.detail:
                 errors_named[1] += 1
                 errors_named[0] += o.names_file
-        records.append({"seed": seed, "case": case.describe(), "series": out.kind,
-                        "series_detail": out.detail[:400], "single": out1.kind,
-                        "single_detail": out1.detail[:400]})
+        records.append(
+            {
+                "seed": seed,
+                "case": case.describe(),
+                "series": out.kind,
+                "series_detail": out.detail[:400],
+                "single": out1.kind,
+                "single_detail": out1.detail[:400],
+            }
+        )
         for what, o in (("series", out), ("single file", out1)):
             if o.kind == "FAIL":
                 failures.append(f"{case.describe()} ({what})\n    -> {o.detail[:600]}")
-    summary = {"cases": N_CASES, "series_outcomes": dict(outcomes), "single_file_outcomes": dict(single),
-               "errors": errors_named[1], "errors_naming_file": errors_named[0], "syntaxes": clean[0]}
+    summary = {
+        "cases": N_CASES,
+        "series_outcomes": dict(outcomes),
+        "single_file_outcomes": dict(single),
+        "errors": errors_named[1],
+        "errors_naming_file": errors_named[0],
+        "syntaxes": clean[0],
+    }
     print(json.dumps(summary))
     if os.environ.get("VESSEL_FUZZ_REPORT"):
         Path(os.environ["VESSEL_FUZZ_REPORT"]).write_text(json.dumps({**summary, "records": records}, indent=1))
@@ -151,8 +173,9 @@ def test_info_never_prints_a_traceback(tmp_path: Path, clean, capsys: pytest.Cap
         folder = tmp_path / f"info{seed}"
         case = fz.make_case(seed, syntaxes, files, folder)
         if seed < SEED0 + 10_003:
-            p = subprocess.run([sys.executable, "-m", "viewer", "info", str(folder)],
-                               capture_output=True, text=True, timeout=120)
+            p = subprocess.run(
+                [sys.executable, "-m", "viewer", "info", str(folder)], capture_output=True, text=True, timeout=120
+            )
             rc, err = p.returncode, p.stderr
         else:
             rc = cli_main(["info", str(folder)])

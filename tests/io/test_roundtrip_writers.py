@@ -29,9 +29,9 @@ def test_dicom_round_trip_exact(small_phantom, tmp_path: Path) -> None:
     # Shuffle the file names so that name order says nothing about slice order.
     rng = np.random.default_rng(3)
     tmp_names = [files[0].with_name(f"tmp{i}") for i in range(len(files))]
-    for f, t in zip(files, tmp_names):
+    for f, t in zip(files, tmp_names, strict=False):
         os.rename(f, t)
-    for t, n in zip(tmp_names, rng.permutation(len(files))):
+    for t, n in zip(tmp_names, rng.permutation(len(files)), strict=False):
         os.rename(t, t.with_name(f"x{n:04d}"))
 
     vol = load_volume(tmp_path / "dcm")

@@ -39,8 +39,15 @@ def _expected_affine() -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- NIfTI
-def _nifti_bytes(data: np.ndarray, ras: np.ndarray, sform: bool, slope: float = 1.0,
-                 inter: float = 0.0, datatype: int = 4, qfac: float = 1.0) -> bytes:
+def _nifti_bytes(
+    data: np.ndarray,
+    ras: np.ndarray,
+    sform: bool,
+    slope: float = 1.0,
+    inter: float = 0.0,
+    datatype: int = 4,
+    qfac: float = 1.0,
+) -> bytes:
     nz, ny, nx = data.shape
     h = bytearray(352)
     struct.pack_into("<i", h, 0, 348)
@@ -107,8 +114,9 @@ def test_nifti_garbage_is_a_viewer_error(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ NRRD
-def _nrrd(path: Path, data: np.ndarray, m_lps: np.ndarray, space: str, encoding: str = "raw",
-          detached: bool = False) -> None:
+def _nrrd(
+    path: Path, data: np.ndarray, m_lps: np.ndarray, space: str, encoding: str = "raw", detached: bool = False
+) -> None:
     flip = np.diag([-1.0, -1, 1, 1]) if space == "right-anterior-superior" else np.eye(4)
     m = flip @ m_lps
     dirs = " ".join("(" + ",".join(repr(float(x)) for x in m[:3, c]) + ")" for c in range(3))
@@ -116,10 +124,12 @@ def _nrrd(path: Path, data: np.ndarray, m_lps: np.ndarray, space: str, encoding:
     if encoding == "gzip":
         body = gzip.compress(body)
     nz, ny, nx = data.shape
-    header = (f"NRRD0004\n# test\ntype: short\ndimension: 3\nspace: {space}\nsizes: {nx} {ny} {nz}\n"
-              f"space directions: {dirs}\nkinds: domain domain domain\nendian: little\n"
-              f"encoding: {encoding}\nspace origin: ({','.join(repr(float(x)) for x in m[:3, 3])})\n"
-              f"key:=value\n")
+    header = (
+        f"NRRD0004\n# test\ntype: short\ndimension: 3\nspace: {space}\nsizes: {nx} {ny} {nz}\n"
+        f"space directions: {dirs}\nkinds: domain domain domain\nendian: little\n"
+        f"encoding: {encoding}\nspace origin: ({','.join(repr(float(x)) for x in m[:3, 3])})\n"
+        f"key:=value\n"
+    )
     if detached:
         (path.parent / "data.raw").write_bytes(body)
         path.write_text(header + "data file: data.raw\n")
@@ -159,11 +169,13 @@ def _mha_header(data: np.ndarray, m: np.ndarray, datafile: str, compressed: bool
     sp = np.linalg.norm(m[:3, :3], axis=0)
     d = m[:3, :3] / sp
     tm = " ".join(repr(float(x)) for x in d.T.ravel())  # axis cosines one after another
-    return (f"ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
-            f"CompressedData = {compressed}\nTransformMatrix = {tm}\n"
-            f"Offset = {' '.join(repr(float(x)) for x in m[:3, 3])}\n"
-            f"AnatomicalOrientation = RAI\nElementSpacing = {' '.join(repr(float(s)) for s in sp)}\n"
-            f"DimSize = {nx} {ny} {nz}\nElementType = MET_SHORT\nElementDataFile = {datafile}\n")
+    return (
+        f"ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+        f"CompressedData = {compressed}\nTransformMatrix = {tm}\n"
+        f"Offset = {' '.join(repr(float(x)) for x in m[:3, 3])}\n"
+        f"AnatomicalOrientation = RAI\nElementSpacing = {' '.join(repr(float(s)) for s in sp)}\n"
+        f"DimSize = {nx} {ny} {nz}\nElementType = MET_SHORT\nElementDataFile = {datafile}\n"
+    )
 
 
 @pytest.mark.parametrize("compressed", [False, True])

@@ -144,7 +144,9 @@ def test_other_leg_in_the_field_of_view(small_phantom, landmarks) -> None:
     assert not body[:, :, :2].any() and not body[:, :, -2:].any()
     assert not body[:, :2, :].any()
     # two legs with a gap of a few cm between them in every slice
-    x = vol.lps_of_ijk(np.stack([np.arange(vol.shape[2]), np.zeros(vol.shape[2]), np.zeros(vol.shape[2])], axis=1))[:, 0]
+    x = vol.lps_of_ijk(np.stack([np.arange(vol.shape[2]), np.zeros(vol.shape[2]), np.zeros(vol.shape[2])], axis=1))[
+        :, 0
+    ]
     cols = body.any(axis=1)  # (nz, nx)
     mx = landmarks["mirror_x_mm"]
     for k in range(vol.shape[0]):
@@ -215,7 +217,7 @@ def test_nutrient_arteries_cross_the_cortex(scene, landmarks) -> None:
     assert 2 <= len(names) == len(entries) <= 4
     (lo, hi) = (np.asarray(v) for v in landmarks["eroded_bone_box_lps"])
     mass = scene.left.mass
-    for name, e in zip(names, entries):
+    for name, e in zip(names, entries, strict=False):
         parent = landmarks["nutrient_parents"][name]
         assert parent == "posterior_tibial" or parent.startswith("collateral_")
         d = 2 * landmarks["vessel_radii_mm"][name]
@@ -251,7 +253,11 @@ def test_trabecular_bone_touches_the_popliteal_artery(scene, landmarks) -> None:
     posterior and anterior tibial arteries."""
     left = scene.left
     by_name = {v.name: v for v in left.vessels}
-    for name, z_lo, z_hi in (("popliteal", -540.0, -500.0), ("posterior_tibial", -884.0, -862.0), ("anterior_tibial", -884.0, -862.0)):
+    for name, z_lo, z_hi in (
+        ("popliteal", -540.0, -500.0),
+        ("posterior_tibial", -884.0, -862.0),
+        ("anterior_tibial", -884.0, -862.0),
+    ):
         v = by_name[name]
         m = (v.points_lps[:, 2] >= z_lo) & (v.points_lps[:, 2] <= z_hi)
         p, r = v.points_lps[m], v.radii_mm[m]

@@ -45,7 +45,9 @@ def test_shapes_types_and_geometry(small_phantom) -> None:
     assert hi[2] - lo[2] == pytest.approx(380, abs=2)  # knee to ankle
     # the LEFT leg (the lesion's) lies at positive x (patient's left), the right leg
     # at negative x; the field of view holds both
-    left = np.isin(ph.labels, [LEGEND["bone"], LEGEND["trabecular"], LEGEND["artery"], LEGEND["collateral"], LEGEND["mass"]])
+    left = np.isin(
+        ph.labels, [LEGEND["bone"], LEGEND["trabecular"], LEGEND["artery"], LEGEND["collateral"], LEGEND["mass"]]
+    )
     right = np.isin(ph.labels, [LEGEND["other_bone"], LEGEND["other_artery"]])
     assert _lps_of_voxels(vol, left)[:, 0].min() > 0
     assert _lps_of_voxels(vol, right)[:, 0].max() < 0
@@ -152,10 +154,17 @@ def test_middle_third_of_both_bones_eroded(small_phantom) -> None:
     ph = small_phantom
     vol, lab = ph.volume, ph.labels
     # the left leg's bone (the right leg's marrow shares label 5: count x > 0 only)
-    left_half = vol.lps_of_ijk(np.stack([np.arange(vol.shape[2]), np.zeros(vol.shape[2]), np.zeros(vol.shape[2])], axis=1))[:, 0] > 0
+    left_half = (
+        vol.lps_of_ijk(np.stack([np.arange(vol.shape[2]), np.zeros(vol.shape[2]), np.zeros(vol.shape[2])], axis=1))[
+            :, 0
+        ]
+        > 0
+    )
     bone = np.isin(lab, [LEGEND["bone"], LEGEND["marrow"], LEGEND["trabecular"]]) & left_half[None, None, :]
     bone_area = bone.sum(axis=(1, 2)) * vol.spacing_mm[0] * vol.spacing_mm[1]
-    z = vol.lps_of_ijk(np.stack([np.zeros(vol.shape[0]), np.zeros(vol.shape[0]), np.arange(vol.shape[0])], axis=1))[:, 2]
+    z = vol.lps_of_ijk(np.stack([np.zeros(vol.shape[0]), np.zeros(vol.shape[0]), np.arange(vol.shape[0])], axis=1))[
+        :, 2
+    ]
     (x0, y0, z0), (x1, y1, z1) = ph.landmarks["eroded_bone_box_lps"]
     t0, t1 = A.t_of_z(z0), A.t_of_z(z1)
     # the erosion lies in the middle third of the leg
@@ -273,7 +282,9 @@ def test_labels_consistent_with_hu(small_phantom) -> None:
     # a soft-tissue voxel as dense as cortex can only be a partial-volume voxel at the
     # edge of a bone, the calcified rim or a plaque, never one in the open
     soft = np.isin(lab, [LEGEND["fat"], LEGEND["muscle"], LEGEND["skin"]])
-    dense = np.isin(lab, [LEGEND["bone"], LEGEND["calcification"], LEGEND["plaque"], LEGEND["other_bone"], LEGEND["nutrient"]])
+    dense = np.isin(
+        lab, [LEGEND["bone"], LEGEND["calcification"], LEGEND["plaque"], LEGEND["other_bone"], LEGEND["nutrient"]]
+    )
     near = ndi.binary_dilation(dense, structure=np.ones((3, 3, 3)))
     assert np.sum(soft & (hu > 500) & ~near) == 0
     # and a voxel labelled cortex-dense bone is never as dark as fat

@@ -59,7 +59,9 @@ def test_feet_first_and_marker_voxel(tmp_path: Path) -> None:
         assert np.linalg.norm(found - target) <= 0.5 * np.linalg.norm(vol.spacing_mm) + 1e-6
         assert np.allclose(found, vol.lps_of_ijk((i, j, k)), atol=1e-6)
         # the same anatomy at the same place, whatever the slice order on disk
-        assert back.hu_at_lps(tuple(ph.landmarks["mass_center_lps"])) == vol.hu_at_lps(tuple(ph.landmarks["mass_center_lps"]))
+        assert back.hu_at_lps(tuple(ph.landmarks["mass_center_lps"])) == vol.hu_at_lps(
+            tuple(ph.landmarks["mass_center_lps"])
+        )
 
 
 def test_cli_writes_series_labels_and_legend(tmp_path: Path, capsys) -> None:

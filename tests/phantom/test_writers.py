@@ -18,7 +18,9 @@ from viewer.io.writers import write_dicom_series, write_nifti, write_nrrd
 def _tiny_volume(lo: int = -1000) -> Volume:
     rng = np.random.default_rng(3)
     hu = rng.integers(lo, 2000, size=(5, 6, 7)).astype(np.int16)
-    return Volume(hu=hu, spacing_mm=(0.5, 0.75, 2.0), ijk_to_lps=axis_aligned_affine((0.5, 0.75, 2.0), (10.25, -20.5, -300.0)))
+    return Volume(
+        hu=hu, spacing_mm=(0.5, 0.75, 2.0), ijk_to_lps=axis_aligned_affine((0.5, 0.75, 2.0), (10.25, -20.5, -300.0))
+    )
 
 
 def test_dicom_tags_of_the_phantom(small_phantom, small_phantom_dicom_dir: Path) -> None:
@@ -118,7 +120,9 @@ def test_nrrd_header_and_data(tmp_path: Path, dtype) -> None:
     assert f["type"] == {np.uint8: "uint8", np.int16: "int16", np.bool_: "uint8"}[dtype]
     assert np.allclose(_vecs(f["space directions"]), m[:3, :3].T)  # one vector per axis i, j, k
     assert np.allclose(_vecs(f["space origin"])[0], m[:3, 3])
-    back = np.frombuffer(data, dtype=np.uint8 if dtype == np.bool_ else np.dtype(dtype).newbyteorder("<")).reshape(5, 6, 7)
+    back = np.frombuffer(data, dtype=np.uint8 if dtype == np.bool_ else np.dtype(dtype).newbyteorder("<")).reshape(
+        5, 6, 7
+    )
     assert np.array_equal(back, arr.astype(back.dtype))
     with pytest.raises(ViewerError, match="already exists"):
         write_nrrd(arr, m, p)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from render_helpers import Leg, _from_phantom  # noqa: F401
 
 
@@ -18,6 +17,11 @@ def leg() -> Leg:
     from render_synthetic import ARTERY, BONE, make_synthetic
 
     s = make_synthetic()
-    return Leg(s.volume, s.labels == BONE, s.labels == ARTERY, np.zeros_like(s.labels, bool), s.landmarks["erosion_box_lps"], "synthetic")  # type: ignore[arg-type]
-
-
+    return Leg(
+        s.volume,
+        s.labels == BONE,
+        s.labels == ARTERY,
+        np.zeros_like(s.labels, bool),
+        s.landmarks["erosion_box_lps"],
+        "synthetic",
+    )  # type: ignore[arg-type]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkOutputWindow, vtkStringOutputWindow
 
 from viewer.core.presets import list_presets
 from viewer.render.offscreen import render_to_array
 from viewer.render.scene import Scene
-from vtkmodules.util.numpy_support import vtk_to_numpy
 
 
 @pytest.fixture(scope="module")

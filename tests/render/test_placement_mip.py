@@ -28,16 +28,19 @@ def marker_volume(direction: np.ndarray, marker_lps: np.ndarray) -> Volume:
     hu = np.full((nz, ny, nx), -1000, np.int16)
     vol = Volume(hu, spacing, m)
     i, j, k = np.rint(vol.ijk_of_lps(marker_lps)).astype(int)
-    hu[max(k - 1, 0):k + 2, max(j - 1, 0):j + 2, max(i - 1, 0):i + 2] = 1500
+    hu[max(k - 1, 0) : k + 2, max(j - 1, 0) : j + 2, max(i - 1, 0) : i + 2] = 1500
     # A faint frame of the whole box so the render is framed on the volume.
     return Volume(hu, spacing, m)
 
 
 ROT = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]) @ np.array(
-    [[1.0, 0.0, 0.0], [0.0, np.cos(0.4), -np.sin(0.4)], [0.0, np.sin(0.4), np.cos(0.4)]])
+    [[1.0, 0.0, 0.0], [0.0, np.cos(0.4), -np.sin(0.4)], [0.0, np.sin(0.4), np.cos(0.4)]]
+)
 
 
-@pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, 1.0, -1.0]), ROT], ids=["identity", "flipped", "oblique"])
+@pytest.mark.parametrize(
+    "direction", [np.eye(3), np.diag([-1.0, 1.0, -1.0]), ROT], ids=["identity", "flipped", "oblique"]
+)
 def test_marker_voxel_lands_where_its_lps_projects(direction: np.ndarray) -> None:
     # Patient's left (+x) and superior (+z) of the centre, a little anterior.
     marker = np.array([18.0, -6.0, 15.0])
@@ -92,22 +95,29 @@ def test_mip_brightness_rises_with_hu() -> None:
     hu = np.full((nz, ny, nx), -1000, np.int16)
     levels = (150, 350, 550, 750)
     for n, v in enumerate(levels):
-        hu[10:20, 10:20, 2 + 7 * n: 7 + 7 * n] = v  # blocks along +x (image left->right)
+        hu[10:20, 10:20, 2 + 7 * n : 7 + 7 * n] = v  # blocks along +x (image left->right)
     vol = Volume(hu, (1.0, 1.0, 1.0), np.eye(4))
     for separated in (False, True):
         with Scene() as s:
             s.set_volume(vol)
             # The classic class map: bone only above the (out of reach) threshold, so all
             # four blocks stay raw HU; the real-CT separation would call them bone.
-            s.set_transfer_function(TransferFunction(blend_mode="mip", mip_window_hu=(0, 800), separated=separated,
-                                                     bone_threshold_hu=2000, real_ct_separation=False))
+            s.set_transfer_function(
+                TransferFunction(
+                    blend_mode="mip",
+                    mip_window_hu=(0, 800),
+                    separated=separated,
+                    bone_threshold_hu=2000,
+                    real_ct_separation=False,
+                )
+            )
             img = render_to_array(s, W, H)
             means = []
             for n in range(len(levels)):
                 c = s.world_to_pixel(vol.lps_of_ijk((4 + 7 * n, 15, 15)), W, H)
                 col, row = np.rint(c).astype(int)
-                means.append(img[row - 2:row + 3, col - 2:col + 3, :3].mean())
-            assert all(b > a + 20 for a, b in zip(means, means[1:])), means
+                means.append(img[row - 2 : row + 3, col - 2 : col + 3, :3].mean())
+            assert all(b > a + 20 for a, b in zip(means, means[1:], strict=False)), means
             # Grey: MIP has no colour.
             assert np.abs(img[..., 0].astype(int) - img[..., 2]).max() <= 2
 

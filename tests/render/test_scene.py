@@ -124,13 +124,19 @@ def test_collateral_branches_near_erosion_visible(scene: Scene, leg: Leg) -> Non
     c0, r0 = np.floor(px.min(axis=0)).astype(int)
     c1, r1 = np.ceil(px.max(axis=0)).astype(int)
     box = np.zeros((H, W), bool)
-    box[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = True
+    box[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)] = True
     # Only the arteries that run inside the box, projected.
     inside = np.zeros_like(leg.artery)
     k, j, i = np.nonzero(leg.artery)
     lps = leg.volume.lps_of_ijk(np.stack([i, j, k], -1).astype(float))
-    sel = ((lps[:, 0] >= x0) & (lps[:, 0] <= x1) & (lps[:, 1] >= y0) & (lps[:, 1] <= y1)
-           & (lps[:, 2] >= z0) & (lps[:, 2] <= z1))
+    sel = (
+        (lps[:, 0] >= x0)
+        & (lps[:, 0] <= x1)
+        & (lps[:, 1] >= y0)
+        & (lps[:, 1] <= y1)
+        & (lps[:, 2] >= z0)
+        & (lps[:, 2] <= z1)
+    )
     inside[k[sel], j[sel], i[sel]] = True
     # Where they are not hidden behind bone or the calcified mass.
     hidden = ndi.binary_dilation(project(scene, leg.volume, leg.bone | leg.other_dense), iterations=1)
@@ -154,8 +160,8 @@ def test_crop_left_half_removes_it(scene: Scene, leg: Leg) -> None:
     save("crop_keep_patient_right", img)
     col_c = int(round(scene.world_to_pixel(np.array([cx, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2]), W, H)[0]))
     fg = is_foreground(img)
-    assert is_foreground(full)[:, col_c + 3:].sum() > 500
-    assert fg[:, col_c + 3:].sum() == 0
+    assert is_foreground(full)[:, col_c + 3 :].sum() > 500
+    assert fg[:, col_c + 3 :].sum() == 0
     assert fg[:, : col_c - 3].sum() > 100
     scene.set_crop_box_lps(None)
     assert np.array_equal(render_to_array(scene, W, H), full)
@@ -172,10 +178,10 @@ def test_clip_plane_keeps_the_normal_side(scene: Scene, leg: Leg) -> None:
     save("clip_keep_superior", img)
     row_c = int(round(scene.world_to_pixel(c, W, H)[1]))
     fg = is_foreground(img)
-    assert fg[row_c + 3:, 60:].sum() == 0  # (marker-free area: skip the corner)
+    assert fg[row_c + 3 :, 60:].sum() == 0  # (marker-free area: skip the corner)
     assert fg[: row_c - 3].sum() > 500
     scene.set_clip_plane(None)
-    assert is_foreground(render_to_array(scene, W, H))[row_c + 3:, 60:].sum() > 500
+    assert is_foreground(render_to_array(scene, W, H))[row_c + 3 :, 60:].sum() > 500
 
 
 def test_anterior_and_posterior_are_mirror_images(scene: Scene) -> None:
@@ -246,15 +252,19 @@ def test_render_to_array_sizes_alpha_and_not_blank(scene: Scene) -> None:
 
 
 def test_orientation_marker_offscreen(scene: Scene) -> None:
-    scene.set_transfer_function(SEPARATED.with_changes(bone=ClassAppearance(IVORY, 0.0, False),
-                                                      vessel=ClassAppearance((1, 0, 0), 0.0, False),
-                                                      calcification=ClassAppearance((1, 1, 0), 0.0, False)))
+    scene.set_transfer_function(
+        SEPARATED.with_changes(
+            bone=ClassAppearance(IVORY, 0.0, False),
+            vessel=ClassAppearance((1, 0, 0), 0.0, False),
+            calcification=ClassAppearance((1, 1, 0), 0.0, False),
+        )
+    )
     blank = render_to_array(scene, W, H)
     assert not is_foreground(blank).any()
     scene.set_orientation_marker(True)
     img = render_to_array(scene, W, H)
     save("marker", img)
-    corner = is_foreground(img)[int(H * 0.8):, : int(W * 0.2)]
+    corner = is_foreground(img)[int(H * 0.8) :, : int(W * 0.2)]
     assert corner.mean() > 0.1
     assert not is_foreground(img)[: int(H * 0.7)].any()
 

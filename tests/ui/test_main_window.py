@@ -12,8 +12,8 @@ from __future__ import annotations
 import gc
 import os
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -290,15 +290,21 @@ def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, q
     # the window then computes the newer one: wait for the masks of these thresholds.
     tf_now = w.state.transfer_function
     qtbot.waitUntil(
-        lambda: bool(ready)
-        and w.state.class_masks is not None
-        and w.state.class_masks.matches(tf_now.bone_threshold_hu, tf_now.vessel_window_hu),
+        lambda: (
+            bool(ready)
+            and w.state.class_masks is not None
+            and w.state.class_masks.matches(tf_now.bone_threshold_hu, tf_now.vessel_window_hu)
+        ),
         timeout=LOAD_TIMEOUT_MS,
     )
     vol, tf = w.state.volume, w.state.transfer_function
     expected = class_masks(
-        vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,
-        remove_table=tf.remove_table, real_ct=tf.real_ct_separation,
+        vol.hu,
+        vol.spacing_mm,
+        tf.bone_threshold_hu,
+        tf.vessel_window_hu,
+        remove_table=tf.remove_table,
+        real_ct=tf.real_ct_separation,
     )
     assert w.state.class_masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu)
     assert np.array_equal(w.state.class_masks.bone, expected.bone)
@@ -353,7 +359,9 @@ def test_patient_identity_hidden_unless_asked(loaded: MainWindow, qtbot) -> None
     vol = w.state.volume
     import dataclasses
 
-    named = dataclasses.replace(vol, identity={"PatientName": "DOE^JANE", "PatientID": "ID-4711"}, description="CTA runoff")
+    named = dataclasses.replace(
+        vol, identity={"PatientName": "DOE^JANE", "PatientID": "ID-4711"}, description="CTA runoff"
+    )
     w.set_volume(named)
     assert "DOE" not in w.windowTitle() and "4711" not in w.windowTitle()
     assert "CTA runoff" in w.windowTitle()
@@ -390,7 +398,9 @@ def test_settings_remembered(loaded: MainWindow) -> None:
     assert s.value("last_preset") == start
 
 
-def test_file_menu_export_and_session_actions_reach_their_dialogs(loaded: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_menu_export_and_session_actions_reach_their_dialogs(
+    loaded: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from viewer.ui import export_dialogs
 
     called: list[str] = []
@@ -408,8 +418,15 @@ def test_series_picker_lists_series_without_identity(qtbot) -> None:
     from viewer.ui.dialogs import SeriesPickerDialog
 
     mk = lambda key, desc, n, ct: SimpleNamespace(  # noqa: E731
-        key=key, description=desc, modality="CT" if ct else "SR", n_slices=n, rows=512, columns=512,
-        spacing_mm=(0.7, 0.7, 1.0), warnings=(), is_ct=ct,
+        key=key,
+        description=desc,
+        modality="CT" if ct else "SR",
+        n_slices=n,
+        rows=512,
+        columns=512,
+        spacing_mm=(0.7, 0.7, 1.0),
+        warnings=(),
+        is_ct=ct,
     )
     series = [mk("a", "Scout", 3, True), mk("b", "CTA runoff 1.0 B30f", 600, True), mk("c", "Dose report", 1, False)]
     dlg = SeriesPickerDialog(series)
@@ -457,7 +474,10 @@ def test_app_screenshot_mode_end_to_end(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "cfg"), VESSEL_VIEWER_CONFIG_DIR=str(tmp_path / "cfg"))
     p = subprocess.run(
         [sys.executable, "-m", "viewer", "--small", "--screenshot", str(out), "--quit-after-ms", "60000"],
-        env=env, capture_output=True, text=True, timeout=90,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert p.returncode == 0, p.stderr[-2000:]
     img = np.asarray(Image.open(out).convert("RGB"))
@@ -673,7 +693,9 @@ def test_drop_a_nifti_file_opens_it_and_adds_it_to_recent_files(loaded: MainWind
     old = w.state.volume
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
     w.dropEvent(ev)
     qtbot.waitUntil(lambda: w.state.volume is not old and not w.loading, timeout=LOAD_TIMEOUT_MS)
     assert w.state.volume.dims_xyz == (120, 126, 164)

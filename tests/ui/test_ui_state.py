@@ -175,7 +175,11 @@ def test_update_emits_in_field_order() -> None:
     order: list[str] = []
     for name in ("volume", "crosshair_lps", "class_masks"):
         s.event(name).connect(lambda _v, n=name: order.append(n))
-    s.update(crosshair_lps=(0, 0, 0), class_masks=ClassMasks(np.zeros((4, 4, 4), bool), None, 650.0, (170.0, 600.0)), volume=_volume())
+    s.update(
+        crosshair_lps=(0, 0, 0),
+        class_masks=ClassMasks(np.zeros((4, 4, 4), bool), None, 650.0, (170.0, 600.0)),
+        volume=_volume(),
+    )
     assert order == ["volume", "class_masks", "crosshair_lps"]
 
 

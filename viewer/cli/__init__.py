@@ -16,7 +16,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from viewer import __version__
 from viewer.core.errors import ViewerError
@@ -24,9 +24,7 @@ from viewer.core.errors import ViewerError
 
 def _command_modules() -> list[str]:
     pkg = importlib.import_module("viewer.cli")
-    return sorted(
-        f"viewer.cli.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")
-    )
+    return sorted(f"viewer.cli.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_"))
 
 
 def build_parser() -> argparse.ArgumentParser:

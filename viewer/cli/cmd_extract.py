@@ -38,20 +38,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("path", metavar="PATH", help="scan (DICOM folder/file, NIfTI, NRRD, MHA) or 'phantom[:SIZE]'")
     p.add_argument("--out-dir", required=True, type=Path, help="output folder (created if missing)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", metavar="NAME", help="take the thresholds from this preset (default: the default preset)")
+    g.add_argument(
+        "--preset", metavar="NAME", help="take the thresholds from this preset (default: the default preset)"
+    )
     g.add_argument("--auto", action="store_true", help="suggest the thresholds from the scan's histogram")
     p.add_argument("--bone-threshold", type=float, metavar="HU", help="bone threshold in HU (overrides the preset)")
     p.add_argument("--vessel-window", type=float, nargs=2, metavar=("LO", "HI"), help="vessel window in HU")
     p.add_argument("--format", choices=("nrrd", "nifti"), default="nrrd", help="mask file format (default nrrd)")
     p.add_argument("--surface-format", choices=("stl", "ply"), default="stl", help="surface format (default stl)")
     p.add_argument("--no-surfaces", action="store_true", help="write the masks only")
-    p.add_argument("--smooth", type=int, default=0, metavar="N",
-                   help="windowed-sinc smoothing iterations for the surfaces (0 = raw voxel surface)")
-    p.add_argument("--classic", action="store_true",
-                   help="the classic separation (fixed cortical threshold, in-plane marrow fill) instead of "
-                        "the real-CT one (body mask, bone object, plaque and contrast checks)")
-    p.add_argument("--keep-table", action="store_true",
-                   help="do not drop the CT couch and holders outside the body (real-CT separation)")
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=0,
+        metavar="N",
+        help="windowed-sinc smoothing iterations for the surfaces (0 = raw voxel surface)",
+    )
+    p.add_argument(
+        "--classic",
+        action="store_true",
+        help="the classic separation (fixed cortical threshold, in-plane marrow fill) instead of "
+        "the real-CT one (body mask, bone object, plaque and contrast checks)",
+    )
+    p.add_argument(
+        "--keep-table",
+        action="store_true",
+        help="do not drop the CT couch and holders outside the body (real-CT separation)",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -115,8 +128,10 @@ def run(args: argparse.Namespace) -> int:
         if not lo < hi:
             raise ViewerError(f"--vessel-window needs LO < HI, got {lo:g} {hi:g}")
         window, origin = (lo, hi), origin + ", vessel window from --vessel-window"
-    say(f"{vol.description or args.path}: {vol.shape[2]}x{vol.shape[1]}x{vol.shape[0]} voxels, "
-        f"spacing {', '.join(f'{s:g}' for s in vol.spacing_mm)} mm (loaded in {t_load:.1f} s)")
+    say(
+        f"{vol.description or args.path}: {vol.shape[2]}x{vol.shape[1]}x{vol.shape[0]} voxels, "
+        f"spacing {', '.join(f'{s:g}' for s in vol.spacing_mm)} mm (loaded in {t_load:.1f} s)"
+    )
     say(f"thresholds ({origin}): vessel window {window[0]:g}..{window[1]:g} HU, bone >= {bone_hu:g} HU")
 
     def progress(f: float, msg: str) -> None:

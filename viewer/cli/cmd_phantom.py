@@ -33,17 +33,26 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("outdir", metavar="OUTDIR", help="output folder (created if missing)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--size", choices=("small", "default", "large"), default="default",
-                      help="small: 168x104x218 (1.5 mm); default: 360x224x380 (0.7 mm, 1 mm slices); "
-                           "large: 512x512x1024 (0.68 mm, 0.375 mm slices; real size)")
+    size.add_argument(
+        "--size",
+        choices=("small", "default", "large"),
+        default="default",
+        help="small: 168x104x218 (1.5 mm); default: 360x224x380 (0.7 mm, 1 mm slices); "
+        "large: 512x512x1024 (0.68 mm, 0.375 mm slices; real size)",
+    )
     size.add_argument("--small", dest="size", action="store_const", const="small", help="same as --size small")
     size.add_argument("--large", dest="size", action="store_const", const="large", help="same as --size large")
     p.add_argument("--seed", type=int, default=0, help="random seed (noise and small variations); default 0")
     p.add_argument("--feet-first", action="store_true", help="store it as a feet-first (FFS) scan: slice 1 at the knee")
-    p.add_argument("--clean", action="store_true",
-                   help="the earlier phantom without the confounders of a real scan (one leg, no couch, plaques, "
-                        "veins or nutrient arteries, dense bone ends, white noise; labels 0-9 only)")
-    p.add_argument("--labels-format", choices=("nrrd", "nifti"), default="nrrd", help="label volume format (default nrrd)")
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="the earlier phantom without the confounders of a real scan (one leg, no couch, plaques, "
+        "veins or nutrient arteries, dense bone ends, white noise; labels 0-9 only)",
+    )
+    p.add_argument(
+        "--labels-format", choices=("nrrd", "nifti"), default="nrrd", help="label volume format (default nrrd)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files of an earlier phantom in OUTDIR")
     p.set_defaults(func=run)
 
@@ -103,13 +112,22 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     ph = generate(args.size, seed=args.seed, feet_first=args.feet_first, clean=args.clean)
     t1 = time.perf_counter()
-    paths = write_dicom_series(ph.volume, out / "dicom", overwrite=args.overwrite,
-                               series_description=f"Lower-leg CTA phantom ({args.size}{', clean' if args.clean else ''})")
+    paths = write_dicom_series(
+        ph.volume,
+        out / "dicom",
+        overwrite=args.overwrite,
+        series_description=f"Lower-leg CTA phantom ({args.size}{', clean' if args.clean else ''})",
+    )
     if args.labels_format == "nrrd":
         write_nrrd(ph.labels, ph.volume.ijk_to_lps, out / labels_name, overwrite=args.overwrite)
     else:
-        write_nifti(ph.labels, ph.volume.ijk_to_lps, out / labels_name, overwrite=args.overwrite,
-                    description="lower-leg phantom labels")
+        write_nifti(
+            ph.labels,
+            ph.volume.ijk_to_lps,
+            out / labels_name,
+            overwrite=args.overwrite,
+            description="lower-leg phantom labels",
+        )
     legend_path = out / "legend.json"
     try:
         legend_path.write_text(json.dumps(legend_document(ph), indent=1) + "\n", encoding="utf-8")
@@ -121,8 +139,12 @@ def run(args: argparse.Namespace) -> int:
     nz, ny, nx = vol.shape
     lm = ph.landmarks
     kind = "clean (one leg, no confounders)" if args.clean else "both legs on the couch, with the confounders"
-    print(f"lower-leg CTA phantom, size {args.size}, seed {args.seed}, {'feet' if args.feet_first else 'head'}-first, {kind}")
-    print(f"  grid      {nx} x {ny} x {nz} voxels, spacing {vol.spacing_mm[0]:g} x {vol.spacing_mm[1]:g} x {vol.spacing_mm[2]:g} mm")
+    print(
+        f"lower-leg CTA phantom, size {args.size}, seed {args.seed}, {'feet' if args.feet_first else 'head'}-first, {kind}"
+    )
+    print(
+        f"  grid      {nx} x {ny} x {nz} voxels, spacing {vol.spacing_mm[0]:g} x {vol.spacing_mm[1]:g} x {vol.spacing_mm[2]:g} mm"
+    )
     lo, hi = vol.bounds_lps()
     print(f"  extent    LPS ({lo[0]:.1f}, {lo[1]:.1f}, {lo[2]:.1f}) .. ({hi[0]:.1f}, {hi[1]:.1f}, {hi[2]:.1f}) mm")
     print(f"  HU range  {vol.hu_range()[0]} .. {vol.hu_range()[1]}")
@@ -140,7 +162,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"  erosion   box ({b0[0]:.1f}, {b0[1]:.1f}, {b0[2]:.1f}) .. ({b1[0]:.1f}, {b1[1]:.1f}, {b1[2]:.1f}) mm")
     print(f"  vessels   {len(lm['arteries'])} arteries, {len(lm['collaterals'])} collateral branches")
     if not args.clean:
-        print(f"            {len(lm['veins'])} deep veins, {len(lm['nutrients'])} nutrient arteries, {len(lm['plaques'])} calcified plaques")
-        print(f"  couch     mattress top y = {lm['table_top_y_mm']:.1f} mm under the left leg; right leg axis x = {lm['right_leg_axis_xy_mm'][0]:.1f} mm")
+        print(
+            f"            {len(lm['veins'])} deep veins, {len(lm['nutrients'])} nutrient arteries, {len(lm['plaques'])} calcified plaques"
+        )
+        print(
+            f"  couch     mattress top y = {lm['table_top_y_mm']:.1f} mm under the left leg; right leg axis x = {lm['right_leg_axis_xy_mm'][0]:.1f} mm"
+        )
     print(f"  time      generate {t1 - t0:.2f} s, write {t2 - t1:.2f} s")
     return 0

@@ -84,26 +84,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--session", metavar="FILE", help="restore a saved session (scan, preset, camera, crop...)")
     p.add_argument("--preset", metavar="NAME", help="preset name, or a preset .json file (default: Bone + vessels)")
     sep = p.add_mutually_exclusive_group()
-    sep.add_argument("--separated", dest="separated", action="store_true", default=None,
-                     help="separate bone from vessels with a bone mask")
-    sep.add_argument("--no-separated", dest="separated", action="store_false",
-                     help="use one transfer function on raw HU")
+    sep.add_argument(
+        "--separated",
+        dest="separated",
+        action="store_true",
+        default=None,
+        help="separate bone from vessels with a bone mask",
+    )
+    sep.add_argument(
+        "--no-separated", dest="separated", action="store_false", help="use one transfer function on raw HU"
+    )
     tbl = p.add_mutually_exclusive_group()
-    tbl.add_argument("--remove-table", dest="remove_table", action="store_true", default=None,
-                     help="separated mode: drop the CT couch and holders outside the body (the presets' default)")
-    tbl.add_argument("--keep-table", dest="remove_table", action="store_false",
-                     help="separated mode: classify everything, the couch included")
-    p.add_argument("--real-ct", action="store_true",
-                   help="separated mode: the real-CT separation (body mask, bone object, plaque and contrast checks)")
-    p.add_argument("--show-uncertain", action="store_true",
-                   help="separated mode: draw voxels of unsure class (vessel touching cortex) in magenta")
-    p.add_argument("--show-removed", action="store_true",
-                   help="separated mode: draw what the body mask removed (the couch) as a grey ghost")
+    tbl.add_argument(
+        "--remove-table",
+        dest="remove_table",
+        action="store_true",
+        default=None,
+        help="separated mode: drop the CT couch and holders outside the body (the presets' default)",
+    )
+    tbl.add_argument(
+        "--keep-table",
+        dest="remove_table",
+        action="store_false",
+        help="separated mode: classify everything, the couch included",
+    )
+    p.add_argument(
+        "--real-ct",
+        action="store_true",
+        help="separated mode: the real-CT separation (body mask, bone object, plaque and contrast checks)",
+    )
+    p.add_argument(
+        "--show-uncertain",
+        action="store_true",
+        help="separated mode: draw voxels of unsure class (vessel touching cortex) in magenta",
+    )
+    p.add_argument(
+        "--show-removed",
+        action="store_true",
+        help="separated mode: draw what the body mask removed (the couch) as a grey ghost",
+    )
     p.add_argument("--view", choices=VIEWS, default=None, help="camera view (default: anterior)")
-    p.add_argument("--size", type=parse_size, default=None, metavar="WxH",
-                   help=f"view size in pixels (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}; per cell with --sheet)")
-    p.add_argument("--scale", type=parse_scale, default=1.0, metavar="S",
-                   help="resolution multiplier 1..4: the image is S times --size (default 1)")
+    p.add_argument(
+        "--size",
+        type=parse_size,
+        default=None,
+        metavar="WxH",
+        help=f"view size in pixels (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}; per cell with --sheet)",
+    )
+    p.add_argument(
+        "--scale",
+        type=parse_scale,
+        default=1.0,
+        metavar="S",
+        help="resolution multiplier 1..4: the image is S times --size (default 1)",
+    )
     p.add_argument("--out", metavar="FILE", help="figure (or sheet) to write: .png (default), .jpg, .tif")
     p.add_argument("--sheet", action="store_true", help="write a 2x2 report sheet to --out instead of one view")
     p.add_argument("--turntable", metavar="MOVIE", help="also write a turntable movie (.mp4 or .gif)")
@@ -112,17 +146,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--duration", type=_positive(float), default=6.0, metavar="SECONDS", help="movie length (default 6)")
     p.add_argument("--fps", type=_positive(float), default=15.0, help="movie frame rate (default 15)")
     p.add_argument("--frames", type=_positive(int), default=None, help="movie frame count (overrides --duration)")
-    p.add_argument("--movie-size", type=parse_size, default=None, metavar="WxH",
-                   help="movie frame size (default: --size, or 640x480 without --size)")
+    p.add_argument(
+        "--movie-size",
+        type=parse_size,
+        default=None,
+        metavar="WxH",
+        help="movie frame size (default: --size, or 640x480 without --size)",
+    )
     p.add_argument("--transparent", action="store_true", help="transparent background (PNG/TIFF only)")
-    p.add_argument("--scale-bar", action="store_true",
-                   help="draw a scale bar in mm (renders in parallel projection so it is exact)")
+    p.add_argument(
+        "--scale-bar",
+        action="store_true",
+        help="draw a scale bar in mm (renders in parallel projection so it is exact)",
+    )
     p.add_argument("--orientation-labels", action="store_true", help="A/P/L/R/S/I letters on the image edges")
     p.add_argument("--orientation-marker", action="store_true", help="the labelled orientation cube")
-    p.add_argument("--caption", nargs="?", const="", default=None, metavar="TEXT",
-                   help="caption with the preset and thresholds (and TEXT if given)")
-    p.add_argument("--show-identity", action="store_true",
-                   help="include the patient's name/ID/birth date in the caption and metadata (off by default)")
+    p.add_argument(
+        "--caption",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="TEXT",
+        help="caption with the preset and thresholds (and TEXT if given)",
+    )
+    p.add_argument(
+        "--show-identity",
+        action="store_true",
+        help="include the patient's name/ID/birth date in the caption and metadata (off by default)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -287,17 +338,32 @@ def run(args: argparse.Namespace) -> int:
             )
             if kind == "turntable":
                 res = export_turntable(
-                    scene, mp, ctx, duration_s=args.duration, fps=args.fps, axis=args.axis,
-                    opts=mopts, n_frames=args.frames, progress=progress,
+                    scene,
+                    mp,
+                    ctx,
+                    duration_s=args.duration,
+                    fps=args.fps,
+                    axis=args.axis,
+                    opts=mopts,
+                    n_frames=args.frames,
+                    progress=progress,
                 )
             else:
                 res = export_threshold_sweep(
-                    scene, mp, ctx, duration_s=args.duration, fps=args.fps, opts=mopts,
-                    n_frames=args.frames, progress=progress,
+                    scene,
+                    mp,
+                    ctx,
+                    duration_s=args.duration,
+                    fps=args.fps,
+                    opts=mopts,
+                    n_frames=args.frames,
+                    progress=progress,
                 )
             if not args.quiet:
-                print(f"wrote {mp} ({res.n_frames} frames, {res.size_px[0]}x{res.size_px[1]}, "
-                      f"{res.fps:g} fps)", file=sys.stderr)
+                print(
+                    f"wrote {mp} ({res.n_frames} frames, {res.size_px[0]}x{res.size_px[1]}, {res.fps:g} fps)",
+                    file=sys.stderr,
+                )
     return 0
 
 

@@ -28,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("path", metavar="PATH", help="DICOM folder/file, NIfTI, NRRD, MHA, or phantom[:small|default|large]")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--at", nargs=3, type=float, metavar=("L", "P", "S"), help="centre in LPS mm")
-    where.add_argument("--at-lesion", action="store_true",
-                       help="phantom only: the centre of its eroded bone segment")
+    where.add_argument("--at-lesion", action="store_true", help="phantom only: the centre of its eroded bone segment")
     p.add_argument("--radius", type=float, default=30.0, help="radius in mm (default 30)")
     p.add_argument("--preset", default=None, help="preset whose thresholds to use (default: the default preset)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -63,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         vol = open_source(args.path)
         centre = tuple(float(v) for v in args.at)
     masks = class_masks(
-        vol.hu, vol.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,
-        remove_table=tf.remove_table, real_ct=tf.real_ct_separation,
+        vol.hu,
+        vol.spacing_mm,
+        tf.bone_threshold_hu,
+        tf.vessel_window_hu,
+        remove_table=tf.remove_table,
+        real_ct=tf.real_ct_separation,
     )
     if masks.contrast is False:
         print(f"note: {masks.message}", file=sys.stderr)

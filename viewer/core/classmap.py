@@ -198,7 +198,7 @@ def class_transfer_points(
     bone_pts.sort(key=lambda p: p[0])
 
     raw_op, raw_col = threshold_curves(tf, ramp_hu=ramp_hu)
-    raw = [(p.x, p.opacity, (c.r, c.g, c.b)) for p, c in zip(raw_op, raw_col)]
+    raw = [(p.x, p.opacity, (c.r, c.g, c.b)) for p, c in zip(raw_op, raw_col, strict=False)]
     raw_pts = _restrict(raw, float(RAW_MIN_HU), float(RAW_MAX_HU))
 
     pts: list[tuple[float, float, tuple[float, float, float]]] = [

@@ -25,8 +25,8 @@ pooled grid around the cavities only.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -522,7 +522,7 @@ def calcification_mask(
     sbox_small = _bbox(cavity_c, 0)
     assert sbox_small is not None
     sbox = tuple(
-        slice(max(0, b.start - m), min(n_ax, b.stop + m)) for b, m, n_ax in zip(sbox_small, margin, cavity_c.shape)
+        slice(max(0, b.start - m), min(n_ax, b.stop + m)) for b, m, n_ax in zip(sbox_small, margin, cavity_c.shape, strict=False)
     )
     cav = cavity_c[sbox]
     cnd = cand_c[sbox]
@@ -543,9 +543,7 @@ def calcification_mask(
     report(progress, 0.85, "calcification: full resolution")
     fbox = _bbox(shell_c, 0)
     if fbox is not None:
-        full_box = tuple(
-            slice(b.start * k, min(n_ax, b.stop * k)) for b, k, n_ax in zip(fbox, f, cand.shape)
-        )
+        full_box = tuple(slice(b.start * k, min(n_ax, b.stop * k)) for b, k, n_ax in zip(fbox, f, cand.shape, strict=False))
         up = _upsample(shell_c[fbox], f, tuple(s.stop - s.start for s in full_box))
         region = np.zeros(cand.shape, dtype=bool)
         region[full_box] = up & cand[full_box]
@@ -631,7 +629,6 @@ def _classic_class_masks(
     return ClassMasks(bone, calc if calc.any() else None, float(bone_threshold_hu), (lo, hi))
 
 
-
 def class_masks(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -656,7 +653,9 @@ def class_masks(
     if not lo < hi:
         raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
     t0 = time.perf_counter()
-    sep = S.separate(hu, spacing_mm, (lo, hi), bone_threshold_hu, remove_table=remove_table, progress=_sub(progress, 0.0, 0.8))
+    sep = S.separate(
+        hu, spacing_mm, (lo, hi), bone_threshold_hu, remove_table=remove_table, progress=_sub(progress, 0.0, 0.8)
+    )
     labels = sep.labels
     bone = labels == S.BONE
     calc = labels == S.CALCIFICATION
@@ -664,7 +663,9 @@ def class_masks(
     if sep.contrast:
         # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
         # a scan with vessels needs them told apart from vessels.
-        shell = calcification_mask(hu, spacing_mm, bone | calc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM)
+        shell = calcification_mask(
+            hu, spacing_mm, bone | calc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
+        )
         shell &= (labels == S.VESSEL) | (labels == S.UNCERTAIN)
         if shell.any():
             calc = calc | shell
@@ -735,7 +736,6 @@ def _classic_extract(
     )
 
 
-
 def extract(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -753,7 +753,9 @@ def extract(
     if not real_ct:
         return _classic_extract(hu, spacing_mm, bone_threshold_hu, vessel_window_hu, progress)
     t0 = time.perf_counter()
-    m = class_masks(hu, spacing_mm, bone_threshold_hu, vessel_window_hu, progress, remove_table=remove_table, real_ct=True)
+    m = class_masks(
+        hu, spacing_mm, bone_threshold_hu, vessel_window_hu, progress, remove_table=remove_table, real_ct=True
+    )
     lo, hi = m.vessel_window_hu
     zeros = np.zeros(m.bone.shape, dtype=bool)
     uncertain = m.uncertain if m.uncertain is not None else zeros

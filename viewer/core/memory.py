@@ -37,8 +37,11 @@ def require_memory(nbytes: int | float, what: str, path: str | Path | None = Non
     except OverflowError:  # an int beyond float range: certainly too much
         need = float("inf")
     if not need < float("inf"):
-        raise ViewerError(f"{what} needs more memory than any machine has (a size of "
-                          f"{str(nbytes)[:30]} bytes); the input's sizes or positions are corrupt", path)
+        raise ViewerError(
+            f"{what} needs more memory than any machine has (a size of "
+            f"{str(nbytes)[:30]} bytes); the input's sizes or positions are corrupt",
+            path,
+        )
     avail = available_memory_bytes()
     if avail is None or need <= MAX_FRACTION * avail:
         return
@@ -50,9 +53,6 @@ def require_memory(nbytes: int | float, what: str, path: str | Path | None = Non
         "crop or downsample the scan, or close other programs",
         path,
     )
-
-
-
 
 
 def trim_freed_memory() -> bool:
@@ -76,5 +76,6 @@ def trim_freed_memory() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
+
 
 __all__ = ["MAX_FRACTION", "available_memory_bytes", "require_memory", "trim_freed_memory"]

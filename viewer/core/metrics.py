@@ -79,9 +79,7 @@ def surface_contamination(
     return int(np.count_nonzero(band & labelled)) / n
 
 
-def component_recall(
-    found: np.ndarray, truth: np.ndarray, min_fraction: float = 0.5
-) -> tuple[float, int, int]:
+def component_recall(found: np.ndarray, truth: np.ndarray, min_fraction: float = 0.5) -> tuple[float, int, int]:
     """Per-object recall: of the 26-connected components of ``truth``, the fraction
     with at least ``min_fraction`` of their voxels in ``found``.
 

@@ -42,8 +42,9 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from viewer.core.errors import ViewerError
 from viewer.core.fileio import atomic_write_text
@@ -262,7 +263,9 @@ def preset_from_dict(d: Any, source: str = "<preset>") -> TransferFunction:
     curves = c.choice(d.get("curves", base.curves), "curves", ("threshold", "custom"))
     kw["curves"] = curves
     if "scalar_opacity" in d:
-        kw["scalar_opacity"] = tuple(OpacityPoint(*p) for p in c.points(d["scalar_opacity"], "scalar_opacity", 2, (0.0, 1.0)))
+        kw["scalar_opacity"] = tuple(
+            OpacityPoint(*p) for p in c.points(d["scalar_opacity"], "scalar_opacity", 2, (0.0, 1.0))
+        )
     if "color" in d:
         kw["color"] = tuple(ColorPoint(*p) for p in c.points(d["color"], "color", 4, (0.0, 1.0)))
     if "gradient_opacity" in d:

@@ -9,7 +9,7 @@ callable; the GUI runs them on a worker thread and the tests call them directly.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from viewer.core.errors import LoadCancelled
 
@@ -35,15 +35,13 @@ class CancelToken:
             raise LoadCancelled()
 
 
-def report(progress: Optional[ProgressFn], fraction: float, message: str = "") -> None:
+def report(progress: ProgressFn | None, fraction: float, message: str = "") -> None:
     """Call ``progress`` if given, clamping ``fraction`` to [0, 1]."""
     if progress is not None:
         progress(min(1.0, max(0.0, float(fraction))), message)
 
 
-def make_progress(
-    callback: Optional[ProgressFn] = None, token: Optional[CancelToken] = None
-) -> ProgressFn:
+def make_progress(callback: ProgressFn | None = None, token: CancelToken | None = None) -> ProgressFn:
     """Combine a display callback and a cancel token into one progress function."""
 
     def _progress(fraction: float, message: str = "") -> None:

@@ -37,8 +37,9 @@ sessions, counts) reads the same answer.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import cc3d
 import numpy as np
@@ -227,13 +228,13 @@ def upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int,
     on 512^2 x 600)."""
     if tuple(f) == (1, 1, 1):
         return coarse[: shape[0], : shape[1], : shape[2]].copy()
-    full = tuple(c * k for c, k in zip(coarse.shape, f))
+    full = tuple(c * k for c, k in zip(coarse.shape, f, strict=False))
     big = np.empty(full, dtype=coarse.dtype)
     view = big.reshape(coarse.shape[0], f[0], coarse.shape[1], f[1], coarse.shape[2], f[2])
     view[...] = coarse[:, None, :, None, :, None]
     out = big[: shape[0], : shape[1], : shape[2]]
     if out.shape != tuple(shape):
-        pad = [(0, n - m) for n, m in zip(shape, out.shape)]
+        pad = [(0, n - m) for n, m in zip(shape, out.shape, strict=False)]
         out = np.pad(out, pad, mode="edge")
     return np.ascontiguousarray(out)
 
@@ -242,7 +243,7 @@ def pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     """Block-OR downsampling by integer factors ``f`` (the last block may be partial)."""
     if f == (1, 1, 1):
         return mask.copy()
-    shape = tuple(-(-n // k) for n, k in zip(mask.shape, f))
+    shape = tuple(-(-n // k) for n, k in zip(mask.shape, f, strict=False))
     out = np.zeros(shape, dtype=bool)
     for i in range(f[0]):
         for j in range(f[1]):
@@ -275,7 +276,7 @@ def _pool_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     averaged over what they hold)."""
     if tuple(f) == (1, 1, 1):
         return a.astype(np.float32)
-    shape = tuple(-(-n // k) for n, k in zip(a.shape, f))
+    shape = tuple(-(-n // k) for n, k in zip(a.shape, f, strict=False))
     acc = np.zeros(shape, dtype=np.float32)
     cnt = np.zeros(shape, dtype=np.float32)
     for i in range(f[0]):
@@ -384,7 +385,9 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
         keep = sub  # nothing thick (a thin phantom, a finger): keep the tissue as it is
     else:
         vox_ml = sx * sy * sz * f[0] * f[1] * f[2] / 1000.0
-        ok = (counts >= BODY_MIN_FRACTION * counts.max()) & (counts * vox_ml >= min(BODY_MIN_ML, 0.5 * counts.max() * vox_ml))
+        ok = (counts >= BODY_MIN_FRACTION * counts.max()) & (
+            counts * vox_ml >= min(BODY_MIN_ML, 0.5 * counts.max() * vox_ml)
+        )
         ok[0] = False
         # Generous body: the kept pieces whole, grown back over the opening. It holds
         # the skin and all of the fat, but also a pad the legs rest on, and with it a
@@ -451,7 +454,7 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
     if extra_c.any():
         eb = _bbox(extra_c, 0)
         assert eb is not None
-        fb = tuple(slice(b.start * k, min(n, b.stop * k)) for b, k, n in zip(eb, f, hu.shape))
+        fb = tuple(slice(b.start * k, min(n, b.stop * k)) for b, k, n in zip(eb, f, hu.shape, strict=False))
         extra = upsample(extra_c[eb], f, tuple(b.stop - b.start for b in fb))  # type: ignore[arg-type]
         body[fb] |= extra & (np.asarray(hu)[fb] < BODY_DENSE_HU)
     return body
@@ -488,7 +491,7 @@ def _plaque_pieces(
         if volume_mm3[i] > PLAQUE_MAX_MM3:
             continue
         bb = boxes[i]
-        g = tuple(slice(max(0, b.start - 4), min(n, b.stop + 4)) for b, n in zip(bb, lab.shape))
+        g = tuple(slice(max(0, b.start - 4), min(n, b.stop + 4)) for b, n in zip(bb, lab.shape, strict=False))
         piece = lab[g] == i
         d1 = dilate6(piece)
         # Two to three voxels out: one voxel out, the piece's own partial volume and
@@ -826,7 +829,7 @@ def shell_enclosed_cancellous(
     stats = cc3d.statistics(lab)
     for i in np.flatnonzero(ok):
         bb = stats["bounding_boxes"][i]
-        g = tuple(slice(max(0, q.start - 1), min(nn, q.stop + 1)) for q, nn in zip(bb, lab.shape))
+        g = tuple(slice(max(0, q.start - 1), min(nn, q.stop + 1)) for q, nn in zip(bb, lab.shape, strict=False))
         piece = lab[g] == i
         ring_c = dilate6(piece) & ~piece & cand_c[g] & ~bone_c[g]
         if ring_c.any() and float(hu_c[g][ring_c].mean()) > CANCELLOUS_MAX_HU:
@@ -960,7 +963,7 @@ def thick_cancellous(
     touches[np.unique(lab[near & zone_all])] = True
     # How much of the part's edge lies on the bone object itself (two voxels).
     on_bone = edge & dilate6(dilate6(bone[box]))
-    contact = np.bincount(lab[on_bone], minlength=n) / np.maximum(n_edge, 1)
+    np.bincount(lab[on_bone], minlength=n) / np.maximum(n_edge, 1)
     if lumen_hu is None:
         darker = np.ones(n, dtype=bool)
     else:
@@ -1065,9 +1068,7 @@ def separate(
     if has_contrast:
         cand = (hu >= lo) & (hu <= hi) & body & ~bone & ~calc
         t_thick = time.perf_counter()
-        thick_bone, level = thick_cancellous(
-            hu, (sx, sy, sz), cand, bone, lumen_hu, noise, lumen.samples, hi, soft
-        )
+        thick_bone, level = thick_cancellous(hu, (sx, sy, sz), cand, bone, lumen_hu, noise, lumen.samples, hi, soft)
         t["thick_s"] = time.perf_counter() - t_thick
         if thick_bone.any():
             bone |= thick_bone

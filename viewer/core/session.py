@@ -36,9 +36,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from viewer import __version__
 from viewer.core.errors import ViewerError
@@ -113,7 +114,7 @@ class Session:
         # can always be written and read back.
         _validate_fields(self, "<session>")
 
-    def with_changes(self, **changes: Any) -> "Session":
+    def with_changes(self, **changes: Any) -> Session:
         return replace(self, **changes)
 
     # ----- dict <-> Session -------------------------------------------------------
@@ -193,7 +194,7 @@ def _validate_fields(s: Session, source: str) -> None:
             c.vec(s.camera[k], f"camera.{k}")
         pos = s.camera["position_lps"]
         foc = s.camera["focal_point_lps"]
-        if all(abs(float(a) - float(b)) < 1e-9 for a, b in zip(pos, foc)):
+        if all(abs(float(a) - float(b)) < 1e-9 for a, b in zip(pos, foc, strict=False)):
             raise c.fail("camera", "has its position at its focal point (no view direction)")
         if "view_angle_deg" in s.camera:
             a = c.number(s.camera["view_angle_deg"], "camera.view_angle_deg")
@@ -257,7 +258,7 @@ def session_from_dict(d: Any, source: str = "<session>") -> Session:
     clip_t = None
     if clip is not None:
         if not isinstance(clip, Mapping) or set(clip) != {"origin_lps", "normal_lps"}:
-            raise c.fail("clip_plane", "must be null or {\"origin_lps\": [...], \"normal_lps\": [...]}")
+            raise c.fail("clip_plane", 'must be null or {"origin_lps": [...], "normal_lps": [...]}')
         clip_t = (clip["origin_lps"], clip["normal_lps"])
     software = d.get("software", "")
     try:

@@ -28,8 +28,8 @@ from __future__ import annotations
 import math
 import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from viewer.core.errors import ViewerError
 from viewer.core.fileio import atomic_write
@@ -86,7 +86,7 @@ def estimate_thresholds(opacity: Sequence[OpacityPoint]) -> tuple[tuple[float, f
         return _DEFAULT_WINDOW_HU, _DEFAULT_BONE_HU, "opacity curve is flat: default thresholds"
     half = 0.5 * top
     onset = None
-    for (x0, o0), (x1, o1) in zip(pts, pts[1:]):
+    for (x0, o0), (x1, o1) in zip(pts, pts[1:], strict=False):
         if o0 < half <= o1:
             onset = x0 if x1 == x0 else x0 + (half - o0) * (x1 - x0) / (o1 - o0)
             break
@@ -94,12 +94,20 @@ def estimate_thresholds(opacity: Sequence[OpacityPoint]) -> tuple[tuple[float, f
         onset = pts[0][0]
     if onset is None or not (100.0 <= onset <= 450.0):
         where = "none" if onset is None else f"{onset:.0f} HU"
-        return _DEFAULT_WINDOW_HU, _DEFAULT_BONE_HU, (
-            f"opacity half-maximum onset ({where}) is outside the arterial contrast range "
-            "100-450 HU: default thresholds"
+        return (
+            _DEFAULT_WINDOW_HU,
+            _DEFAULT_BONE_HU,
+            (
+                f"opacity half-maximum onset ({where}) is outside the arterial contrast range "
+                "100-450 HU: default thresholds"
+            ),
         )
     bone = max(_DEFAULT_BONE_HU, onset + 150.0)
-    return (round(onset, 1), bone - 50.0), bone, f"vessel window starts at the opacity half-maximum onset {onset:.0f} HU"
+    return (
+        (round(onset, 1), bone - 50.0),
+        bone,
+        f"vessel window starts at the opacity half-maximum onset {onset:.0f} HU",
+    )
 
 
 def _attr_float(el: ET.Element, name: str, default: float, preset: str, src: str) -> float:

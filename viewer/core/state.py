@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Callable, Generic, Iterator, Literal, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 

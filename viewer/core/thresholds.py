@@ -97,7 +97,10 @@ def subsample(hu: np.ndarray, max_samples: int = 2_000_000) -> np.ndarray:
 
 
 def histogram(
-    hu: np.ndarray, bins: int | np.ndarray = 256, hu_range: tuple[float, float] | None = None, max_samples: int = 2_000_000
+    hu: np.ndarray,
+    bins: int | np.ndarray = 256,
+    hu_range: tuple[float, float] | None = None,
+    max_samples: int = 2_000_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(counts, edges)`` of the HU histogram on a subsample, for the GUI's histogram.
 
@@ -161,8 +164,12 @@ def suggest_thresholds(
     seg = h[lo_i : hi_i + 1]
     if seg.max() <= 0:
         return ThresholdSuggestion(
-            DEFAULT_VESSEL_WINDOW_HU, DEFAULT_BONE_THRESHOLD_HU, None, None,
-            "no soft tissue (-30..150 HU) in the volume: default thresholds", n,
+            DEFAULT_VESSEL_WINDOW_HU,
+            DEFAULT_BONE_THRESHOLD_HU,
+            None,
+            None,
+            "no soft tissue (-30..150 HU) in the volume: default thresholds",
+            n,
         )
     si = lo_i + int(np.argmax(seg))
     s_left, s_right = _half_widths(h, si)
@@ -176,8 +183,7 @@ def suggest_thresholds(
     c_lo = max(CONTRAST_SEARCH_HU[0], soft.hu + 2.0 * soft_sigma)
     ci0, ci1 = _bin(c_lo), _bin(CONTRAST_SEARCH_HU[1])
     cand = [
-        i for i in range(max(ci0, 1), min(ci1, h.size - 2) + 1)
-        if h[i] > 0 and h[i] >= h[i - 1] and h[i] > h[i + 1]
+        i for i in range(max(ci0, 1), min(ci1, h.size - 2) + 1) if h[i] > 0 and h[i] >= h[i - 1] and h[i] > h[i + 1]
     ]
     contrast: HistogramPeak | None = None
     best_prom = 0.0
@@ -197,9 +203,13 @@ def suggest_thresholds(
         contrast = HistogramPeak(float(centres[ci]), 0.5 * (c_left + c_right) * BIN_HU, float(counts[ci] / max(1, n)))
     if contrast is None:
         return ThresholdSuggestion(
-            DEFAULT_VESSEL_WINDOW_HU, DEFAULT_BONE_THRESHOLD_HU, soft, None,
+            DEFAULT_VESSEL_WINDOW_HU,
+            DEFAULT_BONE_THRESHOLD_HU,
+            soft,
+            None,
             f"no arterial contrast mode found in {c_lo:.0f}-{CONTRAST_SEARCH_HU[1]:.0f} HU "
-            "(not a contrast-enhanced scan?): default thresholds", n,
+            "(not a contrast-enhanced scan?): default thresholds",
+            n,
         )
     c_sigma = max(10.0, contrast.half_width_hu / 1.1774)
     # The lumen's edge (where contrast owns half the voxel) is at the midpoint between

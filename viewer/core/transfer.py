@@ -133,14 +133,14 @@ class TransferFunction:
         object.__setattr__(self, "mip_window_hu", (a, b))
 
     # ----- edits (new objects) ---------------------------------------------------
-    def with_vessel_window(self, low_hu: float, high_hu: float) -> "TransferFunction":
+    def with_vessel_window(self, low_hu: float, high_hu: float) -> TransferFunction:
         low_hu, high_hu = sorted((float(low_hu), float(high_hu)))
         return replace(self, vessel_window_hu=(low_hu, high_hu))
 
-    def with_bone_threshold(self, hu: float) -> "TransferFunction":
+    def with_bone_threshold(self, hu: float) -> TransferFunction:
         return replace(self, bone_threshold_hu=float(hu))
 
-    def with_changes(self, **changes: Any) -> "TransferFunction":
+    def with_changes(self, **changes: Any) -> TransferFunction:
         return replace(self, **changes)
 
     # ----- derived curves ---------------------------------------------------------

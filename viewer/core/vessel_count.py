@@ -110,9 +110,7 @@ def count_vessels_near(
         if masks.calcification is not None:
             vessel &= ~np.asarray(masks.calcification)[box]
     # Voxel centres inside the sphere (distances in mm through the affine).
-    kk, jj, ii = np.meshgrid(
-        np.arange(k0, k1 + 1), np.arange(j0, j1 + 1), np.arange(i0, i1 + 1), indexing="ij"
-    )
+    kk, jj, ii = np.meshgrid(np.arange(k0, k1 + 1), np.arange(j0, j1 + 1), np.arange(i0, i1 + 1), indexing="ij")
     pts = volume.lps_of_ijk(np.stack([ii, jj, kk], axis=-1).astype(np.float64))
     inside = np.sum((pts - c) ** 2, axis=-1) <= radius_mm**2
     vessel &= inside

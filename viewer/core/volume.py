@@ -17,8 +17,9 @@ Everything else (VTK placement, slice positions, scale bars) derives from these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -17,9 +17,10 @@ the focal plane and labelled "approx.".
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -210,7 +211,7 @@ def mm_per_pixel(cam: CameraState, height_px: int) -> tuple[float, bool]:
 class _MarkerOn:
     """Turn the scene's orientation marker on for one render, then back."""
 
-    def __init__(self, scene: "Scene", wanted: bool) -> None:
+    def __init__(self, scene: Scene, wanted: bool) -> None:
         self.scene = scene
         self.wanted = wanted
         self.before: bool | None = None
@@ -232,7 +233,7 @@ class _MarkerOn:
 # rendering
 # ----------------------------------------------------------------------------------
 def render_view(
-    scene: "Scene",
+    scene: Scene,
     camera: CameraState,
     width_px: int,
     height_px: int,
@@ -269,9 +270,7 @@ def decorate(
     """Draw the requested overlays for a camera into ``image``; ``caption`` and
     ``identity`` override ``opts.caption`` / ``opts.show_identity`` for this image."""
     h, w = image.shape[:2]
-    labels = (
-        orientation_labels(camera.direction_of_projection, camera.view_up) if opts.orientation_labels else {}
-    )
+    labels = orientation_labels(camera.direction_of_projection, camera.view_up) if opts.orientation_labels else {}
     bar = None
     if opts.scale_bar:
         mmpp, exact = mm_per_pixel(camera, h)
@@ -292,7 +291,7 @@ def decorate(
     return out, placed, labels
 
 
-def figure_camera(scene: "Scene", opts: ExportOptions) -> CameraState:
+def figure_camera(scene: Scene, opts: ExportOptions) -> CameraState:
     """The camera a figure is rendered from: the scene's, switched to its parallel
     equivalent when an exact scale bar is requested."""
     cam = scene.camera_state()
@@ -301,7 +300,7 @@ def figure_camera(scene: "Scene", opts: ExportOptions) -> CameraState:
     return cam
 
 
-def render_figure(scene: "Scene", ctx: FigureContext, opts: ExportOptions) -> Figure:
+def render_figure(scene: Scene, ctx: FigureContext, opts: ExportOptions) -> Figure:
     """Render the scene's current view with the requested overlays (no file written)."""
     if opts.transparent and opts.fmt and image_format_for("x", opts.fmt) == "JPEG":
         raise ViewerError("JPEG has no alpha channel: choose PNG or TIFF for a transparent background")
@@ -316,7 +315,7 @@ def render_figure(scene: "Scene", ctx: FigureContext, opts: ExportOptions) -> Fi
     return Figure(img, settings, identity or None, bar, cam, labels)
 
 
-def export_image(scene: "Scene", path: str | Path, ctx: FigureContext, opts: ExportOptions) -> Figure:
+def export_image(scene: Scene, path: str | Path, ctx: FigureContext, opts: ExportOptions) -> Figure:
     """Render and write a figure to ``path`` (format from ``opts.fmt`` or the extension;
     PNG when there is none). JPEG with ``transparent`` is refused before rendering."""
     fmt = image_format_for(path, opts.fmt)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -62,8 +63,7 @@ def image_format_for(path: str | Path, fmt: str | None = None) -> str:
         return "PNG"
     if suffix not in _FORMATS:
         raise ViewerError(
-            f"cannot tell the image format from the extension {suffix!r} "
-            f"(use .png, .jpg/.jpeg or .tif/.tiff)",
+            f"cannot tell the image format from the extension {suffix!r} (use .png, .jpg/.jpeg or .tif/.tiff)",
             path,
         )
     return _FORMATS[suffix]

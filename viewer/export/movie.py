@@ -24,9 +24,10 @@ import math
 import os
 import struct
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Optional
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from PIL import Image
@@ -48,8 +49,14 @@ AXES_LPS: dict[str, tuple[float, float, float]] = {
     "anterior-posterior": (0.0, 1.0, 0.0),
     "left-right": (1.0, 0.0, 0.0),
 }
-_AXIS_ALIASES = {"si": "superior-inferior", "ap": "anterior-posterior", "lr": "left-right", "z": "superior-inferior",
-                 "y": "anterior-posterior", "x": "left-right"}
+_AXIS_ALIASES = {
+    "si": "superior-inferior",
+    "ap": "anterior-posterior",
+    "lr": "left-right",
+    "z": "superior-inferior",
+    "y": "anterior-posterior",
+    "x": "left-right",
+}
 
 MAX_FRAMES = 3600
 
@@ -108,8 +115,9 @@ def turntable_cameras(start: CameraState, n_frames: int, axis: str = "superior-i
     return out
 
 
-def sweep_windows(tf: TransferFunction, n_frames: int, start_low_hu: float | None = None,
-                  end_low_hu: float | None = None) -> list[tuple[float, float]]:
+def sweep_windows(
+    tf: TransferFunction, n_frames: int, start_low_hu: float | None = None, end_low_hu: float | None = None
+) -> list[tuple[float, float]]:
     """Vessel windows for a threshold sweep: the low end moves from ``start_low_hu``
     (default: just below the window's high end, so almost nothing shows) down to
     ``end_low_hu`` (default: the transfer function's own low end), the high end fixed.
@@ -204,7 +212,7 @@ def write_movie(
     path: str | Path,
     fps: float,
     n_frames: int,
-    progress: Optional[ProgressFn] = None,
+    progress: ProgressFn | None = None,
     message: str = "frame",
 ) -> MovieResult:
     """Write ``frames`` (uint8 RGB/RGBA, all the same size) to an MP4 or GIF at
@@ -245,8 +253,14 @@ def write_movie(
                     import imageio.v2 as imageio
 
                     writer = imageio.get_writer(
-                        str(tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                        pixelformat="yuv420p", quality=8, macro_block_size=2,
+                        str(tmp),
+                        format="FFMPEG",
+                        mode="I",
+                        fps=fps,
+                        codec="libx264",
+                        pixelformat="yuv420p",
+                        quality=8,
+                        macro_block_size=2,
                         ffmpeg_log_level="error",
                     )
             if kind == "gif":
@@ -291,7 +305,7 @@ def _discard(writer: object, fh: object, tmp: Path) -> None:
 # movies from a scene
 # ----------------------------------------------------------------------------------
 def export_turntable(
-    scene: "Scene",
+    scene: Scene,
     path: str | Path,
     ctx: FigureContext,
     *,
@@ -300,7 +314,7 @@ def export_turntable(
     axis: str = "superior-inferior",
     opts: ExportOptions | None = None,
     n_frames: int | None = None,
-    progress: Optional[ProgressFn] = None,
+    progress: ProgressFn | None = None,
 ) -> MovieResult:
     """A full revolution of the camera about ``axis`` (a patient axis through the focal
     point), ``n_frames`` frames (default ``round(duration_s * fps)``), written to MP4/GIF.
@@ -329,7 +343,7 @@ def export_turntable(
 
 
 def export_threshold_sweep(
-    scene: "Scene",
+    scene: Scene,
     path: str | Path,
     ctx: FigureContext,
     *,
@@ -339,7 +353,7 @@ def export_threshold_sweep(
     end_low_hu: float | None = None,
     opts: ExportOptions | None = None,
     n_frames: int | None = None,
-    progress: Optional[ProgressFn] = None,
+    progress: ProgressFn | None = None,
 ) -> MovieResult:
     """The vessel window's low end sweeps from high to low (see :func:`sweep_windows`)
     so the vessels appear as it opens; each frame's caption states its window. The

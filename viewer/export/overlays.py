@@ -17,10 +17,10 @@ image height so a 4x export has 4x larger text (the figure looks the same).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -119,9 +119,7 @@ def screen_axes_lps(
     return r / np.linalg.norm(r), u
 
 
-def orientation_labels(
-    direction_of_projection_lps: Sequence[float], view_up_lps: Sequence[float]
-) -> dict[str, str]:
+def orientation_labels(direction_of_projection_lps: Sequence[float], view_up_lps: Sequence[float]) -> dict[str, str]:
     """Letters for the four image edges: keys ``left``, ``right``, ``top``, ``bottom``.
 
     In the anterior view (looking along +y = posterior, up = +z) this gives

@@ -10,8 +10,9 @@ render --session`` both go through here, so a session restores the same image in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any
 
 from viewer.core.errors import ViewerError
 from viewer.core.progress import ProgressFn
@@ -34,7 +35,7 @@ def phantom_size(spec: str) -> str:
     return size
 
 
-def open_source(path: str, series: str | None = None, progress: Optional[ProgressFn] = None) -> Volume:
+def open_source(path: str, series: str | None = None, progress: ProgressFn | None = None) -> Volume:
     """Load the volume a path names: ``phantom[:size]`` for the built-in phantom, else a
     file or DICOM folder through the loader. ViewerError if it is missing or bad."""
     if is_builtin_source(path):
@@ -77,7 +78,7 @@ def source_spec(source: Mapping[str, Any] | None, volume: Volume | None = None) 
 
 
 def session_from_scene(
-    scene: "Scene",
+    scene: Scene,
     data_path: str,
     *,
     series: str | None = None,
@@ -121,7 +122,7 @@ def session_camera(session: Session) -> CameraState | None:
         raise ViewerError(f"session camera: {exc}") from None
 
 
-def apply_session_to_scene(scene: "Scene", session: Session, volume: Volume | None = None) -> None:
+def apply_session_to_scene(scene: Scene, session: Session, volume: Volume | None = None) -> None:
     """Put the session's view into ``scene``: the volume (when given), transfer
     function, crop box, clip plane and camera (the anterior view when it has none)."""
     if volume is not None:
@@ -140,8 +141,8 @@ def apply_session_to_scene(scene: "Scene", session: Session, volume: Volume | No
 
 
 def open_session_scene(
-    path: str | Path, progress: Optional[ProgressFn] = None, scene: "Scene | None" = None
-) -> tuple["Scene", Session, Volume]:
+    path: str | Path, progress: ProgressFn | None = None, scene: Scene | None = None
+) -> tuple[Scene, Session, Volume]:
     """Read a session file, load its scan and build an offscreen scene showing it.
     Returns ``(scene, session, volume)``; the caller closes the scene."""
     session = load_session(path)

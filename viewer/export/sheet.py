@@ -99,13 +99,13 @@ def sheet_cells(volume: Volume | None) -> list[SheetCell]:
     return cells
 
 
-def _view_camera(scene: "Scene", view: str) -> CameraState:
+def _view_camera(scene: Scene, view: str) -> CameraState:
     scene.set_view(view)
     return scene.camera_state()
 
 
 def render_report_sheet(
-    scene: "Scene",
+    scene: Scene,
     ctx: FigureContext,
     opts: ExportOptions,
     gap_px: int | None = None,
@@ -132,7 +132,7 @@ def render_report_sheet(
     images = []
     labels_all = {}
     bar = None
-    for cell, cam in zip(cells, cams):
+    for cell, cam in zip(cells, cams, strict=False):
         img = render_view(scene, cam, w, h, transparent=opts.transparent, marker=opts.orientation_marker)
         img, placed, labels = decorate(img, cam, ctx, opts, title=cell.label, caption=False, identity=False)
         bar = bar or placed
@@ -160,7 +160,7 @@ def render_report_sheet(
         sheet, _ = draw_overlays(sheet, caption_lines=lines, text_px=text_px)
     settings = figure_settings(ctx, cams[0], (sheet.shape[1], sheet.shape[0]), opts, bar)
     settings["sheet"] = {
-        "cells": [{"view": c.view, "label": c.label, "camera": cam.to_dict()} for c, cam in zip(cells, cams)],
+        "cells": [{"view": c.view, "label": c.label, "camera": cam.to_dict()} for c, cam in zip(cells, cams, strict=False)],
         "cell_size_px": [w, h],
         "leg_side": leg_side(ctx.volume)[0],
         "leg_side_source": leg_side(ctx.volume)[1],
@@ -169,7 +169,7 @@ def render_report_sheet(
     return Figure(sheet, settings, identity or None, bar, cams[0], labels_all.get("anterior", {}))
 
 
-def export_report_sheet(scene: "Scene", path: str | Path, ctx: FigureContext, opts: ExportOptions) -> Figure:
+def export_report_sheet(scene: Scene, path: str | Path, ctx: FigureContext, opts: ExportOptions) -> Figure:
     """Render the report sheet and write it to ``path`` (PNG/JPEG/TIFF)."""
     fmt = image_format_for(path, opts.fmt)
     if fmt == "JPEG" and opts.transparent:

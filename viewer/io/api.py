@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -28,7 +28,6 @@ from viewer.io.dicom_headers import BadDicom, NotDicom, SliceHeader, read_slice_
 from viewer.io.dicom_load import load_group, parallel_map
 from viewer.io.series import DicomGroup, SeriesInfo, describe_group, group_series
 from viewer.io.volume_files import kind_of, read_volume_file
-
 
 
 @dataclass
@@ -121,7 +120,7 @@ def _scan(paths: object, progress: ProgressFn | None, hi: float) -> _Scan:
     headers: list[SliceHeader] = []
     not_dicom: list[str] = []
     bad: list[str] = []
-    for f, (hs, nd, bd) in zip(candidates, results):
+    for f, (hs, nd, bd) in zip(candidates, results, strict=False):
         headers.extend(hs)
         if nd:
             not_dicom.append(f"{f.name} ({nd})")
@@ -142,11 +141,12 @@ def _scan(paths: object, progress: ProgressFn | None, hi: float) -> _Scan:
     if not infos:
         where = source
         if bad:
-            raise ViewerError(f"no loadable image series: every DICOM file is unreadable: {_names(bad)}",
-                              path=where)
+            raise ViewerError(f"no loadable image series: every DICOM file is unreadable: {_names(bad)}", path=where)
         raise ViewerError(
             f"no DICOM images (or NIfTI/NRRD/MetaImage files) found among {len(files)} file(s)"
-            + (f"; skipped: {_names(not_dicom)}" if not_dicom else ""), path=where)
+            + (f"; skipped: {_names(not_dicom)}" if not_dicom else ""),
+            path=where,
+        )
     scan = _Scan(infos, {g.key: g for g in groups}, volume_files, warnings, len(files), source)
     with _cache_lock:
         _cache = (sig, scan)
@@ -162,18 +162,40 @@ def _describe_volume_file(key: str, kind: str, f: Path) -> SeriesInfo:
     try:
         raw = read_volume_file(f, kind, header_only=True)
     except ViewerError as exc:
-        return SeriesInfo(key=key, description=f.name, modality="", n_slices=0, rows=0, columns=0,
-                          spacing_mm=None, files=(f,), warnings=(str(exc),), is_ct=False,
-                          series_number=None, kind=kind)  # type: ignore[arg-type]
+        return SeriesInfo(
+            key=key,
+            description=f.name,
+            modality="",
+            n_slices=0,
+            rows=0,
+            columns=0,
+            spacing_mm=None,
+            files=(f,),
+            warnings=(str(exc),),
+            is_ct=False,
+            series_number=None,
+            kind=kind,
+        )  # type: ignore[arg-type]
     nz, ny, nx = raw.shape_zyx
     sp = tuple(float(s) for s in np.linalg.norm(raw.ijk_to_lps[:3, :3], axis=0))
     ws = list(raw.warnings)
     if raw.looks_like_labels:
         ws.append(f"{raw.dtype} voxels: looks like a mask or label map, not a CT")
-    return SeriesInfo(key=key, description=f.name, modality="", n_slices=nz, rows=ny, columns=nx,
-                      spacing_mm=sp, files=(f,), warnings=tuple(ws),  # type: ignore[arg-type]
-                      is_ct=not raw.looks_like_labels, series_number=None, kind=kind,  # type: ignore[arg-type]
-                      orientation="")
+    return SeriesInfo(
+        key=key,
+        description=f.name,
+        modality="",
+        n_slices=nz,
+        rows=ny,
+        columns=nx,
+        spacing_mm=sp,
+        files=(f,),
+        warnings=tuple(ws),  # type: ignore[arg-type]
+        is_ct=not raw.looks_like_labels,
+        series_number=None,
+        kind=kind,  # type: ignore[arg-type]
+        orientation="",
+    )
 
 
 def scan_series(paths: object, progress: ProgressFn | None = None) -> list[SeriesInfo]:
@@ -188,8 +210,7 @@ def scan_series(paths: object, progress: ProgressFn | None = None) -> list[Serie
     return list(scan.infos)
 
 
-def load_volume(paths: object, series: str | None = None,
-                progress: ProgressFn | None = None) -> Volume:
+def load_volume(paths: object, series: str | None = None, progress: ProgressFn | None = None) -> Volume:
     """Load a CT volume in HU from a DICOM folder/files or a NIfTI/NRRD/MetaImage file.
 
     Args:
@@ -214,34 +235,47 @@ def load_volume(paths: object, series: str | None = None,
     if series is not None:
         match = [i for i in infos if i.key == series]
         if not match:
-            raise ViewerError(f"no series with key {series!r}; found: "
-                              f"{_names([f'{i.key} ({i.description or i.kind})' for i in infos], 8)}",
-                              path=scan.source)
+            raise ViewerError(
+                f"no series with key {series!r}; found: "
+                f"{_names([f'{i.key} ({i.description or i.kind})' for i in infos], 8)}",
+                path=scan.source,
+            )
         chosen = match[0]
         if not chosen.is_ct:
-            warnings.append(f"modality {chosen.modality or 'unknown'}: not CT, so the values are "
-                            f"not Hounsfield units; loaded because this series was asked for")
+            warnings.append(
+                f"modality {chosen.modality or 'unknown'}: not CT, so the values are "
+                f"not Hounsfield units; loaded because this series was asked for"
+            )
     else:
         cts = [i for i in infos if i.is_ct]
         if not cts:
-            found = _names([f"{i.modality or '?'} series {i.key} ({i.description or 'no description'}, "
-                            f"{i.n_slices} images)" for i in infos], 6)
-            raise ViewerError(f"no CT series found (found {found}); this viewer expects CT in "
-                              f"Hounsfield units; choose a series explicitly to load it anyway",
-                              path=scan.source)
+            found = _names(
+                [
+                    f"{i.modality or '?'} series {i.key} ({i.description or 'no description'}, {i.n_slices} images)"
+                    for i in infos
+                ],
+                6,
+            )
+            raise ViewerError(
+                f"no CT series found (found {found}); this viewer expects CT in "
+                f"Hounsfield units; choose a series explicitly to load it anyway",
+                path=scan.source,
+            )
         chosen = max(cts, key=lambda i: (i.n_slices, i.kind == "dicom"))
         others = [i for i in infos if i.key != chosen.key]
         if others:
-            warnings.append(f"{len(others)} other series found and not loaded: "
-                            f"{_names([_other(o) for o in others], 6)}")
+            warnings.append(
+                f"{len(others)} other series found and not loaded: {_names([_other(o) for o in others], 6)}"
+            )
 
     if chosen.kind == "dicom":
         group = scan.groups[chosen.key]
         vol = load_group(group, scan.source, scan.warnings, progress, 0.15)
         from dataclasses import replace
 
-        return replace(vol, warnings=tuple(warnings) + vol.warnings,
-                       metadata={**vol.metadata, "series_key": chosen.key})
+        return replace(
+            vol, warnings=tuple(warnings) + vol.warnings, metadata={**vol.metadata, "series_key": chosen.key}
+        )
     kind, f = scan.volume_files[chosen.key]
     report(progress, 0.2, f"reading {f.name}")
     raw = read_volume_file(f, kind)
@@ -253,9 +287,16 @@ def load_volume(paths: object, series: str | None = None,
     ws = warnings + list(chosen.warnings) + ([clip_warn] if clip_warn else [])
     ws.append(f"{raw.metadata.get('format', kind)} files carry no modality: assumed to be CT in HU")
     report(progress, 1.0, "loaded")
-    return Volume(hu=hu, spacing_mm=spacing, ijk_to_lps=m, description=f.name,  # type: ignore[arg-type]
-                  source=str(f), warnings=tuple(ws),
-                  metadata={**raw.metadata, "series_key": chosen.key}, identity={})
+    return Volume(
+        hu=hu,
+        spacing_mm=spacing,
+        ijk_to_lps=m,
+        description=f.name,  # type: ignore[arg-type]
+        source=str(f),
+        warnings=tuple(ws),
+        metadata={**raw.metadata, "series_key": chosen.key},
+        identity={},
+    )
 
 
 def _to_int16_hu(data: np.ndarray) -> tuple[np.ndarray, str | None]:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 #: Transfer syntaxes whose PixelData is the raw little-endian pixel values, readable
@@ -29,24 +28,59 @@ NATIVE_LE = {str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)}
 
 
 _HEADER_TAGS = [
-    "SOPClassUID", "Modality", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
-    "ImageType", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
-    "SliceThickness", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
-    "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation",
-    "RescaleSlope", "RescaleIntercept", "InstanceNumber", "NumberOfFrames",
-    "GantryDetectorTilt", "AcquisitionNumber",
-    "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+    "SOPClassUID",
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "ImageType",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "InstanceNumber",
+    "NumberOfFrames",
+    "GantryDetectorTilt",
+    "AcquisitionNumber",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
 ]
 
 #: Identifying fields, kept only in Volume.identity.
 IDENTITY_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber")
 #: Non-identifying facts copied to Volume.metadata (keyword -> value as str/float).
 METADATA_TAGS = (
-    "Modality", "Manufacturer", "ManufacturerModelName", "SeriesDescription",
-    "StudyDescription", "SeriesInstanceUID", "StudyInstanceUID", "SeriesNumber",
-    "KVP", "XRayTubeCurrent", "ExposureTime", "SliceThickness", "ConvolutionKernel",
-    "ContrastBolusAgent", "BodyPartExamined", "PatientPosition", "StudyDate",
-    "SeriesDate", "GantryDetectorTilt", "ImageType", "SOPClassUID",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "SeriesDescription",
+    "StudyDescription",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "SeriesNumber",
+    "KVP",
+    "XRayTubeCurrent",
+    "ExposureTime",
+    "SliceThickness",
+    "ConvolutionKernel",
+    "ContrastBolusAgent",
+    "BodyPartExamined",
+    "PatientPosition",
+    "StudyDate",
+    "SeriesDate",
+    "GantryDetectorTilt",
+    "ImageType",
+    "SOPClassUID",
 )
 
 
@@ -188,8 +222,7 @@ def _rescale(v: Any, tag: str, kw: str, default: float, nonzero: bool) -> tuple[
         except (TypeError, ValueError, OverflowError):
             bad = True
     if bad or not math.isfinite(out) or (nonzero and out == 0.0) or str(v).strip().lower().startswith("0x"):
-        raise BadDicom(f"{tag} {kw} {str(v)[:40]!r} is not a finite number"
-                       + (" other than 0" if nonzero else ""))
+        raise BadDicom(f"{tag} {kw} {str(v)[:40]!r} is not a finite number" + (" other than 0" if nonzero else ""))
     return out, True
 
 
@@ -239,9 +272,7 @@ def _read_with_pydicom(path: Path) -> list[SliceHeader]:
     has_magic = looks_like_dicom(path)
     try:
         with open(path, "rb") as fp:
-            ds = pydicom.dcmread(
-                fp, stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=not has_magic
-            )
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=not has_magic)
             pix_pos = fp.tell()
             file_size = os.fstat(fp.fileno()).st_size
             fp.seek(pix_pos)
@@ -273,8 +304,7 @@ def _read_with_pydicom(path: Path) -> list[SliceHeader]:
     return _build(path, ds.get, ts, pix_pos, pix_head, file_size, ds)
 
 
-def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_size: int,
-           ds: Any) -> list[SliceHeader]:
+def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_size: int, ds: Any) -> list[SliceHeader]:
     """SliceHeaders from header values (``get(keyword)``) and the PixelData element head.
 
     Every value the pixel pass depends on is validated here, so a malformed element
@@ -313,16 +343,17 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
     # CT Image module (PS3.3 C.8.2.1.1.4): HighBit is BitsStored - 1. Any other value
     # means the header contradicts itself about where the pixel bits are.
     if hb_raw is not None and hb_raw != bits_stored - 1:
-        raise BadDicom(f"(0028,0102) HighBit = {hb_raw} does not match (0028,0101) BitsStored = "
-                       f"{bits_stored} (HighBit must be BitsStored - 1)")
+        raise BadDicom(
+            f"(0028,0102) HighBit = {hb_raw} does not match (0028,0101) BitsStored = "
+            f"{bits_stored} (HighBit must be BitsStored - 1)"
+        )
     if pr_raw is None or pr_raw == "":
         pixel_rep = 0
     else:
         pixel_rep = _us(pr_raw, "(0028,0103)", "PixelRepresentation", 0, 65535)  # type: ignore[assignment]
         if pixel_rep not in (0, 1):
             # PS3.3 C.7.6.3.1: 0 = unsigned, 1 = two's complement; nothing else exists.
-            raise BadDicom(f"(0028,0103) PixelRepresentation = {pixel_rep} is neither 0 (unsigned) "
-                           f"nor 1 (signed)")
+            raise BadDicom(f"(0028,0103) PixelRepresentation = {pixel_rep} is neither 0 (unsigned) nor 1 (signed)")
         pr_raw = pixel_rep
     samples = spp_raw or 1
     nf_raw = get("NumberOfFrames")
@@ -344,8 +375,10 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
         (length,) = struct.unpack("<I", pix_head[8:12])
         need = frame_bytes * n_frames
         if length < need:
-            raise BadDicom(f"pixel data is {length} bytes but Rows*Columns*BitsAllocated*frames "
-                           f"({rows}x{cols}x{bits_alloc} bit x{n_frames}) needs {need}")
+            raise BadDicom(
+                f"pixel data is {length} bytes but Rows*Columns*BitsAllocated*frames "
+                f"({rows}x{cols}x{bits_alloc} bit x{n_frames}) needs {need}"
+            )
     if ts in NATIVE_LE:
         # The element's own bytes say how it is encoded: a file meta (0002,0010) that lies
         # (explicit data labelled implicit, or no syntax at all) would otherwise shift
@@ -370,8 +403,7 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
             )
         if value_start + need > file_size:
             raise BadDicom(
-                f"file truncated: pixel data needs {need} bytes from offset {value_start}, "
-                f"file has {file_size} bytes"
+                f"file truncated: pixel data needs {need} bytes from offset {value_start}, file has {file_size} bytes"
             )
         pixel_offset = value_start
 
@@ -383,10 +415,16 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
         modality=_text(get("Modality", "")).strip().upper(),
         sop_class=_text(get("SOPClassUID", "")).strip(),
         image_type=_strings(get("ImageType")),
-        rows=rows, cols=cols, bits_allocated=bits_alloc, bits_stored=bits_stored,
-        pixel_rep=pixel_rep, samples=samples,
-        instance_number=_i(get("InstanceNumber")), transfer_syntax=ts,
-        n_frames=n_frames, gantry_tilt=_f(get("GantryDetectorTilt")),
+        rows=rows,
+        cols=cols,
+        bits_allocated=bits_alloc,
+        bits_stored=bits_stored,
+        pixel_rep=pixel_rep,
+        samples=samples,
+        instance_number=_i(get("InstanceNumber")),
+        transfer_syntax=ts,
+        n_frames=n_frames,
+        gantry_tilt=_f(get("GantryDetectorTilt")),
         pixel_format=pixel_format,
     )
     top_ipp = _floats(get("ImagePositionPatient"), 3)
@@ -401,9 +439,19 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
 
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") if ds is not None else None
     if n_frames == 1 and not per_frame:
-        return [SliceHeader(frame=None, ipp=top_ipp, iop=top_iop, pixel_spacing=top_ps,  # type: ignore[arg-type]
-                            thickness=top_th, slope=top_slope, intercept=top_icpt,
-                            pixel_offset=pixel_offset, **base)]
+        return [
+            SliceHeader(
+                frame=None,
+                ipp=top_ipp,
+                iop=top_iop,
+                pixel_spacing=top_ps,  # type: ignore[arg-type]
+                thickness=top_th,
+                slope=top_slope,
+                intercept=top_icpt,
+                pixel_offset=pixel_offset,
+                **base,
+            )
+        ]
 
     # Enhanced (multi-frame) CT, PS3.3 C.7.6.16: geometry and rescale live in the
     # shared and per-frame functional groups.
@@ -420,14 +468,19 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
         ic = _fg(item, shared_item, "PixelValueTransformationSequence", "RescaleIntercept", 1)
         if sl is not None and sl[0] == 0.0:
             raise BadDicom(f"frame {k + 1}: (0028,1053) RescaleSlope is 0")
-        out.append(SliceHeader(
-            frame=k, ipp=ipp, iop=iop, pixel_spacing=ps,  # type: ignore[arg-type]
-            thickness=th[0] if th else top_th,
-            slope=sl[0] if sl else top_slope,
-            intercept=ic[0] if ic else top_icpt,
-            pixel_offset=None if pixel_offset is None else pixel_offset + k * frame_bytes,
-            **{**base, "rescale_given": bool(base["rescale_given"] or (sl and ic))},
-        ))
+        out.append(
+            SliceHeader(
+                frame=k,
+                ipp=ipp,
+                iop=iop,
+                pixel_spacing=ps,  # type: ignore[arg-type]
+                thickness=th[0] if th else top_th,
+                slope=sl[0] if sl else top_slope,
+                intercept=ic[0] if ic else top_icpt,
+                pixel_offset=None if pixel_offset is None else pixel_offset + k * frame_bytes,
+                **{**base, "rescale_given": bool(base["rescale_given"] or (sl and ic))},
+            )
+        )
     return out
 
 
@@ -452,6 +505,7 @@ def read_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception:  # noqa: BLE001 - metadata is best-effort; the pixels already loaded
         return {}, {}
+
     def value(kw: str) -> Any:
         try:  # pydicom converts on access: a malformed value (an IS of '-inf') raises here
             return ds.get(kw)
@@ -493,22 +547,33 @@ def read_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 # that both paths give identical SliceHeaders on every test file.
 
 _WANTED: dict[int, tuple[str, str]] = {
-    0x00080008: ("ImageType", "CS"), 0x00080016: ("SOPClassUID", "UI"),
-    0x00080060: ("Modality", "CS"), 0x0008103E: ("SeriesDescription", "LO"),
-    0x00180050: ("SliceThickness", "DS"), 0x00181120: ("GantryDetectorTilt", "DS"),
-    0x0020000E: ("SeriesInstanceUID", "UI"), 0x00200011: ("SeriesNumber", "IS"),
-    0x00200012: ("AcquisitionNumber", "IS"), 0x00200013: ("InstanceNumber", "IS"),
-    0x00200032: ("ImagePositionPatient", "DS"), 0x00200037: ("ImageOrientationPatient", "DS"),
-    0x00280002: ("SamplesPerPixel", "US"), 0x00280004: ("PhotometricInterpretation", "CS"),
-    0x00280008: ("NumberOfFrames", "IS"), 0x00280010: ("Rows", "US"),
-    0x00280011: ("Columns", "US"), 0x00280030: ("PixelSpacing", "DS"),
-    0x00280100: ("BitsAllocated", "US"), 0x00280101: ("BitsStored", "US"),
-    0x00280102: ("HighBit", "US"), 0x00280103: ("PixelRepresentation", "US"),
-    0x00281052: ("RescaleIntercept", "DS"), 0x00281053: ("RescaleSlope", "DS"),
+    0x00080008: ("ImageType", "CS"),
+    0x00080016: ("SOPClassUID", "UI"),
+    0x00080060: ("Modality", "CS"),
+    0x0008103E: ("SeriesDescription", "LO"),
+    0x00180050: ("SliceThickness", "DS"),
+    0x00181120: ("GantryDetectorTilt", "DS"),
+    0x0020000E: ("SeriesInstanceUID", "UI"),
+    0x00200011: ("SeriesNumber", "IS"),
+    0x00200012: ("AcquisitionNumber", "IS"),
+    0x00200013: ("InstanceNumber", "IS"),
+    0x00200032: ("ImagePositionPatient", "DS"),
+    0x00200037: ("ImageOrientationPatient", "DS"),
+    0x00280002: ("SamplesPerPixel", "US"),
+    0x00280004: ("PhotometricInterpretation", "CS"),
+    0x00280008: ("NumberOfFrames", "IS"),
+    0x00280010: ("Rows", "US"),
+    0x00280011: ("Columns", "US"),
+    0x00280030: ("PixelSpacing", "DS"),
+    0x00280100: ("BitsAllocated", "US"),
+    0x00280101: ("BitsStored", "US"),
+    0x00280102: ("HighBit", "US"),
+    0x00280103: ("PixelRepresentation", "US"),
+    0x00281052: ("RescaleIntercept", "DS"),
+    0x00281053: ("RescaleSlope", "DS"),
 }
 #: Explicit-VR VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-             b"UT", b"UV"}
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _FALLBACK_TAGS = {0x52009229, 0x52009230}  # Shared/PerFrameFunctionalGroupsSequence
 _PIXEL = 0x7FE00010
 _UNDEF = 0xFFFFFFFF
@@ -581,7 +646,7 @@ def _element(buf: _Buf, pos: int, explicit: bool, depth: int = 0) -> tuple[int, 
     g, e = _TAG.unpack_from(buf.b, pos)
     tag = (g << 16) | e
     if explicit and g != 0xFFFE:
-        vr = buf.b[pos + 4:pos + 6]
+        vr = buf.b[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             length = _U32.unpack_from(buf.b, pos + 8)[0]
             start = pos + 12
@@ -633,7 +698,7 @@ def fast_parse(path: Path) -> tuple[dict[str, Any], str, int, bytes, int] | None
                 nxt, tag, start, vr = _element(buf, pos, explicit)
                 if tag == _PIXEL:
                     buf.need(pos + 12)
-                    head = buf.b[pos:pos + 12]
+                    head = buf.b[pos : pos + 12]
                     break
                 if tag in _FALLBACK_TAGS:
                     return None

@@ -12,9 +12,10 @@ GDCM / OpenJPEG decoders release the GIL.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pydicom
@@ -35,8 +36,9 @@ R = TypeVar("R")
 MAX_WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
-def parallel_map(fn: Callable[[T], R], items: Sequence[T], progress: ProgressFn | None,
-                 lo: float, hi: float, message: str) -> list[R]:
+def parallel_map(
+    fn: Callable[[T], R], items: Sequence[T], progress: ProgressFn | None, lo: float, hi: float, message: str
+) -> list[R]:
     """``[fn(x) for x in items]`` on the thread pool, reporting progress from this thread.
 
     ``progress`` is called only from the calling thread, so a GUI callback needs no
@@ -164,8 +166,9 @@ def decode_file(path: Path, items: Sequence[tuple[SliceHeader, np.ndarray]]) -> 
         if h0.n_frames == 1 and arr.ndim == 2:
             arr = arr[None]
         if arr.shape[1:] != (h0.rows, h0.cols) or arr.shape[0] < h0.n_frames:
-            raise _SliceError(f"decoded pixel array has shape {arr.shape}, header says "
-                              f"{h0.n_frames}x{h0.rows}x{h0.cols}")
+            raise _SliceError(
+                f"decoded pixel array has shape {arr.shape}, header says {h0.n_frames}x{h0.rows}x{h0.cols}"
+            )
         clipped = 0
         for h, dst in items:
             clipped += store_hu(arr[h.frame or 0], h, dst)
@@ -202,9 +205,11 @@ def _rescale_warnings(hs: Sequence[SliceHeader]) -> list[str]:
     out: list[str] = []
     absent = [h for h in hs if not h.rescale_given]
     if absent:
-        out.append(f"{len(absent)} image(s) without (0028,1052) RescaleIntercept / (0028,1053) "
-                   f"RescaleSlope: stored values taken as HU (slope 1, intercept 0): "
-                   f"{_names(h.label for h in absent)}")
+        out.append(
+            f"{len(absent)} image(s) without (0028,1052) RescaleIntercept / (0028,1053) "
+            f"RescaleSlope: stored values taken as HU (slope 1, intercept 0): "
+            f"{_names(h.label for h in absent)}"
+        )
     pairs: dict[tuple[float, float], list[SliceHeader]] = {}
     for h in hs:
         pairs.setdefault((h.slope, h.intercept), []).append(h)
@@ -212,13 +217,16 @@ def _rescale_warnings(hs: Sequence[SliceHeader]) -> list[str]:
         main = max(pairs, key=lambda k: len(pairs[k]))
         if len(pairs[main]) * 2 > len(hs):
             odd = [f"{h.label} ({h.slope:g}, {h.intercept:g})" for k, v in pairs.items() if k != main for h in v]
-            out.append(f"rescale differs within the series: {len(pairs[main])} images have slope "
-                       f"{main[0]:g}, intercept {main[1]:g}; {_names(odd)} (each rescaled with its own)")
+            out.append(
+                f"rescale differs within the series: {len(pairs[main])} images have slope "
+                f"{main[0]:g}, intercept {main[1]:g}; {_names(odd)} (each rescaled with its own)"
+            )
     return out
 
 
-def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
-               progress: ProgressFn | None, lo: float = 0.0) -> Volume:
+def load_group(
+    group: DicomGroup, source: str, extra_warnings: Sequence[str], progress: ProgressFn | None, lo: float = 0.0
+) -> Volume:
     """Load one grouped DICOM series as a Volume (see docs/loading.md for the policy)."""
     warnings: list[str] = list(group.warnings) + list(extra_warnings)
     hs = list(group.headers)
@@ -230,17 +238,21 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
             raise ViewerError(
                 f"series {group.key}: images lack (0020,0032) ImagePositionPatient, (0020,0037) "
                 f"ImageOrientationPatient or (0028,0030) PixelSpacing, so they cannot be placed "
-                f"in space ({_names(h.label for h in no_geom)})", path=no_geom[0].path)
-        warnings.append(f"skipped {len(no_geom)} image(s) without position/orientation/pixel "
-                        f"spacing: {_names(h.label for h in no_geom)}")
+                f"in space ({_names(h.label for h in no_geom)})",
+                path=no_geom[0].path,
+            )
+        warnings.append(
+            f"skipped {len(no_geom)} image(s) without position/orientation/pixel "
+            f"spacing: {_names(h.label for h in no_geom)}"
+        )
         hs = [h for h in hs if h not in no_geom]
     h0 = hs[0]
     if h0.samples != 1:
-        raise ViewerError(f"series {group.key} has {h0.samples} samples per pixel (colour); "
-                          f"a CT volume needs greyscale", path=h0.path)
+        raise ViewerError(
+            f"series {group.key} has {h0.samples} samples per pixel (colour); a CT volume needs greyscale", path=h0.path
+        )
     if h0.bits_allocated not in (8, 16, 32):
-        raise ViewerError(f"series {group.key}: BitsAllocated {h0.bits_allocated} is not supported",
-                          path=h0.path)
+        raise ViewerError(f"series {group.key}: BitsAllocated {h0.bits_allocated} is not supported", path=h0.path)
     try:
         row, col, normal = slice_frame(h0.iop)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -259,7 +271,8 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
         bad = [hs[i] for i in out_i]
         warnings.append(
             f"skipped {len(bad)} image(s) whose (0020,0032) ImagePositionPatient lies far off the "
-            f"rest of the stack: {_names(f'{h.label} at {_fmt_pos(h.ipp)}' for h in bad)}")
+            f"rest of the stack: {_names(f'{h.label} at {_fmt_pos(h.ipp)}' for h in bad)}"
+        )
         hs = [h for i, h in enumerate(hs) if i not in set(out_i)]
     ws = np.array([float(np.dot(h.ipp, normal)) for h in hs])  # type: ignore[arg-type]
 
@@ -294,26 +307,36 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
                 exact_dups.append(f"{hs[i].label} = {hs[keep_i].label}")
             else:
                 diff = int(np.max(np.abs(a.astype(np.int32) - keep_a)))
-                conflicts.append(f"{hs[keep_i].label} kept, {hs[i].label} dropped "
-                                 f"(w = {ws[i]:.2f} mm, voxels differ by up to {diff} HU)")
+                conflicts.append(
+                    f"{hs[keep_i].label} kept, {hs[i].label} dropped "
+                    f"(w = {ws[i]:.2f} mm, voxels differ by up to {diff} HU)"
+                )
         chosen.append(hs[keep_i])
         predecoded[len(chosen) - 1] = keep_a
     if exact_dups:
-        warnings.append(f"duplicate slice positions: dropped {len(exact_dups)} exact duplicate "
-                        f"image(s) with identical pixels: {_names(exact_dups)}")
+        warnings.append(
+            f"duplicate slice positions: dropped {len(exact_dups)} exact duplicate "
+            f"image(s) with identical pixels: {_names(exact_dups)}"
+        )
     if conflicts:
         if len(conflicts) * 2 > len(chosen):
             raise ViewerError(
                 f"series {group.key}: {len(conflicts)} of {len(chosen)} slice positions hold two "
                 f"different images (two volumes mixed in one series, e.g. two reconstructions "
-                f"or phases); cannot build one volume: {_names(conflicts, 3)}", path=where)
-        warnings.append(f"duplicate slice positions with DIFFERENT pixels: kept the first image "
-                        f"(by InstanceNumber) at each position: {_names(conflicts)}")
+                f"or phases); cannot build one volume: {_names(conflicts, 3)}",
+                path=where,
+            )
+        warnings.append(
+            f"duplicate slice positions with DIFFERENT pixels: kept the first image "
+            f"(by InstanceNumber) at each position: {_names(conflicts)}"
+        )
 
     if not chosen:  # every image sat at a shared position and none of them decoded
         labels = sorted({h.label for h in hs})
-        raise ViewerError(f"series {group.key}: no image could be decoded ({_names(labels)}): "
-                          f"{'; '.join(warnings[-3:])}", path=hs[0].path if len(hs) == 1 else where)
+        raise ViewerError(
+            f"series {group.key}: no image could be decoded ({_names(labels)}): {'; '.join(warnings[-3:])}",
+            path=hs[0].path if len(hs) == 1 else where,
+        )
 
     # ---- pixel pass -------------------------------------------------------------------
     n = len(chosen)
@@ -337,11 +360,11 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
 
     results = parallel_map(work, tasks, progress, lo, lo + (0.95 - lo) * 0.9, "reading slices")
     clipped = sum(r[0] for r in results)
-    clipped_files = [f"{path.name} ({r[0]})" for (path, _), r in zip(tasks, results) if r[0]]
+    clipped_files = [f"{path.name} ({r[0]})" for (path, _), r in zip(tasks, results, strict=False) if r[0]]
     failed_k: set[int] = set()
     failed_msgs: list[str] = []
     failed_paths: list[Path] = []
-    for (path, items), (_, err) in zip(tasks, results):
+    for (path, items), (_, err) in zip(tasks, results, strict=False):
         if err is not None:
             failed_k.update(k for _, k in items)
             failed_msgs.append(f"{path.name} ({err})")
@@ -350,16 +373,18 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
         # Half the series unreadable is not "a bad file in a sound series": refuse.
         if len(failed_k) * 2 > n:
             raise ViewerError(
-                f"series {group.key}: {len(failed_k)} of {n} images could not be decoded: "
-                f"{_names(failed_msgs, 3)}", path=failed_paths[0] if len(failed_paths) == 1 else where)
-        warnings.append(f"skipped {len(failed_msgs)} unreadable file(s) of the series: "
-                        f"{_names(failed_msgs)}")
+                f"series {group.key}: {len(failed_k)} of {n} images could not be decoded: {_names(failed_msgs, 3)}",
+                path=failed_paths[0] if len(failed_paths) == 1 else where,
+            )
+        warnings.append(f"skipped {len(failed_msgs)} unreadable file(s) of the series: {_names(failed_msgs)}")
         keep = np.array([k not in failed_k for k in range(n)])
         hu = hu[keep]
-        chosen = [h for h, ok in zip(chosen, keep) if ok]
+        chosen = [h for h, ok in zip(chosen, keep, strict=False) if ok]
     if clipped:
-        warnings.append(f"{clipped} voxel(s) outside the int16 range after rescale were clipped "
-                        f"to -32768..32767 HU, in {_names(clipped_files)}")
+        warnings.append(
+            f"{clipped} voxel(s) outside the int16 range after rescale were clipped "
+            f"to -32768..32767 HU, in {_names(clipped_files)}"
+        )
     warnings.extend(_rescale_warnings(chosen))
 
     # ---- geometry ---------------------------------------------------------------------
@@ -368,37 +393,61 @@ def load_group(group: DicomGroup, source: str, extra_warnings: Sequence[str],
     spacing_xy = (float(ps[1]), float(ps[0]))  # (0028,0030) is (row spacing, column spacing)
     try:
         plan = plan_stack(
-            np.array([h.ipp for h in chosen], dtype=np.float64), chosen[0].iop,  # type: ignore[arg-type]
-            spacing_xy, chosen[0].rows, chosen[0].cols,
-            thickness_mm=[h.thickness for h in chosen], names=[h.label for h in chosen],
+            np.array([h.ipp for h in chosen], dtype=np.float64),
+            chosen[0].iop,  # type: ignore[arg-type]
+            spacing_xy,
+            chosen[0].rows,
+            chosen[0].cols,
+            thickness_mm=[h.thickness for h in chosen],
+            names=[h.label for h in chosen],
             gantry_tilt_deg=chosen[0].gantry_tilt,
         )
     except ValueError as exc:
         raise ViewerError(f"series {group.key}: {exc}", path=where) from None
     warnings.extend(plan.warnings)
     if not plan.regular:
-        require_memory(plan.n_out * plan.out_rows * plan.out_cols * 2,
-                       f"resampling {len(chosen)} slices ({chosen[0].label} at {_fmt_pos(chosen[0].ipp)} .. "
-                       f"{chosen[-1].label} at {_fmt_pos(chosen[-1].ipp)}) onto a "
-                       f"{plan.out_cols}x{plan.out_rows}x{plan.n_out} grid", where)
+        require_memory(
+            plan.n_out * plan.out_rows * plan.out_cols * 2,
+            f"resampling {len(chosen)} slices ({chosen[0].label} at {_fmt_pos(chosen[0].ipp)} .. "
+            f"{chosen[-1].label} at {_fmt_pos(chosen[-1].ipp)}) onto a "
+            f"{plan.out_cols}x{plan.out_rows}x{plan.n_out} grid",
+            where,
+        )
         fill = max(int(hu.min()), -1024)  # air, or the darkest value when there is no air
-        hu = resample_stack(hu, plan, spacing_xy, fill,
-                            check=lambda f: report(progress, 0.95 + 0.05 * f, "resampling onto a regular grid"))
+        hu = resample_stack(
+            hu,
+            plan,
+            spacing_xy,
+            fill,
+            check=lambda f: report(progress, 0.95 + 0.05 * f, "resampling onto a regular grid"),
+        )
 
     meta, identity = read_metadata(chosen[0].path)
-    meta.update({
-        "format": "DICOM",
-        "n_images": n,
-        "resampled": not plan.regular,
-        "gantry_tilt_deg": round(plan.tilt_deg, 2),
-        "missing_slices": plan.gap_slices,
-    })
+    meta.update(
+        {
+            "format": "DICOM",
+            "n_images": n,
+            "resampled": not plan.regular,
+            "gantry_tilt_deg": round(plan.tilt_deg, 2),
+            "missing_slices": plan.gap_slices,
+        }
+    )
     spacing = (spacing_xy[0], spacing_xy[1], float(plan.step_mm))
     desc = chosen[0].description or where.name
     report(progress, 1.0, "loaded")
     try:
-        return Volume(hu=hu, spacing_mm=spacing, ijk_to_lps=plan.ijk_to_lps, description=desc,
-                      source=str(where), warnings=tuple(warnings), metadata=meta, identity=identity)
+        return Volume(
+            hu=hu,
+            spacing_mm=spacing,
+            ijk_to_lps=plan.ijk_to_lps,
+            description=desc,
+            source=str(where),
+            warnings=tuple(warnings),
+            metadata=meta,
+            identity=identity,
+        )
     except ViewerError as exc:  # the geometry the headers describe is unusable: say whose
-        raise ViewerError(f"series {group.key} ({_names(h.label for h in chosen)}): {exc}",
-                          path=chosen[0].path if len(chosen) == 1 else where) from None
+        raise ViewerError(
+            f"series {group.key} ({_names(h.label for h in chosen)}): {exc}",
+            path=chosen[0].path if len(chosen) == 1 else where,
+        ) from None

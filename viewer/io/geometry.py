@@ -24,8 +24,8 @@ Policy (documented in docs/loading.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -152,8 +152,7 @@ def find_outliers(positions_lps: np.ndarray, iop: Sequence[float], fov_mm: float
             o = np.argsort(wk, kind="stable")
             dw = np.diff(wk[o])
             ok = dw > DUPLICATE_TOL_MM
-            slope = (np.median(np.diff(uv[o], axis=0)[ok] / dw[ok, None], axis=0)
-                     if np.any(ok) else np.zeros(2))
+            slope = np.median(np.diff(uv[o], axis=0)[ok] / dw[ok, None], axis=0) if np.any(ok) else np.zeros(2)
             icpt = np.median(uv - wk[:, None] * slope, axis=0)
             resid = np.linalg.norm(uv - (icpt + wk[:, None] * slope), axis=1)
             bad = [int(keep[i]) for i in np.nonzero(~(resid <= fov_mm))[0]]
@@ -203,8 +202,7 @@ def plan_stack(
         m = _affine(row, col, normal, dx, dy, step, p[0])
         if not plausible:
             what = "without" if thick is None else f"with an implausible ({thick:g} mm)"
-            warnings.append(f"single slice {names[0]} {what} (0018,0050) SliceThickness: slice step "
-                            f"set to 1 mm")
+            warnings.append(f"single slice {names[0]} {what} (0018,0050) SliceThickness: slice step set to 1 mm")
         return StackPlan(w, offsets, True, step, 1, rows, cols, p[0].copy(), m, warnings)
 
     steps = np.diff(w)
@@ -257,7 +255,8 @@ def plan_stack(
         raise ValueError(
             f"slice positions span {span:.6g} mm along the normal ({names[0]} at w = {w[0]:.6g} mm .. "
             f"{names[-1]} at w = {w[-1]:.6g} mm) at a step of {step:.3g} mm: resampling would need "
-            f"{ratio:.3g} slices; check (0020,0032) ImagePositionPatient of those files")
+            f"{ratio:.3g} slices; check (0020,0032) ImagePositionPatient of those files"
+        )
     n_out = max(2, int(round(ratio)) + 1)
     step = span / (n_out - 1)  # both ends land exactly on acquired slices
 
@@ -296,12 +295,17 @@ def plan_stack(
         # (a single displaced slice rather than a tilted stack).
         fit = np.polyfit(w - w[0], offsets, 1)
         resid = np.linalg.norm(offsets - np.outer(w - w[0], fit[0]) - fit[1], axis=1)
-        off_line = [f"{names[i]} ({resid[i]:.2f} mm)" for i in np.argsort(-resid)
-                    if resid[i] > REGULAR_TOL_FRACTION * min(dx, dy)]
+        off_line = [
+            f"{names[i]} ({resid[i]:.2f} mm)"
+            for i in np.argsort(-resid)
+            if resid[i] > REGULAR_TOL_FRACTION * min(dx, dy)
+        ]
         if off_line:
-            warnings.append(f"slice origins off the straight line of the stack (in-plane): "
-                            f"{_fmt_list(off_line, 4)}; each slice is placed where its "
-                            f"(0020,0032) ImagePositionPatient says")
+            warnings.append(
+                f"slice origins off the straight line of the stack (in-plane): "
+                f"{_fmt_list(off_line, 4)}; each slice is placed where its "
+                f"(0020,0032) ImagePositionPatient says"
+            )
         tag = f" ((0018,1120) GantryDetectorTilt = {gantry_tilt_deg:g} deg)" if gantry_tilt_deg else ""
         warnings.append(
             f"gantry tilt / sheared stack: slice origins drift {np.hypot(umax - umin, vmax - vmin):.1f} mm "
@@ -310,8 +314,19 @@ def plan_stack(
             f"offset with linear interpolation, outside the acquired field filled with air)"
         )
     return StackPlan(
-        w, (offsets - np.array([umin, vmin])) if tilted else np.zeros_like(offsets), False, step, n_out, out_rows, out_cols,
-        origin, m, warnings, gap_slices, tilt_deg, unif,
+        w,
+        (offsets - np.array([umin, vmin])) if tilted else np.zeros_like(offsets),
+        False,
+        step,
+        n_out,
+        out_rows,
+        out_cols,
+        origin,
+        m,
+        warnings,
+        gap_slices,
+        tilt_deg,
+        unif,
     )
 
 
@@ -322,8 +337,9 @@ def _step_histogram(steps: np.ndarray) -> str:
     return f"{float(steps.min()):.2f}-{float(steps.max()):.2f} mm ({_fmt_list(parts, 6)})"
 
 
-def _affine(row: np.ndarray, col: np.ndarray, normal: np.ndarray, dx: float, dy: float,
-            dz: float, origin: np.ndarray) -> np.ndarray:
+def _affine(
+    row: np.ndarray, col: np.ndarray, normal: np.ndarray, dx: float, dy: float, dz: float, origin: np.ndarray
+) -> np.ndarray:
     """ijk_to_lps: columns row_cos*dx, col_cos*dy, normal*dz; translation origin."""
     m = np.eye(4)
     m[:3, 0] = row * dx
@@ -352,8 +368,10 @@ def resample_stack(
 
     dx, dy = pixel_spacing_xy_mm
     n = stack.shape[0]
-    require_memory(plan.n_out * plan.out_rows * plan.out_cols * 2,
-                   f"resampling onto a {plan.out_cols}x{plan.out_rows}x{plan.n_out} grid")
+    require_memory(
+        plan.n_out * plan.out_rows * plan.out_cols * 2,
+        f"resampling onto a {plan.out_cols}x{plan.out_rows}x{plan.n_out} grid",
+    )
     out = np.empty((plan.n_out, plan.out_rows, plan.out_cols), dtype=np.int16)
     shifted_cache: dict[int, np.ndarray] = {}
     tilt = bool(np.any(plan.offsets_mm != 0))
@@ -368,8 +386,12 @@ def resample_stack(
             # sits at in-plane (c*dx, r*dy) from the grid origin, i.e. at
             # (r - v/dy, c - u/dx) in slice i's own pixel grid.
             src = ndimage.affine_transform(
-                src, np.ones(2), offset=(-v / dy, -u / dx),
-                output_shape=(plan.out_rows, plan.out_cols), order=1, cval=float(fill_hu),
+                src,
+                np.ones(2),
+                offset=(-v / dy, -u / dx),
+                output_shape=(plan.out_rows, plan.out_cols),
+                order=1,
+                cval=float(fill_hu),
             )
         if len(shifted_cache) >= 2:
             shifted_cache.pop(min(shifted_cache))

@@ -11,8 +11,9 @@ File names say what they hold: ``<stem>_bone_mask.nrrd``, ``<stem>_vessel_mask.n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 
@@ -93,7 +94,9 @@ def write_masks(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ViewerError(f"cannot create output folder {out}: {exc}", out) from None
-    return {kind: write_mask(m, ijk_to_lps, mask_path(out, stem, kind, fmt), fmt, overwrite) for kind, m in masks.items()}
+    return {
+        kind: write_mask(m, ijk_to_lps, mask_path(out, stem, kind, fmt), fmt, overwrite) for kind, m in masks.items()
+    }
 
 
 __all__ = ["MASK_SUFFIX", "MaskFormat", "mask_path", "output_stem", "write_mask", "write_masks"]

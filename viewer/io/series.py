@@ -68,8 +68,10 @@ class SeriesInfo:
         sp = "?" if self.spacing_mm is None else "x".join(f"{s:.3g}" for s in self.spacing_mm)
         num = "" if self.series_number is None else f"#{self.series_number} "
         mod = self.modality or "volume"
-        return (f"{num}{self.description or '(no description)'} [{mod}, {self.kind}] "
-                f"{self.columns}x{self.rows}x{self.n_slices} @ {sp} mm")
+        return (
+            f"{num}{self.description or '(no description)'} [{mod}, {self.kind}] "
+            f"{self.columns}x{self.rows}x{self.n_slices} @ {sp} mm"
+        )
 
 
 @dataclass
@@ -108,9 +110,14 @@ def _complete(h: SliceHeader) -> bool:
 
 
 #: Fields of SliceHeader.pixel_format, for messages.
-_FORMAT_NAMES = ("(0028,0100) BitsAllocated", "(0028,0101) BitsStored", "(0028,0102) HighBit",
-                 "(0028,0103) PixelRepresentation", "(0028,0002) SamplesPerPixel",
-                 "(0028,0004) PhotometricInterpretation")
+_FORMAT_NAMES = (
+    "(0028,0100) BitsAllocated",
+    "(0028,0101) BitsStored",
+    "(0028,0102) HighBit",
+    "(0028,0103) PixelRepresentation",
+    "(0028,0002) SamplesPerPixel",
+    "(0028,0004) PhotometricInterpretation",
+)
 
 
 def _consistent(base: str, hs: list[SliceHeader]) -> tuple[list[SliceHeader], list[str]]:
@@ -128,8 +135,10 @@ def _consistent(base: str, hs: list[SliceHeader]) -> tuple[list[SliceHeader], li
     checks = (
         ("(0008,0060) Modality", lambda h: h.modality or "(none)"),
         ("pixel format", lambda h: h.pixel_format),
-        ("(0028,1052) RescaleIntercept / (0028,1053) RescaleSlope",
-         lambda h: "present" if h.rescale_given else "absent"),
+        (
+            "(0028,1052) RescaleIntercept / (0028,1053) RescaleSlope",
+            lambda h: "present" if h.rescale_given else "absent",
+        ),
     )
     for what, key in checks:
         counts: dict = {}
@@ -142,17 +151,21 @@ def _consistent(base: str, hs: list[SliceHeader]) -> tuple[list[SliceHeader], li
             continue
         odd = [h for k, v in counts.items() if k != main for h in v]
         if what == "pixel format":
+
             def diff(h: SliceHeader) -> str:
-                parts = [f"{n} {a!r} (series: {b!r})" for n, a, b in zip(_FORMAT_NAMES, h.pixel_format, main)
-                         if a != b]
+                parts = [f"{n} {a!r} (series: {b!r})" for n, a, b in zip(_FORMAT_NAMES, h.pixel_format, main, strict=False) if a != b]
                 return f"{h.label}: " + ", ".join(parts)
+
             detail = "; ".join(diff(h) for h in odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
         else:
             detail = "; ".join(f"{h.label}: {key(h)}" for h in odd[:5]) + (
-                f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+                f" and {len(odd) - 5} more" if len(odd) > 5 else ""
+            )
             detail += f" (series: {main})"
-        warnings.append(f"skipped {len(odd)} image(s) of series {base} whose {what} differs from the "
-                        f"other {len(counts[main])} images: {detail}")
+        warnings.append(
+            f"skipped {len(odd)} image(s) of series {base} whose {what} differs from the "
+            f"other {len(counts[main])} images: {detail}"
+        )
         drop = {id(h) for h in odd}
         hs = [h for h in hs if id(h) not in drop]
     return hs, warnings
@@ -163,8 +176,10 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
     dropped: list[str] = []
     localizers = [h for h in headers if h.is_localizer]
     if localizers:
-        dropped.append(f"skipped {len({h.path for h in localizers})} localizer/scout image(s) "
-                       f"(ImageType LOCALIZER): {_names(localizers)}")
+        dropped.append(
+            f"skipped {len({h.path for h in localizers})} localizer/scout image(s) "
+            f"(ImageType LOCALIZER): {_names(localizers)}"
+        )
     images = [h for h in headers if not h.is_localizer]
 
     by_uid: dict[tuple, list[SliceHeader]] = {}
@@ -181,8 +196,7 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
     for h in deferred:
         # Join the largest UID-less group of the same SeriesNumber and size, where the
         # loader then skips it by name for its missing geometry; else a group of its own.
-        cands = [k for k in by_uid if k[0] == "auto" and k[1] == h.series_number
-                 and k[3] == h.rows and k[4] == h.cols]
+        cands = [k for k in by_uid if k[0] == "auto" and k[1] == h.series_number and k[3] == h.rows and k[4] == h.cols]
         k = max(cands, key=lambda c: len(by_uid[c])) if cands else ("auto", h.series_number, *_geom_key(h))
         by_uid.setdefault(k, []).append(h)
 
@@ -197,8 +211,10 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
                 incomplete.append(h)
         if k[0] == "auto":
             base = f"auto-S{k[1] if k[1] is not None else 'x'}-{hs[0].cols}x{hs[0].rows}-{_short_hash(k)}"
-            warn = ["(0020,000E) SeriesInstanceUID is empty or missing: grouped by SeriesNumber, "
-                    "orientation, size and pixel spacing instead"]
+            warn = [
+                "(0020,000E) SeriesInstanceUID is empty or missing: grouped by SeriesNumber, "
+                "orientation, size and pixel spacing instead"
+            ]
         else:
             base = k[1]
             warn = []
@@ -224,8 +240,10 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
         parts = {}
         for gk, ghs in sub.items():
             if gk != main_key and len({h.path for h in ghs}) == 1 and len(ghs) == 1 and gk[0] != main_key[0]:
-                dropped.append(f"skipped lone image {ghs[0].label} of series {base}: its orientation "
-                               f"differs from the other {len(sub[main_key])} images (a localizer)")
+                dropped.append(
+                    f"skipped lone image {ghs[0].label} of series {base}: its orientation "
+                    f"differs from the other {len(sub[main_key])} images (a localizer)"
+                )
                 continue
             parts[gk] = ghs
         if len(parts) == 1:
@@ -240,9 +258,17 @@ def group_series(headers: list[SliceHeader]) -> tuple[list[DicomGroup], list[str
         desc = "; ".join(part_desc(g, v) for g, v in parts.items())
         for gk, ghs in parts.items():
             key = f"{base}#{gk[2]}x{gk[1]}-{_orient(gk[0])}-{_short_hash(gk)[:4]}"
-            groups.append(DicomGroup(key, ghs, warn + [
-                f"series {base} mixes images of different size, orientation or pixel spacing ({desc}); "
-                f"split into {len(parts)} series, this one holds {len(ghs)} image(s)"]))
+            groups.append(
+                DicomGroup(
+                    key,
+                    ghs,
+                    warn
+                    + [
+                        f"series {base} mixes images of different size, orientation or pixel spacing ({desc}); "
+                        f"split into {len(parts)} series, this one holds {len(ghs)} image(s)"
+                    ],
+                )
+            )
     return groups, dropped
 
 
@@ -264,14 +290,14 @@ def describe_group(g: DicomGroup, extra_warnings: list[str]) -> SeriesInfo:
             orient = orientation_label(h0.iop)
             ws = sorted({round(float(np.dot(h.ipp, n)), 3) for h in g.headers if h.ipp is not None})
             if h0.pixel_spacing is not None and len(ws) > 1:
-                spacing = (float(h0.pixel_spacing[1]), float(h0.pixel_spacing[0]),
-                           float(np.median(np.diff(ws))))
+                spacing = (float(h0.pixel_spacing[1]), float(h0.pixel_spacing[0]), float(np.median(np.diff(ws))))
         except ValueError:
             orient = "invalid"
     modality = h0.modality
     # (0008,0060) Modality decides; only when it is missing does a CT SOP class count.
-    is_ct = modality == "CT" or (not modality and h0.sop_class in (
-        "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"))
+    is_ct = modality == "CT" or (
+        not modality and h0.sop_class in ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1")
+    )
     return SeriesInfo(
         key=g.key,
         description=h0.description,

@@ -42,6 +42,7 @@ class RawVolume:
         """8-bit integer voxels: a mask / label map, not a CT (CT needs >= 12 bits)."""
         return self.dtype in ("uint8", "int8")
 
+
 #: How much of an NRRD / MetaImage file to read when only its header is wanted.
 _HEADER_PROBE_BYTES = 65536
 
@@ -77,14 +78,14 @@ def read_volume_file(path: Path, kind: str, header_only: bool = False) -> RawVol
 def _reshape(flat: np.ndarray, sizes_xyz: list[int], path: Path) -> np.ndarray:
     need = int(np.prod(sizes_xyz))
     if flat.size < need:
-        raise ViewerError(f"data holds {flat.size} voxels, header says {sizes_xyz} = {need} "
-                          f"(file truncated?)", path=path)
+        raise ViewerError(
+            f"data holds {flat.size} voxels, header says {sizes_xyz} = {need} (file truncated?)", path=path
+        )
     return flat[:need].reshape(sizes_xyz[::-1])
 
 
 # --------------------------------------------------------------------------- NIfTI-1
-_NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4",
-                 1024: "i8", 1280: "u8"}
+_NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4", 1024: "i8", 1280: "u8"}
 
 
 def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
@@ -127,7 +128,7 @@ def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
     if ndim < 2 or ndim > 7:
         raise ViewerError(f"NIfTI dim[0] = {ndim} is not an image", path=path)
     sizes = [int(d) if i < ndim else 1 for i, d in enumerate(dim[1:4])]
-    extra = int(np.prod([d for d in dim[4:ndim + 1]])) if ndim > 3 else 1
+    extra = int(np.prod([d for d in dim[4 : ndim + 1]])) if ndim > 3 else 1
     if extra > 1:
         warnings.append(f"4D NIfTI with {extra} volumes: loaded the first")
     if datatype not in _NIFTI_DTYPES:
@@ -136,10 +137,16 @@ def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
     count = int(np.prod(sizes))
     data: np.ndarray | None = None
     if not header_only:
-        flat = np.frombuffer(raw, dtype=dt, count=min(count, max(0, (len(raw) - vox_offset) // dt.itemsize)),
-                             offset=vox_offset)
+        flat = np.frombuffer(
+            raw, dtype=dt, count=min(count, max(0, (len(raw) - vox_offset) // dt.itemsize)), offset=vox_offset
+        )
         data = _reshape(flat, sizes, path)
-    if data is not None and scl_slope not in (0.0,) and np.isfinite(scl_slope) and (scl_slope != 1.0 or scl_inter != 0.0):
+    if (
+        data is not None
+        and scl_slope not in (0.0,)
+        and np.isfinite(scl_slope)
+        and (scl_slope != 1.0 or scl_inter != 0.0)
+    ):
         data = data.astype(np.float64) * scl_slope + (scl_inter if np.isfinite(scl_inter) else 0.0)
 
     if sform_code > 0:
@@ -150,11 +157,13 @@ def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
         b, c, d = quat[:3]
         a2 = 1.0 - (b * b + c * c + d * d)
         a = np.sqrt(a2) if a2 > 0 else 0.0
-        r = np.array([
-            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
-        ])
+        r = np.array(
+            [
+                [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+                [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+                [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+            ]
+        )
         qfac = -1.0 if pixdim[0] < 0 else 1.0  # pixdim[0] = qfac; 0 is read as 1
         ras = np.eye(4)
         ras[:3, :3] = r @ np.diag([pixdim[1], pixdim[2], qfac * pixdim[3]])
@@ -163,28 +172,58 @@ def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
     else:
         ras = np.diag([pixdim[1] or 1.0, pixdim[2] or 1.0, pixdim[3] or 1.0, 1.0])
         src = "pixdim only"
-        warnings.append("NIfTI has neither sform nor qform (both codes 0): placed with pixdim "
-                        "spacing only, orientation unknown")
+        warnings.append(
+            "NIfTI has neither sform nor qform (both codes 0): placed with pixdim spacing only, orientation unknown"
+        )
     lps = RAS_TO_LPS @ ras
-    return RawVolume(data, lps, warnings, {"format": "NIfTI-1", "affine_source": src},
-                     (sizes[2], sizes[1], sizes[0]), dt.name)
+    return RawVolume(
+        data, lps, warnings, {"format": "NIfTI-1", "affine_source": src}, (sizes[2], sizes[1], sizes[0]), dt.name
+    )
 
 
 # ------------------------------------------------------------------------------ NRRD
 _NRRD_TYPES = {
-    "signed char": "i1", "int8": "i1", "int8_t": "i1", "uchar": "u1", "unsigned char": "u1",
-    "uint8": "u1", "uint8_t": "u1", "short": "i2", "short int": "i2", "signed short": "i2",
-    "signed short int": "i2", "int16": "i2", "int16_t": "i2", "ushort": "u2",
-    "unsigned short": "u2", "unsigned short int": "u2", "uint16": "u2", "uint16_t": "u2",
-    "int": "i4", "signed int": "i4", "int32": "i4", "int32_t": "i4", "uint": "u4",
-    "unsigned int": "u4", "uint32": "u4", "uint32_t": "u4", "float": "f4", "double": "f8",
-    "longlong": "i8", "long long": "i8", "int64": "i8", "int64_t": "i8",
+    "signed char": "i1",
+    "int8": "i1",
+    "int8_t": "i1",
+    "uchar": "u1",
+    "unsigned char": "u1",
+    "uint8": "u1",
+    "uint8_t": "u1",
+    "short": "i2",
+    "short int": "i2",
+    "signed short": "i2",
+    "signed short int": "i2",
+    "int16": "i2",
+    "int16_t": "i2",
+    "ushort": "u2",
+    "unsigned short": "u2",
+    "unsigned short int": "u2",
+    "uint16": "u2",
+    "uint16_t": "u2",
+    "int": "i4",
+    "signed int": "i4",
+    "int32": "i4",
+    "int32_t": "i4",
+    "uint": "u4",
+    "unsigned int": "u4",
+    "uint32": "u4",
+    "uint32_t": "u4",
+    "float": "f4",
+    "double": "f8",
+    "longlong": "i8",
+    "long long": "i8",
+    "int64": "i8",
+    "int64_t": "i8",
 }
 #: NRRD space -> sign flips to LPS (teem's nrrd format spec, "space").
 _NRRD_SPACES = {
-    "left-posterior-superior": (1, 1, 1), "lps": (1, 1, 1),
-    "right-anterior-superior": (-1, -1, 1), "ras": (-1, -1, 1),
-    "left-anterior-superior": (1, -1, 1), "las": (1, -1, 1),
+    "left-posterior-superior": (1, 1, 1),
+    "lps": (1, 1, 1),
+    "right-anterior-superior": (-1, -1, 1),
+    "ras": (-1, -1, 1),
+    "left-anterior-superior": (1, -1, 1),
+    "las": (1, -1, 1),
 }
 
 
@@ -208,9 +247,9 @@ def read_nrrd(path: Path, header_only: bool = False) -> RawVolume:
             raise ViewerError("NRRD header has no blank line before the data", path=path)
         header, body = blob.decode("latin-1"), b""
     elif end_r >= 0 and (end < 0 or end_r < end):
-        header, body = blob[:end_r].decode("latin-1"), blob[end_r + 4:]
+        header, body = blob[:end_r].decode("latin-1"), blob[end_r + 4 :]
     else:
-        header, body = blob[:end].decode("latin-1"), blob[end + 2:]
+        header, body = blob[:end].decode("latin-1"), blob[end + 2 :]
     fields: dict[str, str] = {}
     for line in header.splitlines()[1:]:
         if line.startswith("#") or ":=" in line:  # comments and key:=value pairs
@@ -221,8 +260,7 @@ def read_nrrd(path: Path, header_only: bool = False) -> RawVolume:
     dim = int(fields["dimension"])
     sizes = [int(x) for x in fields["sizes"].split()]
     if dim != 3 or len(sizes) != 3:
-        raise ViewerError(f"NRRD with dimension {dim} (sizes {sizes}): only 3D scalar volumes "
-                          f"are supported", path=path)
+        raise ViewerError(f"NRRD with dimension {dim} (sizes {sizes}): only 3D scalar volumes are supported", path=path)
     tname = fields["type"].lower()
     if tname not in _NRRD_TYPES:
         raise ViewerError(f"NRRD type '{tname}' is not supported", path=path)
@@ -242,7 +280,6 @@ def read_nrrd(path: Path, header_only: bool = False) -> RawVolume:
     if not header_only:
         data = _nrrd_data(body, fields, enc, dt, sizes, path)
 
-
     warnings: list[str] = []
     space = fields.get("space", "").lower()
     m = np.eye(4)
@@ -250,27 +287,24 @@ def read_nrrd(path: Path, header_only: bool = False) -> RawVolume:
         dirs = re.findall(r"\([^)]*\)|none", fields["space directions"])
         vecs = [v for v in (_vec(d) for d in dirs) if v is not None]
         if len(vecs) != 3 or any(len(v) != 3 for v in vecs):
-            raise ViewerError(f"NRRD 'space directions' {fields['space directions']!r} is not three 3-vectors",
-                              path=path)
+            raise ViewerError(
+                f"NRRD 'space directions' {fields['space directions']!r} is not three 3-vectors", path=path
+            )
         m[:3, :3] = np.array(vecs).T  # each vector is one axis' step: a column
         if "space origin" in fields:
             m[:3, 3] = _vec(fields["space origin"]) or [0, 0, 0]
         if space in _NRRD_SPACES:
             m = np.diag(list(_NRRD_SPACES[space]) + [1.0]) @ m
         else:
-            warnings.append(f"NRRD space '{space or 'unset'}' is not an anatomical space; "
-                            f"taken as LPS")
+            warnings.append(f"NRRD space '{space or 'unset'}' is not an anatomical space; taken as LPS")
     else:
         sp = [float(x) for x in fields.get("spacings", "1 1 1").split()]
         m[:3, :3] = np.diag([s if np.isfinite(s) else 1.0 for s in sp])
-        warnings.append("NRRD without 'space directions': placed axis-aligned with 'spacings', "
-                        "orientation unknown")
-    return RawVolume(data, m, warnings, {"format": "NRRD", "space": space},
-                     (sizes[2], sizes[1], sizes[0]), dt.name)
+        warnings.append("NRRD without 'space directions': placed axis-aligned with 'spacings', orientation unknown")
+    return RawVolume(data, m, warnings, {"format": "NRRD", "space": space}, (sizes[2], sizes[1], sizes[0]), dt.name)
 
 
-def _nrrd_data(body: bytes, fields: dict[str, str], enc: str, dt: np.dtype, sizes: list[int],
-               path: Path) -> np.ndarray:
+def _nrrd_data(body: bytes, fields: dict[str, str], enc: str, dt: np.dtype, sizes: list[int], path: Path) -> np.ndarray:
     skip = int(fields.get("byte skip", "0"))
     count = int(np.prod(sizes))
     if enc in ("ascii", "text", "txt"):
@@ -282,15 +316,25 @@ def _nrrd_data(body: bytes, fields: dict[str, str], enc: str, dt: np.dtype, size
         raise ViewerError(f"NRRD encoding '{enc}' is not supported (raw, gzip, ascii are)", path=path)
     if skip == -1:  # data is the last count*itemsize bytes (nrrd spec)
         skip = max(0, len(body) - count * dt.itemsize)
-    flat = np.frombuffer(body, dtype=dt, count=max(0, min(count, (len(body) - skip) // dt.itemsize)),
-                         offset=skip)
+    flat = np.frombuffer(body, dtype=dt, count=max(0, min(count, (len(body) - skip) // dt.itemsize)), offset=skip)
     return _reshape(flat, sizes, path)
 
 
 # ------------------------------------------------------------------------- MetaImage
-_MET_TYPES = {"MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHORT": "u2",
-              "MET_INT": "i4", "MET_UINT": "u4", "MET_LONG": "i4", "MET_ULONG": "u4",
-              "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8", "MET_FLOAT": "f4", "MET_DOUBLE": "f8"}
+_MET_TYPES = {
+    "MET_CHAR": "i1",
+    "MET_UCHAR": "u1",
+    "MET_SHORT": "i2",
+    "MET_USHORT": "u2",
+    "MET_INT": "i4",
+    "MET_UINT": "u4",
+    "MET_LONG": "i4",
+    "MET_ULONG": "u4",
+    "MET_LONG_LONG": "i8",
+    "MET_ULONG_LONG": "u8",
+    "MET_FLOAT": "f4",
+    "MET_DOUBLE": "f8",
+}
 
 
 def read_metaimage(path: Path, header_only: bool = False) -> RawVolume:
@@ -345,7 +389,7 @@ def read_metaimage(path: Path, header_only: bool = False) -> RawVolume:
         hs = int(fields.get("HeaderSize", "0"))
         count = int(np.prod(sizes)) * dt.itemsize
         if hs == -1:
-            body = body[len(body) - count:]
+            body = body[len(body) - count :]
         elif hs > 0:
             body = body[hs:]
     if not header_only:
@@ -361,6 +405,11 @@ def read_metaimage(path: Path, header_only: bool = False) -> RawVolume:
     m = np.eye(4)
     m[:3, :3] = tm.T @ np.diag(sp)  # rows of tm are the axes' cosines -> columns here
     m[:3, 3] = off
-    return RawVolume(data, m, [], {"format": "MetaImage",
-                                   "AnatomicalOrientation": fields.get("AnatomicalOrientation", "")},
-                     (sizes[2], sizes[1], sizes[0]), dt.name)
+    return RawVolume(
+        data,
+        m,
+        [],
+        {"format": "MetaImage", "AnatomicalOrientation": fields.get("AnatomicalOrientation", "")},
+        (sizes[2], sizes[1], sizes[0]),
+        dt.name,
+    )

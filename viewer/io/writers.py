@@ -26,8 +26,8 @@ import hashlib
 import os
 import re
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -202,7 +202,9 @@ def _quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
     return float(b), float(c), float(d), qfac
 
 
-def write_nifti(array, ijk_to_lps, path, *, overwrite: bool = False, description: str = "", compresslevel: int = 6) -> Path:
+def write_nifti(
+    array, ijk_to_lps, path, *, overwrite: bool = False, description: str = "", compresslevel: int = 6
+) -> Path:
     """Write a 3D ``(nz, ny, nx)`` array as NIfTI-1 (``.nii`` or ``.nii.gz``).
 
     sform (code 1) holds the exact affine ``diag(-1, -1, 1) @ ijk_to_lps`` (RAS); qform
@@ -222,22 +224,63 @@ def write_nifti(array, ijk_to_lps, path, *, overwrite: bool = False, description
     b, c, d, qfac = _quaternion(ras[:3, :3] / spacing[None, :])
     code, bitpix = _NIFTI_TYPES[a.dtype]
     hdr = _NIFTI_HDR.pack(
-        348, b"", b"", 0, 0, b"r", 0,
-        3, nx, ny, nz, 1, 1, 1, 1,  # dim
-        0.0, 0.0, 0.0, 0,  # intent p1-p3, intent_code
-        code, bitpix, 0,  # datatype, bitpix, slice_start
-        qfac, float(spacing[0]), float(spacing[1]), float(spacing[2]), 0.0, 0.0, 0.0, 0.0,  # pixdim
-        352.0, 1.0, 0.0,  # vox_offset, scl_slope, scl_inter
-        0, 0, 2,  # slice_end, slice_code, xyzt_units (NIFTI_UNITS_MM)
-        0.0, 0.0, 0.0, 0.0, 0, 0,  # cal_max, cal_min, slice_duration, toffset, glmax, glmin
-        description.encode("ascii", "replace")[:79], b"",
-        1, 1,  # qform_code, sform_code: NIFTI_XFORM_SCANNER_ANAT
-        b, c, d,
-        float(ras[0, 3]), float(ras[1, 3]), float(ras[2, 3]),
+        348,
+        b"",
+        b"",
+        0,
+        0,
+        b"r",
+        0,
+        3,
+        nx,
+        ny,
+        nz,
+        1,
+        1,
+        1,
+        1,  # dim
+        0.0,
+        0.0,
+        0.0,
+        0,  # intent p1-p3, intent_code
+        code,
+        bitpix,
+        0,  # datatype, bitpix, slice_start
+        qfac,
+        float(spacing[0]),
+        float(spacing[1]),
+        float(spacing[2]),
+        0.0,
+        0.0,
+        0.0,
+        0.0,  # pixdim
+        352.0,
+        1.0,
+        0.0,  # vox_offset, scl_slope, scl_inter
+        0,
+        0,
+        2,  # slice_end, slice_code, xyzt_units (NIFTI_UNITS_MM)
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0,
+        0,  # cal_max, cal_min, slice_duration, toffset, glmax, glmin
+        description.encode("ascii", "replace")[:79],
+        b"",
+        1,
+        1,  # qform_code, sform_code: NIFTI_XFORM_SCANNER_ANAT
+        b,
+        c,
+        d,
+        float(ras[0, 3]),
+        float(ras[1, 3]),
+        float(ras[2, 3]),
         *(float(v) for v in ras[0, :4]),
         *(float(v) for v in ras[1, :4]),
         *(float(v) for v in ras[2, :4]),
-        b"", b"n+1\0",
+        b"",
+        b"n+1\0",
     )
 
     def payload(fh) -> None:
@@ -293,8 +336,8 @@ def write_dicom_series(
     series_description: str = "Lower-leg CTA phantom",
     patient_name: str = "PHANTOM^LOWER LEG",
     patient_id: str = "PHANTOM-0001",
-    progress: Optional[ProgressFn] = None,
-    feet_first: Optional[bool] = None,
+    progress: ProgressFn | None = None,
+    feet_first: bool | None = None,
     overwrite: bool = False,
     series_number: int = 1,
     study_description: str = "CT angiography lower extremity (synthetic)",
@@ -320,7 +363,7 @@ def write_dicom_series(
     """
     import pydicom
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     out = Path(outdir)
     if out.exists() and not out.is_dir():
@@ -429,7 +472,9 @@ def write_dicom_series(
         ds.RescaleType = "HU"
         ds.WindowCenter = "300"
         ds.WindowWidth = "1000"
-        ds.PixelData = (hu[k].astype(np.int32) - intercept).astype(store).astype("<" + np.dtype(store).str[1:]).tobytes()
+        ds.PixelData = (
+            (hu[k].astype(np.int32) - intercept).astype(store).astype("<" + np.dtype(store).str[1:]).tobytes()
+        )
         path = out / names[k]
         try:
             ds.save_as(path, enforce_file_format=True)

@@ -276,7 +276,7 @@ SEPTA = (
 SEPTA_T_RANGE = (0.12, 0.86)
 
 
-def septum_points(sp: "SliceParams", which, angle) -> np.ndarray:
+def septum_points(sp: SliceParams, which, angle) -> np.ndarray:
     """Per-slice end point (n, 2) of a septum, absolute LPS x, y."""
     n = len(sp.t)
     if which == "mid":
@@ -338,8 +338,20 @@ class MassModel:
 
     def bbox_lps(self, pad_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         e = self.half_thickness + 1.5 + pad_mm
-        lo = np.array([min(self.end_a[0], self.end_c[0]) - e, min(self.end_a[1], self.end_c[1]) - e, self.centre_z - self.half_length - 1.5 - pad_mm])
-        hi = np.array([max(self.end_a[0], self.end_c[0]) + e, max(self.end_a[1], self.end_c[1]) + e, self.centre_z + self.half_length + 1.5 + pad_mm])
+        lo = np.array(
+            [
+                min(self.end_a[0], self.end_c[0]) - e,
+                min(self.end_a[1], self.end_c[1]) - e,
+                self.centre_z - self.half_length - 1.5 - pad_mm,
+            ]
+        )
+        hi = np.array(
+            [
+                max(self.end_a[0], self.end_c[0]) + e,
+                max(self.end_a[1], self.end_c[1]) + e,
+                self.centre_z + self.half_length + 1.5 + pad_mm,
+            ]
+        )
         return lo, hi
 
     def sd(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -401,7 +413,7 @@ def make_mass(rng: np.random.Generator) -> MassModel:
 # ----------------------------------------------------------------------------------
 # Bone signed distances at arbitrary points (used for vessel clearance and tests)
 # ----------------------------------------------------------------------------------
-def bone_sd_points(p_lps: np.ndarray, mass: "MassModel | None", bumps: "ContactBumps | None" = None) -> np.ndarray:
+def bone_sd_points(p_lps: np.ndarray, mass: MassModel | None, bumps: ContactBumps | None = None) -> np.ndarray:
     """Signed distance (mm) of points ``(N, 3)`` to the outer surface of the (eroded)
     tibia and fibula together. Same model as the raster, evaluated pointwise.
     ``mass`` None: no erosion (the right leg); ``bumps``: the confounded phantom's
@@ -602,7 +614,9 @@ def _nearest_on(v: Vessel, z_mm: float) -> np.ndarray:
     return v.points_lps[k]
 
 
-def collaterals(arteries: list[Vessel], mass: MassModel, rng: np.random.Generator, step_mm: float = 1.0) -> list[Vessel]:
+def collaterals(
+    arteries: list[Vessel], mass: MassModel, rng: np.random.Generator, step_mm: float = 1.0
+) -> list[Vessel]:
     """Smooth 3D collateral curves winding around the bones at the eroded segment.
 
     Each starts inside its parent artery, runs around the bone at a chosen clearance
@@ -616,7 +630,11 @@ def collaterals(arteries: list[Vessel], mass: MassModel, rng: np.random.Generato
         s = np.linspace(0.0, 1.0, k)
         wig_amp = rng.uniform(0.004, 0.010)  # in t units (1.5-4 mm)
         wig_ph = rng.uniform(0, 2 * np.pi)
-        t = spec.t0 + (spec.t1 - spec.t0) * s + wig_amp * np.sin(np.pi * s * rng.uniform(1.5, 3.0) + wig_ph) * np.sin(np.pi * s)
+        t = (
+            spec.t0
+            + (spec.t1 - spec.t0) * s
+            + wig_amp * np.sin(np.pi * s * rng.uniform(1.5, 3.0) + wig_ph) * np.sin(np.pi * s)
+        )
         theta = np.deg2rad(spec.theta0_deg + (spec.theta1_deg - spec.theta0_deg) * s)
         c, sn = np.cos(theta), np.sin(theta)
         centre, _, radius_fn = _bone_frame(spec.bone, t)
@@ -848,10 +866,14 @@ class TableModel:
 
     def top_y(self, x: np.ndarray | float) -> np.ndarray:
         """y of the mattress surface at ``x`` (LPS mm)."""
-        return self.centre_xy[1] + np.sqrt(self.radius_mm**2 - (np.asarray(x, dtype=np.float64) - self.centre_xy[0]) ** 2)
+        return self.centre_xy[1] + np.sqrt(
+            self.radius_mm**2 - (np.asarray(x, dtype=np.float64) - self.centre_xy[0]) ** 2
+        )
 
     def tabletop_y(self, x: np.ndarray | float) -> np.ndarray:
-        return self.centre_xy[1] + np.sqrt((self.radius_mm + self.pad_mm) ** 2 - (np.asarray(x, dtype=np.float64) - self.centre_xy[0]) ** 2)
+        return self.centre_xy[1] + np.sqrt(
+            (self.radius_mm + self.pad_mm) ** 2 - (np.asarray(x, dtype=np.float64) - self.centre_xy[0]) ** 2
+        )
 
     def bottom_y(self, x: np.ndarray | float) -> np.ndarray:
         r = self.radius_mm + self.pad_mm + self.thickness_mm
@@ -901,9 +923,15 @@ class VeinSpec:
 #: and a little lateral of) the popliteal artery, which the venae comitantes join near
 #: the tibioperoneal trunk.
 VEINS = (
-    VeinSpec("popliteal_vein", ("popliteal", "tibioperoneal_trunk"), (0.35, 0.94), (1.04, 0.80), 7.0, 6.0, HU_VEIN_POPLITEAL),
-    VeinSpec("posterior_tibial_vein_medial", ("posterior_tibial",), (-1.0, 0.15), (0.79, -0.04), 4.2, 3.2, HU_VEIN_DEEP),
-    VeinSpec("posterior_tibial_vein_lateral", ("posterior_tibial",), (1.0, 0.15), (0.79, -0.04), 4.0, 3.0, HU_VEIN_DEEP),
+    VeinSpec(
+        "popliteal_vein", ("popliteal", "tibioperoneal_trunk"), (0.35, 0.94), (1.04, 0.80), 7.0, 6.0, HU_VEIN_POPLITEAL
+    ),
+    VeinSpec(
+        "posterior_tibial_vein_medial", ("posterior_tibial",), (-1.0, 0.15), (0.79, -0.04), 4.2, 3.2, HU_VEIN_DEEP
+    ),
+    VeinSpec(
+        "posterior_tibial_vein_lateral", ("posterior_tibial",), (1.0, 0.15), (0.79, -0.04), 4.0, 3.0, HU_VEIN_DEEP
+    ),
     VeinSpec("peroneal_vein_medial", ("peroneal",), (-1.0, 0.3), (0.79, 0.04), 4.0, 3.0, HU_VEIN_DEEP),
     VeinSpec("peroneal_vein_lateral", ("peroneal",), (0.6, 0.8), (0.79, 0.04), 3.8, 3.0, HU_VEIN_DEEP),
     VeinSpec("anterior_tibial_vein_medial", ("anterior_tibial",), (-1.0, 0.0), (0.83, -0.04), 3.4, 3.0, HU_VEIN_DEEP),
@@ -945,7 +973,13 @@ def _dist_to_polyline(q: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return np.sqrt((d * d).sum(axis=2)).min(axis=1)
 
 
-def deep_veins(arteries: list[Vessel], mass: "MassModel | None", bumps: "ContactBumps | None", rng: np.random.Generator, step_mm: float = 1.0) -> list[Vessel]:
+def deep_veins(
+    arteries: list[Vessel],
+    mass: MassModel | None,
+    bumps: ContactBumps | None,
+    rng: np.random.Generator,
+    step_mm: float = 1.0,
+) -> list[Vessel]:
     """Vein centre lines offset from their arteries (wall to wall VEIN_GAP_MM) in a
     transported frame, with a gentle seeded meander, then pushed out of bone, mass
     and their own artery where the offset alone came too close."""
@@ -984,7 +1018,9 @@ def deep_veins(arteries: list[Vessel], mass: "MassModel | None", bumps: "Contact
             return f
 
         p = _relax(p, r, VEIN_CLEARANCE_MM, fields)
-        out.append(Vessel(name=spec.name, kind="vein", points_lps=p, radii_mm=r, parent=spec.along[0], meta={"hu": spec.hu}))
+        out.append(
+            Vessel(name=spec.name, kind="vein", points_lps=p, radii_mm=r, parent=spec.along[0], meta={"hu": spec.hu})
+        )
     return out
 
 
@@ -1049,8 +1085,8 @@ class Plaque:
         dx, dy, dz = x - self.centre_lps[0], y - self.centre_lps[1], z - self.centre_lps[2]
         qs = [self.axes[k, 0] * dx + self.axes[k, 1] * dy + self.axes[k, 2] * dz for k in range(3)]
         a = self.semi_mm
-        rho = np.sqrt(sum((q / ak) ** 2 for q, ak in zip(qs, a)))
-        g = np.sqrt(sum((q / ak**2) ** 2 for q, ak in zip(qs, a)))
+        rho = np.sqrt(sum((q / ak) ** 2 for q, ak in zip(qs, a, strict=False)))
+        g = np.sqrt(sum((q / ak**2) ** 2 for q, ak in zip(qs, a, strict=False)))
         return (rho - 1.0) * rho / np.maximum(g, 1e-6)
 
     def bbox_lps(self, pad_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -1060,19 +1096,28 @@ class Plaque:
     @property
     def intrusion_mm(self) -> float:
         """How far it reaches into the lumen from the wall."""
-        return float(self.semi_mm[1] - (np.linalg.norm(self.centre_lps - self.on_centerline_lps) - self.lumen_radius_mm))
+        return float(
+            self.semi_mm[1] - (np.linalg.norm(self.centre_lps - self.on_centerline_lps) - self.lumen_radius_mm)
+        )
 
 
 #: (artery, fraction of its length) of each plaque, left leg; the seed jitters them.
 PLAQUES_LEFT = (
-    ("popliteal", 0.30), ("popliteal", 0.72), ("tibioperoneal_trunk", 0.5),
-    ("posterior_tibial", 0.22), ("posterior_tibial", 0.78), ("peroneal", 0.35), ("peroneal", 0.70),
+    ("popliteal", 0.30),
+    ("popliteal", 0.72),
+    ("tibioperoneal_trunk", 0.5),
+    ("posterior_tibial", 0.22),
+    ("posterior_tibial", 0.78),
+    ("peroneal", 0.35),
+    ("peroneal", 0.70),
 )
 PLAQUES_RIGHT = (("popliteal", 0.5), ("posterior_tibial", 0.45), ("peroneal", 0.55))
 PLAQUE_WALL_OFFSET_MM = 0.25  # ellipsoid centre outside the lumen wall
 
 
-def make_plaques(arteries: list[Vessel], which, mass: "MassModel | None", bumps: "ContactBumps | None", rng: np.random.Generator) -> list[Plaque]:
+def make_plaques(
+    arteries: list[Vessel], which, mass: MassModel | None, bumps: ContactBumps | None, rng: np.random.Generator
+) -> list[Plaque]:
     by = {v.name: v for v in arteries}
     out = []
     for name, frac in which:
@@ -1099,7 +1144,17 @@ def make_plaques(arteries: list[Vessel], which, mass: "MassModel | None", bumps:
                 break
             phi += np.pi / 4
         axes = np.stack([T, n, np.cross(T, n)])
-        out.append(Plaque(vessel=name, centre_lps=c, axes=axes, semi_mm=semi, hu=float(hu), on_centerline_lps=p[k].copy(), lumen_radius_mm=rl))
+        out.append(
+            Plaque(
+                vessel=name,
+                centre_lps=c,
+                axes=axes,
+                semi_mm=semi,
+                hu=float(hu),
+                on_centerline_lps=p[k].copy(),
+                lumen_radius_mm=rl,
+            )
+        )
     return out
 
 
@@ -1126,7 +1181,9 @@ NUTRIENTS = (
 NUTRIENT_OBLIQUE_DEG = 40.0  # canal direction below the horizontal, inward and distal
 
 
-def nutrient_arteries(vessels: list[Vessel], mass: MassModel, rng: np.random.Generator, step_mm: float = 0.5) -> list[Vessel]:
+def nutrient_arteries(
+    vessels: list[Vessel], mass: MassModel, rng: np.random.Generator, step_mm: float = 0.5
+) -> list[Vessel]:
     """Small branches from a parent vessel to the posterior tibial cortex, through an
     oblique canal into the marrow. ``meta['entry_lps']``: where the centre line
     crosses the outer bone surface."""

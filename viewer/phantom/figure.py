@@ -106,7 +106,18 @@ def render_figure(ph: Phantom) -> np.ndarray:
     mip2 = _stretch_z(np.max(np.where(above, hu, -1024), axis=1)[::-1], f)
     x_c += nx + 8
     panels.append((_grey(_window(mip2, 1500, 500)), x_c, 0, "coronal MIP in front of the couch"))
-    order = ["bone", "trabecular", "other_bone", "calcification", "vein", "collateral", "nutrient", "artery", "other_artery", "plaque"]
+    order = [
+        "bone",
+        "trabecular",
+        "other_bone",
+        "calcification",
+        "vein",
+        "collateral",
+        "nutrient",
+        "artery",
+        "other_artery",
+        "plaque",
+    ]
     proj = np.zeros((nz, nx), dtype=np.uint8)
     for name in order:  # later ones drawn over earlier ones
         hit = (lab == LEGEND[name]).any(axis=1)

@@ -25,9 +25,10 @@ the mirrored, x-reversed grid columns (:func:`viewer.phantom.anatomy.right_of_le
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -224,14 +225,14 @@ _RIGHT = _LegLabels(bone=LEGEND["other_bone"], trabecular=LEGEND["other_bone"], 
 class _Model:
     """One leg, in left-leg coordinates."""
 
-    mass: Optional[A.MassModel]
+    mass: A.MassModel | None
     vessels: tuple[A.Vessel, ...]  # arteries and collaterals
     arteries: TubeSet
-    collaterals: Optional[TubeSet]
+    collaterals: TubeSet | None
     veins: tuple[tuple[TubeSet, float], ...] = ()
-    nutrients: Optional[TubeSet] = None
+    nutrients: TubeSet | None = None
     plaques: tuple[A.Plaque, ...] = ()
-    bumps: Optional[A.ContactBumps] = None
+    bumps: A.ContactBumps | None = None
     realistic_ends: bool = False
     extra_vessels: tuple[A.Vessel, ...] = ()  # veins and nutrient arteries
     exact_sheets: bool = False  # area-conserving thin septa (see _paint_leg)
@@ -240,8 +241,8 @@ class _Model:
 @dataclass(frozen=True)
 class _Scene:
     left: _Model
-    right: Optional[_Model] = None
-    table: Optional[A.TableModel] = None
+    right: _Model | None = None
+    table: A.TableModel | None = None
 
     @property
     def clean(self) -> bool:
@@ -410,7 +411,7 @@ def _paint_leg(
                 # septum still paints a faint line (up to half a voxel of fat) on the
                 # slices of a slab where another slice has septa
                 f = ramp(dist - col(0.5 * thick * wz), h_mm)
-            f *= (d_fascia[box] < 0.0)  # only inside the muscle compartments
+            f *= d_fascia[box] < 0.0  # only inside the muscle compartments
             composite(hu[box], lab[box], w[box], f, A.HU_FAT, LEGEND["fat"])
 
     mass = model.mass
@@ -539,7 +540,9 @@ def _bump_max(bumps: A.ContactBumps, t: np.ndarray) -> np.ndarray:
     return np.sum([np.interp(t, bumps.t, a, left=0.0, right=0.0) for a in bumps.amp], axis=0)
 
 
-def _paint_table(table: A.TableModel, xs: np.ndarray, ys: np.ndarray, h_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _paint_table(
+    table: A.TableModel, xs: np.ndarray, ys: np.ndarray, h_mm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The couch on one axial plane: (hu, labels, weights) of shape (len(ys), len(xs));
     it is the same on every slice."""
     f32 = np.float32
@@ -613,15 +616,35 @@ def _render_slab(
     left_box = (i0, i1, j0, j1)
     if i0 < i1 and j0 < j1:
         L = _LEFT_CLEAN if scene.clean else _LEFT
-        _paint_leg(scene.left, L, view(hu, left_box), view(lab, left_box), view(w, left_box),
-                   x_mm[i0:i1], y_mm[j0:j1], z_mm, h_mm, sp_l)
+        _paint_leg(
+            scene.left,
+            L,
+            view(hu, left_box),
+            view(lab, left_box),
+            view(w, left_box),
+            x_mm[i0:i1],
+            y_mm[j0:j1],
+            z_mm,
+            h_mm,
+            sp_l,
+        )
     if scene.right is not None and ri0 < ri1 and rj0 < rj1:
         rb = (ri0, ri1, rj0, rj1)
         # mirrored: grid column i shows left-leg x = 2 MIRROR_X - x_i; reversed, the
         # left-leg coordinates ascend, and so do the views' columns
         xs_l = 2.0 * A.MIRROR_X_MM - x_mm[ri0:ri1][::-1]
-        _paint_leg(scene.right, _RIGHT, view(hu, rb)[:, :, ::-1], view(lab, rb)[:, :, ::-1], view(w, rb)[:, :, ::-1],
-                   xs_l, y_mm[rj0:rj1], z_r, h_mm, sp_r)
+        _paint_leg(
+            scene.right,
+            _RIGHT,
+            view(hu, rb)[:, :, ::-1],
+            view(lab, rb)[:, :, ::-1],
+            view(w, rb)[:, :, ::-1],
+            xs_l,
+            y_mm[rj0:rj1],
+            z_r,
+            h_mm,
+            sp_r,
+        )
     del w
     # --- the scanner's point-spread function (partial-volume blur) --------------------
     hu = ndi.gaussian_filter(hu, PSF_SIGMA_VOX, mode="nearest", truncate=_PSF_TRUNCATE)
@@ -681,7 +704,9 @@ def _landmarks(scene: _Scene) -> dict[str, Any]:
     out["right_leg_axis_xy_mm"] = tuple(float(v) for v in A.RIGHT_LEG_AXIS_XY_MM)
     out["right_leg_z_shift_mm"] = float(A.RIGHT_LEG_Z_SHIFT_MM)
     out["mirror_x_mm"] = float(A.MIRROR_X_MM)
-    out["right_centerlines_lps"] = {v.name: A.right_of_left(v.points_lps) for v in list(right.vessels) + list(right.extra_vessels)}
+    out["right_centerlines_lps"] = {
+        v.name: A.right_of_left(v.points_lps) for v in list(right.vessels) + list(right.extra_vessels)
+    }
     out["right_vessel_radii_mm"] = {v.name: v.radii_mm.copy() for v in list(right.vessels) + list(right.extra_vessels)}
     out["right_arteries"] = [v.name for v in right.vessels]
     out["right_veins"] = [v.name for v in right.extra_vessels]
@@ -822,8 +847,9 @@ def _noise_spectrum(ny: int, nx: int) -> tuple[np.ndarray, float]:
 def _noise_z(white: np.ndarray) -> np.ndarray:
     """The z part of the noise filter: a short Gaussian (slice overlap of a helical
     reconstruction) reaching exactly _NOISE_Z_RADIUS slices."""
-    return ndi.gaussian_filter1d(white, NOISE_SIGMA_Z_VOX, axis=0, mode="reflect",
-                                 truncate=_NOISE_Z_RADIUS / NOISE_SIGMA_Z_VOX)
+    return ndi.gaussian_filter1d(
+        white, NOISE_SIGMA_Z_VOX, axis=0, mode="reflect", truncate=_NOISE_Z_RADIUS / NOISE_SIGMA_Z_VOX
+    )
 
 
 def _ct_noise(seed: int, k0: int, k1: int, nz: int, ny: int, nx: int) -> np.ndarray:
@@ -877,7 +903,7 @@ def generate(
     size: str = "default",
     seed: int = 0,
     feet_first: bool = False,
-    progress: Optional[ProgressFn] = None,
+    progress: ProgressFn | None = None,
     clean: bool = False,
 ) -> Phantom:
     """Generate the lower-leg CTA phantom.
@@ -961,7 +987,9 @@ def generate(
         hu=hu_out,
         spacing_mm=spec.spacing_mm,
         ijk_to_lps=affine,
-        description=f"Lower-leg CTA phantom ({size}, seed {seed})" if clean else f"Lower-leg CTA phantom ({size}, seed {seed}, {what})",
+        description=f"Lower-leg CTA phantom ({size}, seed {seed})"
+        if clean
+        else f"Lower-leg CTA phantom ({size}, seed {seed}, {what})",
         source="phantom",
         metadata={
             "modality": "CT",

@@ -131,12 +131,16 @@ class TubeSet:
         lo = self.pmin - ext
         hi = self.pmax + ext
         sel = np.nonzero(
-            (hi[:, 2] >= z_mm[0]) & (lo[:, 2] <= z_mm[-1])
-            & (hi[:, 1] >= y_mm[0]) & (lo[:, 1] <= y_mm[-1])
-            & (hi[:, 0] >= x_mm[0]) & (lo[:, 0] <= x_mm[-1])
+            (hi[:, 2] >= z_mm[0])
+            & (lo[:, 2] <= z_mm[-1])
+            & (hi[:, 1] >= y_mm[0])
+            & (lo[:, 1] <= y_mm[-1])
+            & (hi[:, 0] >= x_mm[0])
+            & (lo[:, 0] <= x_mm[-1])
         )[0]
         if sel.size == 0:
             return None
+
         # index ranges of every selected segment at once (coordinates are uniform)
         def idx(lo_v, hi_v, ax):
             a0, step, n = ax[0], (ax[1] - ax[0]) if len(ax) > 1 else 1.0, len(ax)
@@ -175,7 +179,14 @@ class TubeSet:
             np.clip(f, 0.0, 1.0, out=f)
             sub = frac[k0:k1, j0:j1, i0:i1]
             np.maximum(sub, f, out=sub)
-            touched = [min(touched[0], k0), min(touched[1], j0), min(touched[2], i0), max(touched[3], k1), max(touched[4], j1), max(touched[5], i1)]
+            touched = [
+                min(touched[0], k0),
+                min(touched[1], j0),
+                min(touched[2], i0),
+                max(touched[3], k1),
+                max(touched[4], j1),
+                max(touched[5], i1),
+            ]
         if touched[3] <= touched[0]:
             return None
         return (slice(touched[0], touched[3]), slice(touched[1], touched[4]), slice(touched[2], touched[5]))

@@ -25,12 +25,17 @@ if vtkSMPTools.GetBackend() != os.environ["VTK_SMP_BACKEND_IN_USE"]:
 
 # Registers the OpenGL2 implementations of the rendering factories (render window,
 # GPU volume mapper, ...); without these imports vtkRenderWindow() is abstract.
+import vtkmodules.vtkRenderingFreeType  # noqa: E402,F401
 import vtkmodules.vtkRenderingOpenGL2  # noqa: E402,F401
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: E402,F401
-import vtkmodules.vtkRenderingFreeType  # noqa: E402,F401
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E402
 from vtkmodules.vtkCommonCore import vtkCommand  # noqa: E402
-from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPlane, vtkPlaneCollection  # noqa: E402
+from vtkmodules.vtkCommonDataModel import (  # noqa: E402
+    vtkImageData,
+    vtkPiecewiseFunction,  # noqa: E402
+    vtkPlane,
+    vtkPlaneCollection,
+)
 from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor  # noqa: E402
 from vtkmodules.vtkRenderingCore import (  # noqa: E402
@@ -43,7 +48,6 @@ from vtkmodules.vtkRenderingCore import (  # noqa: E402
     vtkVolumeProperty,
     vtkWindowToImageFilter,
 )
-from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction  # noqa: E402
 from vtkmodules.vtkRenderingVolume import (  # noqa: E402
     vtkFixedPointVolumeRayCastMapper,
     vtkGPUVolumeRayCastMapper,

@@ -6,8 +6,9 @@ LPS (the volume is placed with its ``ijk_to_lps``, see ``viewer.render.scene``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -83,14 +84,20 @@ class CameraState:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CameraState":
+    def from_dict(cls, d: Mapping[str, Any]) -> CameraState:
         if not isinstance(d, Mapping):
             raise ViewerError(f"camera state must be a mapping, got {type(d).__name__}")
         missing = [k for k in ("position_lps", "focal_point_lps") if k not in d]
         if missing:
             raise ViewerError(f"camera state lacks {', '.join(missing)}")
-        known = {"position_lps", "focal_point_lps", "view_up", "view_angle_deg",
-                 "parallel_projection", "parallel_scale_mm"}
+        known = {
+            "position_lps",
+            "focal_point_lps",
+            "view_up",
+            "view_angle_deg",
+            "parallel_projection",
+            "parallel_scale_mm",
+        }
         return cls(**{k: v for k, v in d.items() if k in known})
 
 

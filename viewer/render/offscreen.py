@@ -102,7 +102,7 @@ def grab_window(render_window: vtkRenderWindow, *, transparent: bool = False) ->
     return arr
 
 
-def render_to_array(scene: "Scene", width: int, height: int, *, transparent: bool = False) -> np.ndarray:
+def render_to_array(scene: Scene, width: int, height: int, *, transparent: bool = False) -> np.ndarray:
     """Render ``scene`` offscreen at ``width`` x ``height`` pixels.
 
     Returns uint8 ``(height, width, 3)``, or ``(height, width, 4)`` with

@@ -24,19 +24,18 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from viewer.core.classmap import RAW_MIN_HU, class_transfer_points, encode_classes, mip_transfer_points
-from viewer.core.extraction import ClassMasks, class_masks
 from viewer.core.errors import ViewerError
+from viewer.core.extraction import ClassMasks, class_masks
 from viewer.core.transfer import ColorPoint, OpacityPoint, TransferFunction
 from viewer.core.volume import Volume
 from viewer.render._vtk import (
     numpy_to_vtk,
     vtkActor,
-    vtkPolyDataMapper,
     vtkAnnotatedCubeActor,
     vtkColorTransferFunction,
     vtkCommand,
@@ -47,6 +46,7 @@ from viewer.render._vtk import (
     vtkPiecewiseFunction,
     vtkPlane,
     vtkPlaneCollection,
+    vtkPolyDataMapper,
     vtkRenderer,
     vtkRenderWindow,
     vtkVolume,
@@ -78,7 +78,7 @@ def compute_bone_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float], bo
 CALC_MESH_GRID_MM = 1.2
 
 
-def _display_mesh(mask: np.ndarray, volume: Volume) -> "vtkPolyData":  # noqa: F821 - from surfaces
+def _display_mesh(mask: np.ndarray, volume: Volume) -> vtkPolyData:  # noqa: F821 - from surfaces
     """Smoothed surface of ``mask`` in LPS for display: cropped to its bounding box,
     block-OR pooled to about :data:`CALC_MESH_GRID_MM` (a thin shell stays closed; the
     surface may sit up to half a pooled cell outward), windowed-sinc smoothed (the
@@ -124,8 +124,12 @@ def _render_bone(hu: np.ndarray, masks: ClassMasks) -> np.ndarray:
     return one | (dilate6(one) & below)
 
 
-def _set_points(otf: vtkPiecewiseFunction, ctf: vtkColorTransferFunction,
-                opacity: Sequence[OpacityPoint], color: Sequence[ColorPoint]) -> None:
+def _set_points(
+    otf: vtkPiecewiseFunction,
+    ctf: vtkColorTransferFunction,
+    opacity: Sequence[OpacityPoint],
+    color: Sequence[ColorPoint],
+) -> None:
     otf.RemoveAllPoints()
     for p in opacity:
         otf.AddPoint(float(p.x), float(np.clip(p.opacity, 0.0, 1.0)))
@@ -427,13 +431,19 @@ class Scene:
             return self._manual_masks
         tf = self._tf
         m = self._auto_masks
-        if m is None or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu, tf.remove_table) or (
-            (m.contrast is not None) != tf.real_ct_separation
+        if (
+            m is None
+            or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu, tf.remove_table)
+            or ((m.contrast is not None) != tf.real_ct_separation)
         ):
             t0 = time.perf_counter()
             self._auto_masks = class_masks(
-                self._volume.hu, self._volume.spacing_mm, tf.bone_threshold_hu, tf.vessel_window_hu,
-                remove_table=tf.remove_table, real_ct=tf.real_ct_separation,
+                self._volume.hu,
+                self._volume.spacing_mm,
+                tf.bone_threshold_hu,
+                tf.vessel_window_hu,
+                remove_table=tf.remove_table,
+                real_ct=tf.real_ct_separation,
             )
             self._mask_version += 1
             self.last_timings_s["class_masks"] = time.perf_counter() - t0
@@ -662,8 +672,14 @@ class Scene:
         else:
             o = np.asarray(origin_lps, dtype=np.float64)
             n = np.asarray(normal_lps, dtype=np.float64) if normal_lps is not None else None
-            if o.shape != (3,) or n is None or n.shape != (3,) or not np.all(np.isfinite(o)) \
-                    or not np.all(np.isfinite(n)) or np.linalg.norm(n) == 0:
+            if (
+                o.shape != (3,)
+                or n is None
+                or n.shape != (3,)
+                or not np.all(np.isfinite(o))
+                or not np.all(np.isfinite(n))
+                or np.linalg.norm(n) == 0
+            ):
                 raise ViewerError("clip plane needs an LPS origin and a non-zero LPS normal (3 numbers each)")
             self._clip = (o, n / np.linalg.norm(n))
         self._apply_planes()
@@ -916,6 +932,7 @@ class Scene:
         """Switch to the interactive level of detail while ``interactor`` (a
         vtkRenderWindowInteractor, e.g. the Qt widget) drags the camera; full quality
         and one render on release."""
+
         def start(*_: object) -> None:
             self.set_interactive(True)
 
@@ -969,7 +986,7 @@ class Scene:
                 self.set_interactive(True)
         return img
 
-    def offscreen_twin(self) -> "Scene":
+    def offscreen_twin(self) -> Scene:
         """An offscreen scene with this scene's state (for stills of a GUI scene)."""
         self._check_open()
         if self._twin is None:
@@ -1030,7 +1047,7 @@ class Scene:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> "Scene":
+    def __enter__(self) -> Scene:
         return self
 
     def __exit__(self, *exc: object) -> None:

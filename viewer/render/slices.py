@@ -63,8 +63,11 @@ class SliceImage:
         """LPS mm of pixel centre(s) ``(row, col)`` -> ``(..., 3)``."""
         r = np.asarray(row, dtype=np.float64)[..., None]
         c = np.asarray(col, dtype=np.float64)[..., None]
-        return (self.origin_lps + r * self.pixel_spacing_mm[0] * self.row_dir_lps
-                + c * self.pixel_spacing_mm[1] * self.col_dir_lps)
+        return (
+            self.origin_lps
+            + r * self.pixel_spacing_mm[0] * self.row_dir_lps
+            + c * self.pixel_spacing_mm[1] * self.col_dir_lps
+        )
 
     def pixel_of_lps(self, lps: np.ndarray | tuple[float, float, float]) -> np.ndarray:
         """Continuous ``(row, col)`` of LPS point(s) projected onto the slice plane."""
@@ -143,8 +146,14 @@ def slice_image(volume: Volume, axis: str, position_lps: tuple[float, float, flo
     pts[..., n_ax] = n_val
     ijk = np.rint(volume.ijk_of_lps(pts)).astype(np.int64)
     nx, ny, nz = volume.dims_xyz
-    inside = ((ijk[..., 0] >= 0) & (ijk[..., 0] < nx) & (ijk[..., 1] >= 0) & (ijk[..., 1] < ny)
-              & (ijk[..., 2] >= 0) & (ijk[..., 2] < nz))
+    inside = (
+        (ijk[..., 0] >= 0)
+        & (ijk[..., 0] < nx)
+        & (ijk[..., 1] >= 0)
+        & (ijk[..., 1] < ny)
+        & (ijk[..., 2] >= 0)
+        & (ijk[..., 2] < nz)
+    )
     out = np.full((rows.size, cols.size), OUTSIDE_HU, dtype=np.int16)
     ii = ijk[inside]
     out[inside] = volume.hu[ii[:, 2], ii[:, 1], ii[:, 0]]

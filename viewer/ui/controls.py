@@ -9,7 +9,8 @@ interactive level of detail while a slider is dragged.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -167,21 +168,33 @@ class ControlsPanel(QWidget):
         self._bind_tf_check(self.separated_check, lambda tf: tf.separated, lambda on, tf: tf.with_changes(separated=on))
         # Flags of the real-CT separation, each a bool field of the transfer function.
         self.real_ct_check = self._flag_check(
-            grid, "Real-CT separation", "real_ct_separation", (4, 0, 1, 3),
+            grid,
+            "Real-CT separation",
+            "real_ct_separation",
+            (4, 0, 1, 3),
             "Separate on real anatomy: body mask, bone as an object (cancellous bone too),\n"
             "plaques as calcification, a check for contrast (a scan without it shows no red),\n"
             "uncertain voxels (vessel touching cortex) kept visible.",
         )
         self.remove_table_check = self._flag_check(
-            grid, "Remove table", "remove_table", (5, 0, 1, 3),
+            grid,
+            "Remove table",
+            "remove_table",
+            (5, 0, 1, 3),
             "Drop the CT couch, head holder and anything else outside the body (real-CT separation)",
         )
         self.show_uncertain_check = self._flag_check(
-            grid, "Show uncertain", "show_uncertain", (6, 0, 1, 2),
+            grid,
+            "Show uncertain",
+            "show_uncertain",
+            (6, 0, 1, 2),
             "Draw voxels of unsure class (vessel touching cortex) in magenta",
         )
         self.show_removed_check = self._flag_check(
-            grid, "Show removed", "show_removed", (6, 2, 1, 1),
+            grid,
+            "Show removed",
+            "show_removed",
+            (6, 2, 1, 1),
             "Draw what the body mask removed (the couch) as a grey ghost",
         )
         self.bone_visible = QCheckBox("Bone")
@@ -283,7 +296,12 @@ class ControlsPanel(QWidget):
         self.clip_slider.setValue(500)
         self.clip_slider.setToolTip("Clip plane position along its axis.")
         grid.addWidget(self.clip_slider, 2, 1)
-        for sig in (self.clip_check.toggled, self.clip_axis.currentIndexChanged, self.clip_flip.toggled, self.clip_slider.valueChanged):
+        for sig in (
+            self.clip_check.toggled,
+            self.clip_axis.currentIndexChanged,
+            self.clip_flip.toggled,
+            self.clip_slider.valueChanged,
+        ):
             sig.connect(self._update_clip_plane)
         state.volume_changed.connect(lambda _v: self._update_clip_plane())
         state.clip_plane_changed.connect(self._show_clip_plane)
@@ -321,18 +339,21 @@ class ControlsPanel(QWidget):
         s.setToolTip(f"Peak opacity of the {cls} class (0-100 %).")
         return s
 
-    def _flag_check(self, grid: QGridLayout, text: str, field: str, cell: tuple[int, int, int, int], tip: str) -> QCheckBox:
+    def _flag_check(
+        self, grid: QGridLayout, text: str, field: str, cell: tuple[int, int, int, int], tip: str
+    ) -> QCheckBox:
         """A check box bound to the transfer function's bool ``field``, placed at ``cell``."""
         check = QCheckBox(text)
         check.setToolTip(tip)
         grid.addWidget(check, *cell)
-        self._bind_tf_check(
-            check, lambda tf: bool(getattr(tf, field)), lambda on, tf: tf.with_changes(**{field: on})
-        )
+        self._bind_tf_check(check, lambda tf: bool(getattr(tf, field)), lambda on, tf: tf.with_changes(**{field: on}))
         return check
 
     def _bind_tf_check(
-        self, check: QCheckBox, get: Callable[[TransferFunction], bool], put: Callable[[bool, TransferFunction], TransferFunction]
+        self,
+        check: QCheckBox,
+        get: Callable[[TransferFunction], bool],
+        put: Callable[[bool, TransferFunction], TransferFunction],
     ) -> None:
         self._bindings.append(
             bind(self.state, "transfer_function", check.setChecked, check.toggled.connect, to_widget=get, to_state=put)

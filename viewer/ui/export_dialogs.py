@@ -25,8 +25,9 @@ nothing identifying is written unless it is ticked for that export.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -50,7 +51,8 @@ from viewer.core.presets import list_presets, preset_file_name, user_preset_dir
 from viewer.core.presets import save_preset as write_preset_file
 from viewer.core.session import Session, load_session
 from viewer.core.session import save_session as write_session_file
-from viewer.export.image import ExportOptions, FigureContext, export_image as _export_image
+from viewer.export.image import ExportOptions, FigureContext
+from viewer.export.image import export_image as _export_image
 from viewer.export.movie import AXES_LPS, MovieResult, export_threshold_sweep, export_turntable
 from viewer.export.sessions import open_source, session_camera, session_transfer_function, source_spec
 from viewer.export.sheet import export_report_sheet as _export_report_sheet
@@ -320,7 +322,9 @@ def _ask_still(
     return p, options
 
 
-def export_image_dialog(window: Any, path: str | Path | None = None, options: ExportOptions | None = None) -> Path | None:
+def export_image_dialog(
+    window: Any, path: str | Path | None = None, options: ExportOptions | None = None
+) -> Path | None:
     """File > Export image: options, then a file name; PNG unless the name says JPEG/TIFF."""
     asked = _ask_still(window, "Export image", "figure.png", path, options)
     if asked is None:
@@ -333,7 +337,9 @@ def export_image_dialog(window: Any, path: str | Path | None = None, options: Ex
     return p
 
 
-def report_sheet_dialog(window: Any, path: str | Path | None = None, options: ExportOptions | None = None) -> Path | None:
+def report_sheet_dialog(
+    window: Any, path: str | Path | None = None, options: ExportOptions | None = None
+) -> Path | None:
     """File > Export report sheet: anterior, posterior, medial and lateral in one image."""
     asked = _ask_still(window, "Export report sheet", "report_sheet.png", path, options)
     if asked is None:
@@ -404,7 +410,9 @@ def movie_dialog(
         fps = float(dlg.fps.value())
         sweep_hu = (dlg.sweep_start.value(), dlg.sweep_end.value())
     if path is None:
-        path = _ask_save_path(window, "Export movie", "turntable.mp4" if kind == "turntable" else "sweep.mp4", MOVIE_FILTER)
+        path = _ask_save_path(
+            window, "Export movie", "turntable.mp4" if kind == "turntable" else "sweep.mp4", MOVIE_FILTER
+        )
         if path is None:
             return None
     p = Path(path)
@@ -417,10 +425,19 @@ def movie_dialog(
         if kind == "sweep":
             start, end = sweep_hu if sweep_hu is not None else (None, None)
             return export_threshold_sweep(
-                clone, p, ctx, duration_s=duration_s, fps=fps, opts=options, progress=progress,
-                start_low_hu=start, end_low_hu=end,
+                clone,
+                p,
+                ctx,
+                duration_s=duration_s,
+                fps=fps,
+                opts=options,
+                progress=progress,
+                start_low_hu=start,
+                end_low_hu=end,
             )
-        return export_turntable(clone, p, ctx, duration_s=duration_s, fps=fps, axis=axis, opts=options, progress=progress)
+        return export_turntable(
+            clone, p, ctx, duration_s=duration_s, fps=fps, axis=axis, opts=options, progress=progress
+        )
 
     def done(result: MovieResult) -> None:
         _remember_folder(window, p)

@@ -28,8 +28,7 @@ class HistogramWidget(QWidget):
         self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip(
-            "Histogram of the scan's HU (logarithmic counts).\n"
-            "Red band: vessel window. Ivory line: bone threshold."
+            "Histogram of the scan's HU (logarithmic counts).\nRed band: vessel window. Ivory line: bone threshold."
         )
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
@@ -89,7 +88,7 @@ class HistogramWidget(QWidget):
             c, h = centres[keep], np.log10(1.0 + self._counts[keep])
             top = float(h.max()) if h.size and h.max() > 0 else 1.0
             path = QPainterPath(QPointF(self.x_of_hu(float(c[0]) if c.size else lo), r.bottom()))
-            for hu, v in zip(c, h):
+            for hu, v in zip(c, h, strict=False):
                 path.lineTo(QPointF(self.x_of_hu(float(hu)), r.bottom() - v / top * r.height()))
             path.lineTo(QPointF(self.x_of_hu(float(c[-1]) if c.size else hi), r.bottom()))
             path.closeSubpath()

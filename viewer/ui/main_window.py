@@ -13,14 +13,14 @@ series description only.
 
 from __future__ import annotations
 
-
 import importlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -29,9 +29,9 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QGridLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
-    QInputDialog,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -40,7 +40,8 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks, class_masks as compute_class_masks
+from viewer.core.extraction import ClassMasks
+from viewer.core.extraction import class_masks as compute_class_masks
 from viewer.core.presets import default_preset_name, list_presets
 from viewer.core.state import ViewerState
 from viewer.core.thresholds import histogram, suggest_thresholds
@@ -69,11 +70,21 @@ MASK_DEBOUNCE_MS = 120
 #: shortcut, tooltip).
 EXPORT_ACTIONS = (
     ("Export &image...", "export_image_dialog", "Ctrl+E", "Save the 3D view as PNG, JPEG or TIFF"),
-    ("Export &report sheet...", "report_sheet_dialog", "", "Anterior, posterior, medial and lateral views in one image"),
+    (
+        "Export &report sheet...",
+        "report_sheet_dialog",
+        "",
+        "Anterior, posterior, medial and lateral views in one image",
+    ),
     ("Export &movie...", "movie_dialog", "", "Turntable or threshold sweep as MP4 or GIF"),
 )
 SESSION_ACTIONS = (
-    ("&Save session...", "save_session_dialog", "Ctrl+S", "Save data path, preset, thresholds, camera, crop and layout"),
+    (
+        "&Save session...",
+        "save_session_dialog",
+        "Ctrl+S",
+        "Save data path, preset, thresholds, camera, crop and layout",
+    ),
     ("Open s&ession...", "open_session_dialog", "", "Restore a saved session"),
     ("Save &preset...", "save_preset_dialog", "", "Save the current transfer function as a named preset"),
 )
@@ -105,9 +116,13 @@ def _finish_volume(volume: Volume, key: MaskKey | None, progress: Any) -> LoadRe
         # The load's progress (which raises LoadCancelled once the user cancels) reaches
         # the separation's stages, so Cancel works during this step too.
         masks = compute_class_masks(
-            volume.hu, volume.spacing_mm, key[0], key[1],
+            volume.hu,
+            volume.spacing_mm,
+            key[0],
+            key[1],
             progress=lambda f, msg: progress(0.9 + 0.1 * f, msg),
-            remove_table=key[2], real_ct=key[3],
+            remove_table=key[2],
+            real_ct=key[3],
         )
     progress(1.0, "")
     return volume, hist, masks
@@ -219,7 +234,9 @@ class MainWindow(QMainWindow):
         self.mask_runner = LatestOnlyRunner("class masks", self)
         self.mask_runner.finished_latest.connect(self._on_mask_ready)
         self.mask_runner.failed_latest.connect(lambda e: self.statusBar().showMessage(f"Separation failed: {e}", 8000))
-        self.mask_runner.busy_changed.connect(lambda busy: self.mask_label.setText("Separating bone, vessels, calcification..." if busy else ""))
+        self.mask_runner.busy_changed.connect(
+            lambda busy: self.mask_label.setText("Separating bone, vessels, calcification..." if busy else "")
+        )
         self._mask_timer = QTimer(self)
         self._mask_timer.setSingleShot(True)
         self._mask_timer.setInterval(MASK_DEBOUNCE_MS)
@@ -250,7 +267,12 @@ class MainWindow(QMainWindow):
 
     # ===== menus ==================================================================
     def _action(
-        self, text: str, slot: Callable[..., Any], shortcut: str | QKeySequence = "", tip: str = "", checkable: bool = False
+        self,
+        text: str,
+        slot: Callable[..., Any],
+        shortcut: str | QKeySequence = "",
+        tip: str = "",
+        checkable: bool = False,
     ) -> QAction:
         a = QAction(text, self)
         if shortcut:
@@ -267,7 +289,10 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         m = mb.addMenu("&File")
         self.action_open_folder = self._action(
-            "Open DICOM &folder...", self.choose_folder, QKeySequence.StandardKey.Open, "Open a DICOM series from a folder"
+            "Open DICOM &folder...",
+            self.choose_folder,
+            QKeySequence.StandardKey.Open,
+            "Open a DICOM series from a folder",
         )
         self.action_open_file = self._action(
             "Open &file...", self.choose_file, "Ctrl+Shift+O", "Open a NIfTI, NRRD, MHA/MHD or DICOM file"
@@ -278,10 +303,16 @@ class MainWindow(QMainWindow):
         self._rebuild_recent_menu()
         sample = m.addMenu("&Sample data")
         self.action_phantom = self._action(
-            "Lower-leg phantom", lambda: self.open_phantom("default"), "", "Built-in synthetic lower-leg CTA (no download)"
+            "Lower-leg phantom",
+            lambda: self.open_phantom("default"),
+            "",
+            "Built-in synthetic lower-leg CTA (no download)",
         )
         self.action_phantom_small = self._action(
-            "Lower-leg phantom (small)", lambda: self.open_phantom("small"), "", "A smaller, faster version of the phantom"
+            "Lower-leg phantom (small)",
+            lambda: self.open_phantom("small"),
+            "",
+            "A smaller, faster version of the phantom",
         )
         sample.addAction(self.action_phantom)
         sample.addAction(self.action_phantom_small)
@@ -295,11 +326,15 @@ class MainWindow(QMainWindow):
             self.export_actions[fn] = a
         m.addSeparator()
         self.action_import_slicer = self._action(
-            "Import 3D Slicer presets...", lambda: self.import_slicer_presets(), "",
+            "Import 3D Slicer presets...",
+            lambda: self.import_slicer_presets(),
+            "",
             "Add the volume-rendering presets of a 3D Slicer presets.xml to the preset picker",
         )
         self.action_export_slicer = self._action(
-            "Export presets for 3D Slicer...", lambda: self.export_slicer_presets(), "",
+            "Export presets for 3D Slicer...",
+            lambda: self.export_slicer_presets(),
+            "",
             "Write all presets as a 3D Slicer presets.xml",
         )
         m.addAction(self.action_import_slicer)
@@ -310,15 +345,23 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&View")
         group = QActionGroup(self)
-        self.action_layout_3d = self._action("3D &only", lambda: self.set_layout("3d"), "Ctrl+1", "Only the 3D view", True)
+        self.action_layout_3d = self._action(
+            "3D &only", lambda: self.set_layout("3d"), "Ctrl+1", "Only the 3D view", True
+        )
         self.action_layout_2x2 = self._action(
-            "&2 x 2 (3D + slices)", lambda: self.set_layout("2x2"), "Ctrl+2", "3D view with axial, coronal, sagittal", True
+            "&2 x 2 (3D + slices)",
+            lambda: self.set_layout("2x2"),
+            "Ctrl+2",
+            "3D view with axial, coronal, sagittal",
+            True,
         )
         for a in (self.action_layout_3d, self.action_layout_2x2):
             group.addAction(a)
             m.addAction(a)
         self.action_toggle_layout = self._action(
-            "Toggle &layout", lambda: self.set_layout("3d" if self.state.layout == "2x2" else "2x2"), "F11",
+            "Toggle &layout",
+            lambda: self.set_layout("3d" if self.state.layout == "2x2" else "2x2"),
+            "F11",
             "Switch between 3D only and 2 x 2",
         )
         m.addAction(self.action_toggle_layout)
@@ -509,7 +552,7 @@ class MainWindow(QMainWindow):
         source = {"kind": "path", "path": str(path), "series": getattr(series, "key", None)}
         self._start_load(load, f"Loading {path.name}...", lambda r: self._on_volume_loaded(r, source))
 
-    def open_phantom(self, size: str = "default", prefetched: "Future[Volume] | None" = None) -> None:
+    def open_phantom(self, size: str = "default", prefetched: Future[Volume] | None = None) -> None:
         """Generate the built-in lower-leg phantom (``"default"`` or ``"small"``).
 
         ``prefetched``: a future of the same phantom already being generated (the
@@ -616,7 +659,7 @@ class MainWindow(QMainWindow):
         tf = self.state.transfer_function
         return _mask_key(tf) if tf.separated else None
 
-    def _on_volume_loaded(self, result: "LoadResult", source: dict[str, Any]) -> None:
+    def _on_volume_loaded(self, result: LoadResult, source: dict[str, Any]) -> None:
         volume, hist, masks = result
         self.current_source = source
         self.controls.histogram.set_histogram(*hist)
@@ -851,9 +894,13 @@ class MainWindow(QMainWindow):
             return None
         if radius_mm is None:
             r, ok = QInputDialog.getDouble(
-                self, "Count vessels near the crosshair",
-                "Radius around the crosshair (mm):", float(self.settings.value("vessel_count_radius_mm", 30.0)),
-                2.0, 300.0, 1,
+                self,
+                "Count vessels near the crosshair",
+                "Radius around the crosshair (mm):",
+                float(self.settings.value("vessel_count_radius_mm", 30.0)),
+                2.0,
+                300.0,
+                1,
             )
             if not ok:
                 return None
@@ -873,7 +920,9 @@ class MainWindow(QMainWindow):
         if vol is None:
             return
         s = suggest_thresholds(vol.hu, vol.spacing_mm)
-        tf = self.state.transfer_function.with_vessel_window(*s.vessel_window_hu).with_bone_threshold(s.bone_threshold_hu)
+        tf = self.state.transfer_function.with_vessel_window(*s.vessel_window_hu).with_bone_threshold(
+            s.bone_threshold_hu
+        )
         self.state.transfer_function = tf
         self.statusBar().showMessage(f"Suggested thresholds: {s.reason}", 10000)
 

@@ -298,11 +298,10 @@ def main() -> int:
     if "ours" in results and "sitk" in results:
         same = "yes" if results["ours"]["sha1"] == results["sitk"]["sha1"] else "NO"
         print(f"voxels identical to SimpleITK: {same}")
-    ratio = lambda a, b: (
-        f"{results[a]['mbps'] / results[b]['mbps']:.2f}x"  # noqa: E731
-        if a in results and b in results
-        else "n/a"
-    )
+
+    def ratio(a: str, b: str) -> str:
+        return f"{results[a]['mbps'] / results[b]['mbps']:.2f}x" if a in results and b in results else "n/a"
+
     mem = f"{results['ours']['peak_above_base_mb'] / vol_mb:.2f}x" if "ours" in results else "n/a"
     print(
         f"RATIOS ours/SimpleITK {ratio('ours', 'sitk')} (target >= 1.5x), ours/vtkDICOMImageReader "

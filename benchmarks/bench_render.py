@@ -138,7 +138,7 @@ def bench_ours(vol: Volume, size: tuple[int, int], steps: int, separated: bool, 
     lat = []
     for n, lo in enumerate((160.0, 200.0, 170.0)):
         tf2 = tf.with_vessel_window(lo, 600.0).with_bone_threshold(650.0 + 20 * (n + 1))
-        lat.append(timed(lambda: (s.set_transfer_function(tf2), s.render())))
+        lat.append(timed(lambda tf2=tf2: (s.set_transfer_function(tf2), s.render())))
     out["threshold_to_frame_s"] = statistics.median(lat)
     if separated:
         # ... and the full bone-threshold change: new mask + re-encode + frame

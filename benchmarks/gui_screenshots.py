@@ -6,7 +6,8 @@ Writes docs/img/main-window.png (default start: 2x2, "Bone + vessels", anterior)
 docs/img/one-class.png and docs/img/separated.png (3D only, zoomed on the eroded
 segment: the same thresholds without and with separated mode) and
 assets/screenshot.png (for the README), and the window on two real scans of
-../shared/data (docs/img/main-window-chest-noncontrast.png, main-window-cta.png). The VTK view's pixels are read through VTK,
+../shared/data (docs/img/main-window-chest-noncontrast.png, main-window-cta.png).
+The VTK view's pixels are read through VTK,
 the rest of the window through Qt (see ``viewer.app.save_window_png``).
 """
 
@@ -90,7 +91,7 @@ def main() -> int:
         old = w.state.volume
         w.open_path(str(src))
         settle(
-            lambda: (
+            lambda old=old: (
                 w.state.volume is not old
                 and not w.loading
                 and w.state.class_masks is not None

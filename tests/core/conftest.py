@@ -1,4 +1,6 @@
-"""Fixtures for tests/core. ``synthetic_leg``: a small analytic lower-leg-like CTA with exact labels, for extraction unit tests.
+"""Fixtures for tests/core.
+
+``synthetic_leg``: a small analytic lower-leg-like CTA with exact labels, for extraction unit tests.
 
 Not the project phantom (viewer.phantom is the ground truth for the accuracy figures);
 this one is built here so each property of the algorithm is checked on geometry whose

@@ -139,7 +139,8 @@ def test_defensive_parsing(tmp_path: Path) -> None:
         "<MRML>"
         '<VolumeProperty name="Good" scalarOpacity="4 0 0 300 1" colorTransfer="8 0 0 0 0 300 1 0 0" ambient="x"/>'
         '<VolumeProperty name="BadCount" scalarOpacity="6 0 0 300 1" colorTransfer="8 0 0 0 0 300 1 0 0"/>'
-        '<VolumeProperty name="BadGrad" scalarOpacity="4 0 0 300 1" colorTransfer="8 0 0 0 0 300 1 0 0" gradientOpacity="3 0 1 2"/>'
+        '<VolumeProperty name="BadGrad" scalarOpacity="4 0 0 300 1" colorTransfer="8 0 0 0 0 300 1 0 0" '
+        'gradientOpacity="3 0 1 2"/>'
         "</MRML>"
     )
     tfs, warns = _import(f)

@@ -177,7 +177,7 @@ def write_enhanced_ct(
     shared.PixelMeasuresSequence = [pm]
     ds.SharedFunctionalGroupsSequence = [shared]
     frames, raw = [], []
-    for f, k in enumerate(order):
+    for k in order:
         item = Dataset()
         pp = Dataset()
         pp.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * spacing_z]

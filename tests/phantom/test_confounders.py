@@ -197,8 +197,8 @@ def test_plaques_on_the_arterial_wall_lumen_open(scene, landmarks) -> None:
         before, after = v.points_lps[max(k - 5, 0)], v.points_lps[min(k + 5, len(v.points_lps) - 1)]
         comps, _ = ndi.label(art, structure=np.ones((3, 3, 3)))
 
-        def comp_at(q):
-            i, j, kk = (int(round((q[n] - a[0]) / 0.7)) for n, a in enumerate((x, y, z)))
+        def comp_at(q, axes=(x, y, z), comps=comps):
+            i, j, kk = (int(round((q[n] - a[0]) / 0.7)) for n, a in enumerate(axes))
             return comps[kk, j, i]
 
         assert comp_at(before) != 0 and comp_at(before) == comp_at(after), p["vessel"]

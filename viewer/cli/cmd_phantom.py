@@ -139,12 +139,10 @@ def run(args: argparse.Namespace) -> int:
     nz, ny, nx = vol.shape
     lm = ph.landmarks
     kind = "clean (one leg, no confounders)" if args.clean else "both legs on the couch, with the confounders"
-    print(
-        f"lower-leg CTA phantom, size {args.size}, seed {args.seed}, {'feet' if args.feet_first else 'head'}-first, {kind}"
-    )
-    print(
-        f"  grid      {nx} x {ny} x {nz} voxels, spacing {vol.spacing_mm[0]:g} x {vol.spacing_mm[1]:g} x {vol.spacing_mm[2]:g} mm"
-    )
+    first = "feet" if args.feet_first else "head"
+    print(f"lower-leg CTA phantom, size {args.size}, seed {args.seed}, {first}-first, {kind}")
+    sx, sy, sz = vol.spacing_mm
+    print(f"  grid      {nx} x {ny} x {nz} voxels, spacing {sx:g} x {sy:g} x {sz:g} mm")
     lo, hi = vol.bounds_lps()
     print(f"  extent    LPS ({lo[0]:.1f}, {lo[1]:.1f}, {lo[2]:.1f}) .. ({hi[0]:.1f}, {hi[1]:.1f}, {hi[2]:.1f}) mm")
     print(f"  HU range  {vol.hu_range()[0]} .. {vol.hu_range()[1]}")
@@ -163,10 +161,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  vessels   {len(lm['arteries'])} arteries, {len(lm['collaterals'])} collateral branches")
     if not args.clean:
         print(
-            f"            {len(lm['veins'])} deep veins, {len(lm['nutrients'])} nutrient arteries, {len(lm['plaques'])} calcified plaques"
+            f"            {len(lm['veins'])} deep veins, {len(lm['nutrients'])} nutrient arteries, "
+            f"{len(lm['plaques'])} calcified plaques"
         )
         print(
-            f"  couch     mattress top y = {lm['table_top_y_mm']:.1f} mm under the left leg; right leg axis x = {lm['right_leg_axis_xy_mm'][0]:.1f} mm"
+            f"  couch     mattress top y = {lm['table_top_y_mm']:.1f} mm under the left leg; "
+            f"right leg axis x = {lm['right_leg_axis_xy_mm'][0]:.1f} mm"
         )
     print(f"  time      generate {t1 - t0:.2f} s, write {t2 - t1:.2f} s")
     return 0

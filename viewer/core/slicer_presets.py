@@ -77,8 +77,8 @@ def estimate_thresholds(opacity: Sequence[OpacityPoint]) -> tuple[tuple[float, f
     the range where contrast-filled arteries sit (100-450 HU; 3D Slicer's vessel presets
     rise between 129 and 150 HU). The bone threshold stays at the default 650 HU but is
     kept at least 150 HU above the window's start; the window ends 50 HU below the
-    bone threshold (as in the default preset, 600 / 650 HU). Curves whose onset lies elsewhere (soft tissue, lung, MR presets) keep
-    the default thresholds.
+    bone threshold (as in the default preset, 600 / 650 HU). Curves whose onset lies elsewhere (soft tissue,
+    lung, MR presets) keep the default thresholds.
     """
     pts = [(p.x, p.opacity) for p in opacity]
     top = max((o for _, o in pts), default=0.0)

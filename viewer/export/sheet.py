@@ -160,7 +160,9 @@ def render_report_sheet(
         sheet, _ = draw_overlays(sheet, caption_lines=lines, text_px=text_px)
     settings = figure_settings(ctx, cams[0], (sheet.shape[1], sheet.shape[0]), opts, bar)
     settings["sheet"] = {
-        "cells": [{"view": c.view, "label": c.label, "camera": cam.to_dict()} for c, cam in zip(cells, cams, strict=False)],
+        "cells": [
+            {"view": c.view, "label": c.label, "camera": cam.to_dict()} for c, cam in zip(cells, cams, strict=False)
+        ],
         "cell_size_px": [w, h],
         "leg_side": leg_side(ctx.volume)[0],
         "leg_side_source": leg_side(ctx.volume)[1],

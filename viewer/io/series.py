@@ -152,11 +152,12 @@ def _consistent(base: str, hs: list[SliceHeader]) -> tuple[list[SliceHeader], li
         odd = [h for k, v in counts.items() if k != main for h in v]
         if what == "pixel format":
 
-            def diff(h: SliceHeader) -> str:
-                parts = [f"{n} {a!r} (series: {b!r})" for n, a, b in zip(_FORMAT_NAMES, h.pixel_format, main, strict=False) if a != b]
+            def diff(h: SliceHeader, series_format: tuple[object, ...]) -> str:
+                named = zip(_FORMAT_NAMES, h.pixel_format, series_format, strict=False)
+                parts = [f"{n} {a!r} (series: {b!r})" for n, a, b in named if a != b]
                 return f"{h.label}: " + ", ".join(parts)
 
-            detail = "; ".join(diff(h) for h in odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+            detail = "; ".join(diff(h, main) for h in odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
         else:
             detail = "; ".join(f"{h.label}: {key(h)}" for h in odd[:5]) + (
                 f" and {len(odd) - 5} more" if len(odd) > 5 else ""

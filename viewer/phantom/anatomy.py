@@ -1135,7 +1135,7 @@ def make_plaques(
         hu = rng.uniform(HU_PLAQUE_MIN, HU_PLAQUE_MAX)
         rl = float(r[k])
         semi = np.array([0.5 * length, 0.35 * rl + PLAQUE_WALL_OFFSET_MM, rng.uniform(0.8, 1.1) * rl])
-        for turn in range(8):
+        for _ in range(8):
             n = np.cos(phi) * e1 + np.sin(phi) * e2
             c = p[k] + (rl + PLAQUE_WALL_OFFSET_MM) * n
             # keep it off the bone: the outer side of the plaque must stay in soft tissue

@@ -68,11 +68,16 @@ CLEAN_LEGEND_HU: Mapping[str, str] = {
     "skin": f"skin (dermis), {A.HU_SKIN:.0f} HU, {A.SKIN_MM} mm thick",
     "fat": f"subcutaneous fat, {A.HU_FAT:.0f} HU",
     "muscle": f"skeletal muscle, {A.HU_MUSCLE:.0f} HU",
-    "bone": "cortical bone 1350-1600 HU (densest mid-shaft); trabecular bone 320-550 HU in the metaphyses and epiphyses",
+    "bone": (
+        "cortical bone 1350-1600 HU (densest mid-shaft); trabecular bone 320-550 HU in the metaphyses and epiphyses"
+    ),
     "marrow": f"fatty marrow of the diaphysis, {A.HU_MARROW:.0f} HU",
     "artery": f"contrast-filled main arteries, {A.HU_BLOOD_CONTRAST:.0f} HU, 2.3-5.4 mm",
     "collateral": f"contrast-filled collateral branches, {A.HU_COLLATERAL:.0f} HU, 0.8-2.0 mm",
-    "calcification": f"plaque-like calcified rim of the mass, {A.RIM_HU_MIN:.0f}-{A.RIM_HU_MAX:.0f} HU, {A.RIM_MIN_MM}-{A.RIM_MAX_MM} mm thick",
+    "calcification": (
+        f"plaque-like calcified rim of the mass, {A.RIM_HU_MIN:.0f}-{A.RIM_HU_MAX:.0f} HU, "
+        f"{A.RIM_MIN_MM}-{A.RIM_MAX_MM} mm thick"
+    ),
     "mass": f"liquefied contents of the mass, {A.HU_MASS_FLUID - 5:.0f}-{A.HU_MASS_FLUID + 5:.0f} HU",
 }
 
@@ -91,19 +96,23 @@ LEGEND_HU: Mapping[str, str] = {
     ),
     "plaque": (
         f"calcified plaques, {A.HU_PLAQUE_MIN:.0f}-{A.HU_PLAQUE_MAX:.0f} HU, 3-6 mm long, eccentric on the wall of "
-        "the popliteal, tibioperoneal trunk, posterior tibial and peroneal arteries (both legs); the lumen stays open"
+        "the popliteal, tibioperoneal trunk, posterior tibial and peroneal arteries (both legs); "
+        "the lumen stays open"
     ),
     "vein": (
         f"deep veins at venous enhancement: popliteal vein {A.HU_VEIN_POPLITEAL:.0f} HU (6-7 mm), paired venae "
-        f"comitantes of the anterior tibial, posterior tibial and peroneal arteries {A.HU_VEIN_DEEP:.0f} HU (3-4.2 mm); both legs"
+        f"comitantes of the anterior tibial, posterior tibial and peroneal arteries {A.HU_VEIN_DEEP:.0f} HU "
+        "(3-4.2 mm); both legs"
     ),
     "nutrient": (
         f"nutrient arteries of the tibia, {A.HU_NUTRIENT:.0f} HU, 0.8-1.4 mm, from the posterior tibial artery or a "
-        "collateral obliquely through the cortex into the marrow near the erosion (entries: landmark nutrient_entry_lps)"
+        "collateral obliquely through the cortex into the marrow near the erosion "
+        "(entries: landmark nutrient_entry_lps)"
     ),
     "trabecular": (
         f"cancellous bone of the left tibia and fibula (knee and ankle ends), {A.TRAB_LOW_HU:.0f}-"
-        f"{A.TRAB_LOW_HU + A.TRAB_LOW_SUBCHONDRAL_HU:.0f} HU, in contact with the popliteal, posterior and anterior tibial arteries"
+        f"{A.TRAB_LOW_HU + A.TRAB_LOW_SUBCHONDRAL_HU:.0f} HU, in contact with the popliteal, posterior and "
+        "anterior tibial arteries"
     ),
     "other_bone": "right leg: tibia and fibula, cortex and cancellous bone (HU as bone + trabecular)",
     "other_artery": f"right leg: contrast-filled main arteries, {A.HU_BLOOD_CONTRAST:.0f} HU",

@@ -97,7 +97,7 @@ def test_unknown_version_is_a_clear_error(tmp_path: Path, scan: Path) -> None:
     d["schema_version"] = SESSION_SCHEMA_VERSION + 1
     d["software"] = "vessel-viewer 9.0"
     f.write_text(json.dumps(d))
-    with pytest.raises(ViewerError, match=r"version 2 is newer.*vessel-viewer 9\.0") as e:
+    with pytest.raises(ViewerError, match=rf"version {SESSION_SCHEMA_VERSION + 1} is newer.*vessel-viewer 9\.0") as e:
         load_session(f)
     assert str(f) in str(e.value)
 
@@ -116,10 +116,19 @@ def test_unknown_version_is_a_clear_error(tmp_path: Path, scan: Path) -> None:
         (lambda d: d.update(clip_plane={"origin_lps": [0, 0, 0], "normal_lps": [0, 0, 0]}), "normal_lps"),
         (lambda d: d.update(data={"path": ""}), "data.path"),
         (lambda d: d.update(layout=3), "layout"),
+        (lambda d: d.update(lesion={"center_lps": [0, 0], "radius_mm": 5}), "'lesion'.*center_lps"),
+        (lambda d: d.update(lesion={"center_lps": [0, 0, 0], "radius_mm": 0}), "'lesion'.*radius"),
+        (lambda d: d.update(lesion=[1, 2, 3]), "'lesion'"),
+        (lambda d: d.update(measurements={"kind": "ruler"}), "'measurements' must be a list"),
+        (lambda d: d.update(measurements=[{"kind": "circle"}]), r"'measurements\[0\]'.*kind"),
+        (lambda d: d["measurements"][1].pop("vertex_lps"), r"'measurements\[1\]'.*vertex_lps"),
+        (lambda d: d.update(vessel_colouring="rainbow"), "'vessel_colouring' must be one of"),
+        (lambda d: d.update(lesion=None), "'vessel_colouring' is 'lesion' but the session has no lesion"),
+        (lambda d: d.update(keyhole=1), "'keyhole' must be true or false"),
     ],
 )
 def test_bad_fields_name_the_field(tmp_path: Path, scan: Path, edit, match: str) -> None:  # type: ignore[no-untyped-def]
-    d = _session(str(scan)).to_dict()
+    d = _planning_session(str(scan)).to_dict()
     edit(d)
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(d))
@@ -166,3 +175,44 @@ def test_session_validates_in_code_too() -> None:
         Session(data_path="phantom", transfer_function=TransferFunction(), clip_plane=((0, 0, 0), (0, 0, 0)))
     s = session_from_dict(_session("phantom").to_dict())
     assert s.transfer_function.vessel_window_hu == (210.0, 555.0)
+
+
+# ----- lesion planning (issue 10): lesion, measurements, vessel colouring, keyhole -----
+def _planning_session(data_path: str) -> Session:
+    from viewer.core.lesion import Lesion
+    from viewer.core.measure import Angle, Ruler
+
+    return _session(data_path).with_changes(
+        lesion=Lesion.sphere((12.5, -3.0, 40.0), 22.0),
+        measurements=(Ruler((0, 0, 0), (30, 40, 0)), Angle((10, 0, 0), (0, 0, 0), (0, 10, 0))),
+        vessel_colouring="lesion",
+        keyhole=True,
+    )
+
+
+def test_round_trip_keeps_lesion_measurements_and_toggles(tmp_path: Path, scan: Path) -> None:
+    from viewer.core.lesion import Lesion
+    from viewer.core.measure import Angle, Ruler
+
+    f = save_session(_planning_session(str(scan)), tmp_path / "plan.json")
+    r = load_session(f)
+    assert r.lesion == Lesion.sphere((12.5, -3.0, 40.0), 22.0)
+    assert r.measurements == (Ruler((0, 0, 0), (30, 40, 0)), Angle((10, 0, 0), (0, 0, 0), (0, 10, 0)))
+    assert r.measurements[0].length_mm == pytest.approx(50.0)
+    assert r.vessel_colouring == "lesion" and r.keyhole is True
+    # A box lesion too.
+    box = Lesion.box((-10, 10, -5, 5, 0, 30))
+    f2 = save_session(r.with_changes(lesion=box), tmp_path / "box.json")
+    assert load_session(f2).lesion == box
+
+
+def test_version_1_session_without_planning_fields_still_loads(tmp_path: Path, scan: Path) -> None:
+    d = _session(str(scan)).to_dict()
+    for k in ("lesion", "measurements", "vessel_colouring", "keyhole"):
+        d.pop(k)
+    d["schema_version"] = 1
+    f = tmp_path / "old.json"
+    f.write_text(json.dumps(d))
+    r = load_session(f)
+    assert r.lesion is None and r.measurements == () and r.vessel_colouring == "off" and r.keyhole is False
+    assert r.schema_version == 1 and r.layout == "2x2"

@@ -4,12 +4,14 @@ A session names the scan (absolute path, and the path relative to the session fi
 so a folder moved together with its session still opens), the series in a multi-series
 folder, the preset name and the *full* transfer function (so a later edit of the preset
 file does not change an old session's image), separated mode, the camera, the crop box,
-the clip plane and the window layout.
+the clip plane, the window layout, and the lesion-planning view: the lesion, the
+measurements (rulers and angles), the vessel colouring and the keyhole.
 
-File format (``schema_version`` 1)::
+File format (``schema_version`` 2; version 1 files, without the last four fields,
+still load)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "software": "vessel-viewer 0.1.0",
       "data": {"path": "/abs/scan", "relative_path": "../scan", "series": null},
       "preset_name": "Bone + vessels",
@@ -20,7 +22,12 @@ File format (``schema_version`` 1)::
                  "parallel_projection": false, "parallel_scale_mm": 100.0},
       "crop_box_lps": [xmin, xmax, ymin, ymax, zmin, zmax] | null,
       "clip_plane": {"origin_lps": [x, y, z], "normal_lps": [x, y, z]} | null,
-      "layout": "3d"
+      "layout": "3d",
+      "lesion": {"center_lps": [x, y, z], "radius_mm": 20.0, "box_lps": null} | null,
+      "measurements": [{"kind": "ruler", "a_lps": [...], "b_lps": [...]},
+                       {"kind": "angle", "a_lps": [...], "vertex_lps": [...], "b_lps": [...]}],
+      "vessel_colouring": "off" | "lesion" | "bone",
+      "keyhole": false
     }
 
 The built-in phantom is named ``"phantom"`` or ``"phantom:<size>"`` instead of a path.
@@ -44,11 +51,14 @@ from typing import Any
 from viewer import __version__
 from viewer.core.errors import ViewerError
 from viewer.core.fileio import atomic_write_text
+from viewer.core.lesion import Lesion
+from viewer.core.measure import Angle, Measurement, Ruler, measurement_from_dict, measurement_to_dict
 from viewer.core.presets import preset_from_dict, preset_to_dict
+from viewer.core.state import VESSEL_COLOURINGS
 from viewer.core.transfer import TransferFunction
 
 #: Version of the session format written by :func:`save_session`.
-SESSION_SCHEMA_VERSION = 1
+SESSION_SCHEMA_VERSION = 2
 
 _TOP_FIELDS = (
     "schema_version",
@@ -61,6 +71,10 @@ _TOP_FIELDS = (
     "crop_box_lps",
     "clip_plane",
     "layout",
+    "lesion",
+    "measurements",
+    "vessel_colouring",
+    "keyhole",
 )
 _DATA_FIELDS = ("path", "relative_path", "series")
 _CAMERA_VECTORS = ("position_lps", "focal_point_lps", "view_up")
@@ -90,6 +104,10 @@ class Session:
         crop_box_lps: ``(xmin, xmax, ymin, ymax, zmin, zmax)`` in LPS mm, or None.
         clip_plane: ``(origin_lps, normal_lps)``, or None.
         layout: the window layout name (e.g. ``"3d"``, ``"2x2"``).
+        lesion: the marked lesion (sphere or box, LPS mm), or None.
+        measurements: rulers and angles (LPS mm), in the order they were made.
+        vessel_colouring: ``"off"``, ``"lesion"`` or ``"bone"`` (distance colouring).
+        keyhole: bone removed inside the lesion region.
         data_path_relative: the scan path relative to the session file's folder, as
             read from a file (filled in by :func:`save_session` when writing).
         schema_version: format version this session was read as.
@@ -105,6 +123,10 @@ class Session:
     crop_box_lps: tuple[float, float, float, float, float, float] | None = None
     clip_plane: tuple[Vec3, Vec3] | None = None
     layout: str = "3d"
+    lesion: Lesion | None = None
+    measurements: tuple[Measurement, ...] = ()
+    vessel_colouring: str = "off"
+    keyhole: bool = False
     data_path_relative: str | None = None
     schema_version: int = SESSION_SCHEMA_VERSION
     software: str = field(default=f"vessel-viewer {__version__}")
@@ -139,6 +161,10 @@ class Session:
             if self.clip_plane is None
             else {"origin_lps": list(self.clip_plane[0]), "normal_lps": list(self.clip_plane[1])},
             "layout": self.layout,
+            "lesion": None if self.lesion is None else _plain(self.lesion.to_dict()),
+            "measurements": [measurement_to_dict(m) for m in self.measurements],
+            "vessel_colouring": self.vessel_colouring,
+            "keyhole": self.keyhole,
         }
 
 
@@ -218,6 +244,20 @@ def _validate_fields(s: Session, source: str) -> None:
         if math.hypot(*n) < 1e-9:
             raise c.fail("clip_plane.normal_lps", "must not be the zero vector")
         object.__setattr__(s, "clip_plane", (o, n))
+    if s.lesion is not None and not isinstance(s.lesion, Lesion):
+        raise c.fail("lesion", f"must be a Lesion or null, got {type(s.lesion).__name__}")
+    if not isinstance(s.measurements, (list, tuple)):
+        raise c.fail("measurements", f"must be a list, got {type(s.measurements).__name__}")
+    for i, m in enumerate(s.measurements):
+        if not isinstance(m, (Ruler, Angle)):
+            raise c.fail(f"measurements[{i}]", f"must be a ruler or an angle, got {type(m).__name__}")
+    object.__setattr__(s, "measurements", tuple(s.measurements))
+    if s.vessel_colouring not in VESSEL_COLOURINGS:
+        raise c.fail("vessel_colouring", f"must be one of {', '.join(VESSEL_COLOURINGS)}, got {s.vessel_colouring!r}")
+    if s.vessel_colouring == "lesion" and s.lesion is None:
+        raise c.fail("vessel_colouring", "is 'lesion' but the session has no lesion")
+    if not isinstance(s.keyhole, bool):
+        raise c.fail("keyhole", f"must be true or false, got {s.keyhole!r}")
 
 
 def session_from_dict(d: Any, source: str = "<session>") -> Session:
@@ -260,6 +300,16 @@ def session_from_dict(d: Any, source: str = "<session>") -> Session:
         if not isinstance(clip, Mapping) or set(clip) != {"origin_lps", "normal_lps"}:
             raise c.fail("clip_plane", 'must be null or {"origin_lps": [...], "normal_lps": [...]}')
         clip_t = (clip["origin_lps"], clip["normal_lps"])
+    lesion = None
+    if d.get("lesion") is not None:
+        lesion = Lesion.from_dict(d["lesion"], source=f"{source}: session field 'lesion'")
+    raw_measurements = d.get("measurements", [])
+    if not isinstance(raw_measurements, list):
+        raise c.fail("measurements", f"must be a list, got {type(raw_measurements).__name__}")
+    measurements = tuple(
+        measurement_from_dict(m, source=f"{source}: session field 'measurements[{i}]'")
+        for i, m in enumerate(raw_measurements)
+    )
     software = d.get("software", "")
     try:
         return Session(
@@ -273,6 +323,10 @@ def session_from_dict(d: Any, source: str = "<session>") -> Session:
             crop_box_lps=d.get("crop_box_lps"),
             clip_plane=clip_t,  # type: ignore[arg-type]
             layout=d.get("layout", "3d"),
+            lesion=lesion,
+            measurements=measurements,
+            vessel_colouring=d.get("vessel_colouring", "off"),
+            keyhole=d.get("keyhole", False),
             schema_version=ver,
             software=software if isinstance(software, str) else "",
         )

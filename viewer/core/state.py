@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -30,12 +30,18 @@ from viewer.core.extraction import ClassMasks
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 
+if TYPE_CHECKING:  # pragma: no cover
+    from viewer.core.lesion import Lesion, LesionAnalysis
+    from viewer.core.measure import Measurement
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Callback = Callable[[Any], None]
 Layout = Literal["3d", "2x2"]
 LAYOUTS: tuple[str, ...] = ("3d", "2x2")
+#: Vessel colourings: none, by distance to the lesion, by distance to the bone surface.
+VESSEL_COLOURINGS: tuple[str, ...] = ("off", "lesion", "bone")
 
 Bounds6 = tuple[float, float, float, float, float, float]
 Vec3 = tuple[float, float, float]
@@ -90,13 +96,19 @@ class Event:
                 log.exception("callback %r for %s failed", cb, self.name)
 
 
+def _replaced_whole(v: Any) -> bool:
+    """Values compared by identity: arrays, masks, lesion analyses."""
+    return isinstance(v, (np.ndarray, ClassMasks)) or type(v).__name__ == "LesionAnalysis"
+
+
 def _same(a: Any, b: Any) -> bool:
     """Whether assigning ``b`` over ``a`` is a no-op (no event)."""
     if a is b:
         return True
-    if isinstance(a, (np.ndarray, ClassMasks)) or isinstance(b, (np.ndarray, ClassMasks)):
+    if _replaced_whole(a) or _replaced_whole(b):
         # Masks are replaced, never edited in place: identity is the right test, and
-        # element-wise comparison of a 0.3 GB array on every assignment is not.
+        # element-wise comparison of a 0.3 GB array on every assignment is not (an
+        # analysis holds centreline arrays: also replaced whole).
         return False
     try:
         return bool(a == b)
@@ -119,6 +131,14 @@ class ViewerState:
     * ``layout``: ``"3d"`` or ``"2x2"``.
     * ``crosshair_lps``: ``(x, y, z)`` LPS mm, or None.
     * ``show_identity``: whether patient name/ID may be shown (off by default).
+    * ``lesion``: the :class:`~viewer.core.lesion.Lesion` the user marked (LPS mm), or None.
+    * ``vessel_colouring``: ``"off"``, ``"lesion"`` or ``"bone"``: vessels coloured by
+      their distance (mm) to the lesion or to the bone surface.
+    * ``keyhole``: bone removed inside the lesion region (vessels stay).
+    * ``measurements``: tuple of :class:`~viewer.core.measure.Ruler` /
+      :class:`~viewer.core.measure.Angle` (LPS mm), in the order they were made.
+    * ``lesion_analysis``: the :class:`~viewer.core.lesion.LesionAnalysis` of the
+      current lesion, or None (cleared when the lesion or the volume changes).
     """
 
     FIELDS: tuple[str, ...] = (
@@ -131,6 +151,11 @@ class ViewerState:
         "layout",
         "crosshair_lps",
         "show_identity",
+        "lesion",
+        "vessel_colouring",
+        "keyhole",
+        "measurements",
+        "lesion_analysis",
     )
 
     volume: Volume | None
@@ -142,6 +167,11 @@ class ViewerState:
     layout: str
     crosshair_lps: Vec3 | None
     show_identity: bool
+    lesion: Lesion | None
+    vessel_colouring: str
+    keyhole: bool
+    measurements: tuple[Measurement, ...]
+    lesion_analysis: LesionAnalysis | None
 
     def __init__(self, transfer_function: TransferFunction | None = None, preset_name: str = "") -> None:
         tf = transfer_function if transfer_function is not None else TransferFunction()
@@ -155,6 +185,11 @@ class ViewerState:
             "layout": "2x2",
             "crosshair_lps": None,
             "show_identity": False,
+            "lesion": None,
+            "vessel_colouring": "off",
+            "keyhole": False,
+            "measurements": (),
+            "lesion_analysis": None,
         }
         object.__setattr__(self, "_values", values)
         for name in self.FIELDS:
@@ -203,9 +238,9 @@ class ViewerState:
         # Tuples of floats compare by value, so re-assigning the same point or box
         # from another widget emits nothing.
         if value is None:
-            if name in ("transfer_function", "layout", "show_identity", "preset_name"):
+            if name in ("transfer_function", "layout", "show_identity", "preset_name", "vessel_colouring", "keyhole"):
                 raise ValueError(f"state field {name!r} cannot be None")
-            return None
+            return () if name == "measurements" else None
         if name == "crosshair_lps":
             v = tuple(float(x) for x in value)
             if len(v) != 3:
@@ -228,12 +263,37 @@ class ViewerState:
             if value not in LAYOUTS:
                 raise ValueError(f"layout must be one of {LAYOUTS}, got {value!r}")
             return str(value)
-        if name == "show_identity":
+        if name in ("show_identity", "keyhole"):
             return bool(value)
+        if name == "vessel_colouring":
+            if value not in VESSEL_COLOURINGS:
+                raise ValueError(f"vessel_colouring must be one of {VESSEL_COLOURINGS}, got {value!r}")
+            return str(value)
+        if name in ("lesion", "lesion_analysis", "measurements"):
+            return ViewerState._normalise_lesion_field(name, value)
         if name == "transfer_function" and not isinstance(value, TransferFunction):
             raise TypeError(f"transfer_function must be a TransferFunction, got {type(value).__name__}")
         if name == "volume" and not isinstance(value, Volume):
             raise TypeError(f"volume must be a Volume, got {type(value).__name__}")
+        return value
+
+    @staticmethod
+    def _normalise_lesion_field(name: str, value: Any) -> Any:
+        # Imported here: the lesion modules import the volume and extraction modules,
+        # and state is imported by nearly everything.
+        from viewer.core.lesion import Lesion, LesionAnalysis
+        from viewer.core.measure import Angle, Ruler
+
+        if name == "lesion" and not isinstance(value, Lesion):
+            raise TypeError(f"lesion must be a Lesion, got {type(value).__name__}")
+        if name == "lesion_analysis" and not isinstance(value, LesionAnalysis):
+            raise TypeError(f"lesion_analysis must be a LesionAnalysis, got {type(value).__name__}")
+        if name == "measurements":
+            items = tuple(value)
+            bad = [type(m).__name__ for m in items if not isinstance(m, (Ruler, Angle))]
+            if bad:
+                raise TypeError(f"measurements must be Ruler or Angle objects, got {bad[0]}")
+            return items
         return value
 
 
@@ -318,4 +378,4 @@ def bind(
     return Binding(state, field, set_widget, connect_widget, to_widget, to_state)
 
 
-__all__ = ["LAYOUTS", "Binding", "Event", "ViewerState", "bind"]
+__all__ = ["LAYOUTS", "VESSEL_COLOURINGS", "Binding", "Event", "ViewerState", "bind"]

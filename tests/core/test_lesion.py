@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from viewer.core.errors import ViewerError
-from viewer.core.lesion import Lesion, lesion_from_phantom, validate_lesion
+from viewer.core.lesion import (
+    Branch,
+    EntryPoint,
+    Lesion,
+    LesionAnalysis,
+    distance_to_bone_mm,
+    distance_to_lesion_mm,
+    lesion_from_phantom,
+    validate_lesion,
+    write_lesion_tables,
+)
 from viewer.core.volume import Volume, axis_aligned_affine
 
 
@@ -97,3 +107,63 @@ def test_lesion_from_phantom_is_the_erosion_box(small_phantom) -> None:
     assert les.region_mask(small_phantom.volume).any()
     with pytest.raises(ViewerError, match="erosion_box_lps"):
         lesion_from_phantom({})
+
+
+def test_distance_to_lesion_is_exact_and_zero_inside() -> None:
+    vol = _volume()
+    les = Lesion.sphere((0.0, 0.0, 118.0), 4.0)
+    d = distance_to_lesion_mm(vol, les)
+    assert d.dtype == np.float32 and d.shape == vol.shape
+    assert np.all(d[les.region_mask(vol)] == 0)
+    kk, jj, ii = np.indices(vol.shape).reshape(3, -1)
+    lps = vol.lps_of_ijk(np.stack([ii, jj, kk], axis=1))
+    want = np.maximum(np.linalg.norm(lps - les.center_lps, axis=1) - 4.0, 0.0)
+    np.testing.assert_allclose(d.reshape(-1), want, atol=1e-4)
+    box = Lesion.box((-2.0, 2.0, -1.0, 1.0, 110.0, 116.0))
+    db = distance_to_lesion_mm(vol, box)
+    k, j, i = 0, 0, 0  # voxel (-10, -7.5, 100): 8, 6.5, 10 mm outside on each axis
+    assert db[k, j, i] == pytest.approx(np.linalg.norm([8.0, 6.5, 10.0]), abs=1e-4)
+
+
+def test_distance_to_bone_uses_the_voxel_spacing() -> None:
+    vol = _volume()
+    bone = np.zeros(vol.shape, bool)
+    bone[10, 15, 20] = True
+    d = distance_to_bone_mm(vol, bone)
+    assert d[10, 15, 20] == 0
+    assert d[10, 15, 24] == pytest.approx(4 * 0.5)
+    assert d[13, 15, 20] == pytest.approx(3 * 2.0)
+    assert np.all(distance_to_bone_mm(vol, np.zeros(vol.shape, bool)) > 0)
+    with pytest.raises(ViewerError, match="shape"):
+        distance_to_bone_mm(vol, bone[1:])
+
+
+def test_json_and_csv_tables(tmp_path) -> None:
+    les = Lesion.sphere((1.0, 2.0, 3.0), 10.0)
+    a = LesionAnalysis(
+        lesion=les,
+        entry_points=(EntryPoint(1, (1.0, 2.0, 4.0), 1.0, "posterior_tibial", 1.2),),
+        branches=(Branch(1, 12.5, 2.1, np.zeros((5, 3)), True),),
+        lumen_volume_ml=0.25,
+        n_branches_crossing=1,
+        message="",
+    )
+    d = a.to_json_dict()
+    assert d["entry_points"][0]["lps_mm"] == [1.0, 2.0, 4.0]
+    assert d["branches"][0] == {
+        "number": 1,
+        "length_mm": 12.5,
+        "diameter_mm": 2.1,
+        "crosses_radius": True,
+        "n_points": 5,
+    }
+    assert d["lesion"] == les.to_dict() and d["n_branches_crossing"] == 1
+    paths = write_lesion_tables(a, tmp_path / "report.csv")
+    assert [p.name for p in paths] == ["report_entry_points.csv", "report_branches.csv"]
+    rows = paths[0].read_text().splitlines()
+    assert rows[0].startswith("number,L_mm,P_mm,S_mm") and rows[1] == "1,1.00,2.00,4.00,1.00,posterior_tibial,1.20"
+    assert paths[1].read_text().splitlines()[1] == "1,12.50,2.10,1,5"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ViewerError, match="cannot write the lesion tables"):
+        write_lesion_tables(a, blocker / "sub" / "r.csv")

@@ -3,14 +3,15 @@
 The session format itself is plain data in :mod:`viewer.core.session`; this module
 does what needs the loader, the phantom and the renderer (so it lives above them):
 opening the scan (a file, a DICOM folder or the built-in phantom), and putting the
-transfer function, separated mode, crop box, clip plane and camera into a
+transfer function, separated mode, crop box, clip plane, camera and the lesion-planning
+view (lesion, vessel colouring, keyhole, measurements) into a
 :class:`~viewer.render.scene.Scene`. The GUI's session dialogs and ``vessel-viewer
 render --session`` both go through here, so a session restores the same image in both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from viewer.core.volume import Volume
 from viewer.render.camera import CameraState
 
 if TYPE_CHECKING:  # pragma: no cover
+    from viewer.core.lesion import Lesion, LesionAnalysis
+    from viewer.core.measure import Measurement
     from viewer.render.scene import Scene
 
 PHANTOM_SIZES = ("small", "default", "large")
@@ -87,11 +90,13 @@ def session_from_scene(
     crop_box_lps: tuple[float, ...] | None = None,
     clip_plane: Any = None,
     layout: str = "3d",
+    measurements: Sequence[Measurement] = (),
 ) -> Session:
     """A session describing what ``scene`` shows now (its camera and, unless given,
-    its transfer function and crop box)."""
+    its transfer function, crop box, lesion, vessel colouring and keyhole)."""
     tf = transfer_function if transfer_function is not None else scene.transfer_function
     crop = crop_box_lps if crop_box_lps is not None else scene.crop_box_lps
+    colouring = scene.vessel_colouring[0]
     return Session(
         data_path=data_path,
         series=series,
@@ -102,6 +107,11 @@ def session_from_scene(
         crop_box_lps=None if crop is None else tuple(float(v) for v in crop),  # type: ignore[arg-type]
         clip_plane=clip_plane,
         layout=layout,
+        lesion=scene.lesion,
+        measurements=tuple(measurements),
+        # "lesion" colouring without a lesion shows class colours: say so.
+        vessel_colouring="off" if scene.lesion is None and colouring == "lesion" else colouring,
+        keyhole=scene.keyhole,
     )
 
 
@@ -122,9 +132,49 @@ def session_camera(session: Session) -> CameraState | None:
         raise ViewerError(f"session camera: {exc}") from None
 
 
+def planning_fields(source: Any) -> dict[str, Any]:
+    """The lesion-planning fields of a :class:`~viewer.core.state.ViewerState` or a
+    :class:`Session` (``lesion``, ``measurements``, ``vessel_colouring``, ``keyhole``),
+    as keyword arguments for the other. Colouring by distance to the lesion without a
+    lesion shows the class colours, and is said so ("off")."""
+    colouring = str(source.vessel_colouring)
+    if colouring == "lesion" and source.lesion is None:
+        colouring = "off"
+    return {
+        "lesion": source.lesion,
+        "measurements": tuple(source.measurements),
+        "vessel_colouring": colouring,
+        "keyhole": bool(source.keyhole),
+    }
+
+
+def apply_planning_to_scene(
+    scene: Scene,
+    *,
+    lesion: Lesion | None,
+    vessel_colouring: str = "off",
+    keyhole: bool = False,
+    measurements: Sequence[Measurement] = (),
+    analysis: LesionAnalysis | None = None,
+    show_entry_points: bool = True,
+    show_centrelines: bool = True,
+) -> None:
+    """Put the lesion-planning view into ``scene``: the lesion outline, the vessel
+    colouring by distance, the keyhole, the rulers and angles, and (from ``analysis``)
+    the numbered entry points and branch centrelines. The one place that copies these
+    into a scene: the GUI's 3D view, restored sessions and the window's exports."""
+    scene.set_lesion(lesion)
+    scene.set_vessel_colouring(vessel_colouring)
+    scene.set_keyhole(keyhole)
+    scene.set_measurements(measurements)
+    scene.set_entry_points(analysis.entry_points if analysis is not None and show_entry_points else ())
+    scene.set_centrelines(analysis.branches if analysis is not None and show_centrelines else ())
+
+
 def apply_session_to_scene(scene: Scene, session: Session, volume: Volume | None = None) -> None:
     """Put the session's view into ``scene``: the volume (when given), transfer
-    function, crop box, clip plane and camera (the anterior view when it has none)."""
+    function, crop box, clip plane, camera (the anterior view when it has none) and the
+    lesion, vessel colouring, keyhole and measurements."""
     if volume is not None:
         scene.set_volume(volume)
     scene.set_transfer_function(session_transfer_function(session))
@@ -133,6 +183,7 @@ def apply_session_to_scene(scene: Scene, session: Session, volume: Volume | None
         scene.set_clip_plane(None)
     else:
         scene.set_clip_plane(session.clip_plane[0], session.clip_plane[1])
+    apply_planning_to_scene(scene, **planning_fields(session))
     cam = session_camera(session)
     if cam is None:
         scene.set_view("anterior")
@@ -161,6 +212,8 @@ def open_session_scene(
 
 __all__ = [
     "PHANTOM_SIZES",
+    "apply_planning_to_scene",
+    "planning_fields",
     "apply_session_to_scene",
     "open_session_scene",
     "open_source",

@@ -54,7 +54,13 @@ from viewer.core.session import save_session as write_session_file
 from viewer.export.image import ExportOptions, FigureContext
 from viewer.export.image import export_image as _export_image
 from viewer.export.movie import AXES_LPS, MovieResult, export_threshold_sweep, export_turntable
-from viewer.export.sessions import open_source, session_camera, session_transfer_function, source_spec
+from viewer.export.sessions import (
+    open_source,
+    planning_fields,
+    session_camera,
+    session_transfer_function,
+    source_spec,
+)
 from viewer.export.sheet import export_report_sheet as _export_report_sheet
 from viewer.ui.workers import TaskThread
 
@@ -472,6 +478,7 @@ def current_session(window: Any) -> Session:
         crop_box_lps=getattr(st, "crop_box_lps", None),
         clip_plane=clip,
         layout=getattr(st, "layout", "3d"),
+        **planning_fields(st),
     )
 
 
@@ -518,6 +525,7 @@ def apply_session_to_window(window: Any, session: Session, volume: Any) -> None:
         preset_name=session.preset_name or session.transfer_function.name,
         crop_box_lps=session.crop_box_lps,
         clip_plane=session.clip_plane,
+        **planning_fields(session),
     )
     try:
         st.layout = session.layout

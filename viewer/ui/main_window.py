@@ -49,6 +49,7 @@ from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.ui.controls import ControlsPanel
 from viewer.ui.dialogs import SeriesPickerDialog, show_about
+from viewer.ui.lesion_panel import install_lesion_planning
 from viewer.ui.slice_view import AXES, SliceViewWidget
 from viewer.ui.view3d import View3DWidget
 from viewer.ui.workers import LatestOnlyRunner, TaskThread
@@ -262,6 +263,8 @@ class MainWindow(QMainWindow):
             v.hovered.connect(self._on_hover)
 
         self._build_menus()
+        # Lesion planning (issue 10): its dock, tools and menu items live in their own module.
+        install_lesion_planning(self)
         self._restore_settings()
         self._apply_layout(self.state.layout)
 
@@ -968,6 +971,7 @@ class MainWindow(QMainWindow):
             th.wait(15000)
         self._live_threads.clear()
         self.mask_runner.shutdown()
+        self.lesion_controller.shutdown()
         self.view3d.close_view()
 
 

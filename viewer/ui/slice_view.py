@@ -8,19 +8,32 @@ crosshair and the orientation letters, and turns mouse events into LPS points.
 Mouse: left click or drag moves the crosshair (the state's ``crosshair_lps``, which the
 other views follow); right drag, or Shift + left drag, changes window (horizontal) and
 level (vertical); the wheel steps through slices. Hovering reports HU and LPS mm.
+With a pointer tool active (:class:`viewer.ui.measure_tools.PointerTools`: lesion,
+ruler, angle) a left click hands its LPS point to the tool instead, and a left drag in
+lesion mode spans a box.
+
+Lesion planning overlays (all from the state, in LPS mm, so every view agrees): the
+circle where the lesion sphere cuts this slice (or the box's section), the numbered
+entry points of the analysis lying within :data:`MARKER_DEPTH_MM` of the slice, and
+every ruler and angle projected onto the slice (solid where it lies in the slice,
+dashed where it is projected from elsewhere), with its label.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
+from PySide6.QtGui import QBrush, QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from viewer.core.state import ViewerState
 from viewer.render.slices import slice_image, window_level_to_rgb
+
+if TYPE_CHECKING:  # pragma: no cover
+    from viewer.ui.measure_tools import PointerTools
 
 AXES = ("axial", "coronal", "sagittal")
 #: LPS axis index each view's slice steps along (axial: S, coronal: P, sagittal: L).
@@ -32,6 +45,14 @@ _LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
 #: tissue all distinguishable (a common "CTA" window is W 600-800, L 150-200).
 DEFAULT_WINDOW_HU = 800.0
 DEFAULT_LEVEL_HU = 200.0
+#: Entry points and measurement ends within this distance (mm) of the slice plane are
+#: drawn as lying in it (about two slices of a 1 mm CTA).
+MARKER_DEPTH_MM = 2.5
+#: A lesion-mode press that moves less than this (widget pixels) is a click, not a box.
+BOX_DRAG_MIN_PX = 6.0
+_LESION_COLOUR = QColor(60, 220, 255)
+_ENTRY_COLOUR = QColor(255, 80, 200)
+_MEASURE_COLOUR = QColor(120, 255, 120)
 
 
 def _direction_letter(v: np.ndarray) -> str:
@@ -66,6 +87,14 @@ class SliceViewWidget(QWidget):
         self._slice_key: tuple[Any, ...] | None = None
         self._qimage: QImage | None = None
         self._drag_wl: tuple[QPointF, float, float] | None = None
+        #: The pointer tools (set by the window); None: clicks move the crosshair.
+        self.tools: PointerTools | None = None
+        self._tool_press: tuple[QPointF, tuple[float, float, float]] | None = None
+        self._tool_drag: QPointF | None = None
+        #: Numbers of the entry points drawn in the last paint (for tests, status).
+        self.drawn_entry_numbers: list[int] = []
+        #: How many measurements the last paint drew (projected or in plane).
+        self.drawn_measurements = 0
         self.setObjectName(f"slice_{axis}")
         self.setMinimumSize(QSize(120, 120))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -77,6 +106,13 @@ class SliceViewWidget(QWidget):
         )
         state.volume_changed.connect(self._on_volume_changed)
         state.crosshair_lps_changed.connect(self._on_crosshair_changed)
+        for name in ("lesion", "measurements", "lesion_analysis"):
+            state.event(name).connect(lambda _v: self.update())
+
+    def set_tools(self, tools: PointerTools) -> None:
+        """Route left clicks to ``tools`` while one of its tools is active."""
+        self.tools = tools
+        tools.pending_changed.connect(self.update)
 
     # ----- state -> view ----------------------------------------------------------
     def _on_volume_changed(self, _volume: Any) -> None:
@@ -213,7 +249,113 @@ class SliceViewWidget(QWidget):
             Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
             f"W {self.window_hu:.0f}  L {self.level_hu:.0f}",
         )
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        self._paint_planning(p)
         p.end()
+
+    # ----- lesion planning overlays ---------------------------------------------
+    def _plane(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a point, the unit normal) of the slice plane, LPS mm."""
+        sl = self._slice
+        n = np.cross(np.asarray(sl.col_dir_lps, dtype=float), np.asarray(sl.row_dir_lps, dtype=float))
+        return np.asarray(sl.origin_lps, dtype=float), n / np.linalg.norm(n)
+
+    def _depth_mm(self, lps: Any) -> float:
+        """Signed distance (mm) of an LPS point from the slice plane."""
+        o, n = self._plane()
+        return float((np.asarray(lps, dtype=float) - o) @ n)
+
+    def _px_per_mm(self) -> float:
+        return float(self.image_rect().width() / (self._slice.hu.shape[1] * self._pixel_spacing()[0]))
+
+    def _paint_planning(self, p: QPainter) -> None:
+        self._paint_lesion(p)
+        self._paint_entry_points(p)
+        self._paint_measurements(p)
+        self._paint_tool_feedback(p)
+
+    def _paint_lesion(self, p: QPainter) -> None:
+        lesion = self.state.lesion
+        if lesion is None:
+            return
+        p.setPen(QPen(_LESION_COLOUR, 2))
+        p.setBrush(QBrush(QColor(60, 220, 255, 35)))
+        if lesion.box_lps is None:
+            d = self._depth_mm(lesion.center_lps)
+            if abs(d) >= lesion.radius_mm:
+                return
+            # The sphere cuts the plane in a circle of radius sqrt(r^2 - d^2).
+            r_px = float(np.sqrt(lesion.radius_mm**2 - d**2)) * self._px_per_mm()
+            o, n = self._plane()
+            c = self.lps_to_widget(tuple(np.asarray(lesion.center_lps) - d * n))  # type: ignore[arg-type]
+            if c is not None:
+                p.drawEllipse(c, r_px, r_px)
+            return
+        b = lesion.box_lps
+        ax = NORMAL_AXIS[self.axis]
+        pos = self.slice_position_mm
+        if pos is None or not b[2 * ax] <= pos <= b[2 * ax + 1]:
+            return
+        u, v = (a for a in range(3) if a != ax)
+        corners = []
+        for cu, cv in ((0, 0), (1, 0), (1, 1), (0, 1)):
+            q = [0.0, 0.0, 0.0]
+            q[ax], q[u], q[v] = pos, b[2 * u + cu], b[2 * v + cv]
+            w = self.lps_to_widget(tuple(q))  # type: ignore[arg-type]
+            if w is not None:
+                corners.append(w)
+        p.drawPolygon(QPolygonF(corners))
+
+    def _paint_entry_points(self, p: QPainter) -> None:
+        self.drawn_entry_numbers = []
+        analysis = self.state.lesion_analysis
+        if analysis is None:
+            return
+        for ep in analysis.entry_points:
+            if abs(self._depth_mm(ep.lps_mm)) > MARKER_DEPTH_MM:
+                continue
+            c = self.lps_to_widget(ep.lps_mm)
+            if c is None:
+                continue
+            p.setPen(QPen(_ENTRY_COLOUR, 2))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawEllipse(c, 6.0, 6.0)
+            p.drawText(c + QPointF(8.0, -6.0), str(ep.number))
+            self.drawn_entry_numbers.append(int(ep.number))
+
+    def _paint_polyline(self, p: QPainter, pts_lps: Sequence[Any], label: str, label_at: int) -> None:
+        """A measurement's points projected onto the slice; solid when they all lie
+        in it, dashed otherwise."""
+        pts = [self.lps_to_widget(tuple(q)) for q in pts_lps]
+        if any(q is None for q in pts):
+            return
+        in_plane = all(abs(self._depth_mm(q)) <= MARKER_DEPTH_MM for q in pts_lps)
+        p.setPen(QPen(_MEASURE_COLOUR, 2, Qt.PenStyle.SolidLine if in_plane else Qt.PenStyle.DashLine))
+        for a, b in zip(pts[:-1], pts[1:], strict=True):
+            p.drawLine(a, b)  # type: ignore[arg-type]
+        for q in pts:
+            p.drawEllipse(q, 3.0, 3.0)  # type: ignore[arg-type]
+        if label:
+            p.drawText(pts[label_at] + QPointF(6.0, 14.0), label)  # type: ignore[operator]
+
+    def _paint_measurements(self, p: QPainter) -> None:
+        self.drawn_measurements = 0
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for m in self.state.measurements:
+            if hasattr(m, "vertex_lps"):
+                self._paint_polyline(p, [m.a_lps, m.vertex_lps, m.b_lps], m.label(), 1)
+            else:
+                self._paint_polyline(p, [m.a_lps, m.b_lps], m.label(), 1)
+            self.drawn_measurements += 1
+
+    def _paint_tool_feedback(self, p: QPainter) -> None:
+        """Points placed so far with the ruler/angle tool, and the box being dragged."""
+        if self.tools is not None and self.tools.pending_lps:
+            self._paint_polyline(p, self.tools.pending_lps, "", 0)
+        if self._tool_press is not None and self._tool_drag is not None:
+            p.setPen(QPen(_LESION_COLOUR, 1, Qt.PenStyle.DashLine))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(self._tool_press[0], self._tool_drag).normalized())
 
     # ----- mouse ------------------------------------------------------------------
     def _wants_window_level(self, event: QMouseEvent) -> bool:
@@ -222,9 +364,16 @@ class SliceViewWidget(QWidget):
             return True
         return bool(b & Qt.MouseButton.LeftButton) and bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
 
+    def _tool_active(self) -> bool:
+        return self.tools is not None and self.tools.active
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
         if self._wants_window_level(event):
             self._drag_wl = (event.position(), self.window_hu, self.level_hu)
+        elif event.button() == Qt.MouseButton.LeftButton and self._tool_active():
+            lps = self.widget_to_lps(event.position())
+            self._tool_press = None if lps is None else (event.position(), lps)
+            self._tool_drag = None
         elif event.button() == Qt.MouseButton.LeftButton:
             self._move_crosshair(event.position())
         event.accept()
@@ -235,7 +384,11 @@ class SliceViewWidget(QWidget):
             start, w0, l0 = self._drag_wl
             # 4 HU per pixel: a 200-pixel drag spans a typical CTA window.
             self.set_window_level(w0 + 4.0 * (pos.x() - start.x()), l0 - 4.0 * (pos.y() - start.y()))
-        elif event.buttons() & Qt.MouseButton.LeftButton:
+        elif self._tool_press is not None:
+            if self.tools is not None and self.tools.tool == "lesion":
+                self._tool_drag = pos
+                self.update()
+        elif event.buttons() & Qt.MouseButton.LeftButton and not self._tool_active():
             self._move_crosshair(pos)
         lps = self.widget_to_lps(pos)
         hu = None if lps is None or self.state.volume is None else self.state.volume.hu_at_lps(lps)
@@ -243,6 +396,16 @@ class SliceViewWidget(QWidget):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
         self._drag_wl = None
+        press, self._tool_press, self._tool_drag = self._tool_press, None, None
+        if press is not None and self.tools is not None and event.button() == Qt.MouseButton.LeftButton:
+            start, start_lps = press
+            moved = (event.position() - start).manhattanLength()
+            end_lps = self.widget_to_lps(event.position())
+            if self.tools.tool == "lesion" and moved >= BOX_DRAG_MIN_PX and end_lps is not None:
+                self.tools.box(start_lps, end_lps, NORMAL_AXIS[self.axis])
+            else:
+                self.tools.point(start_lps)
+            self.update()
         event.accept()
 
     def leaveEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

@@ -14,6 +14,10 @@ or the crop box (VTK's ``StartInteractionEvent`` / ``EndInteractionEvent``, fire
 interactor style and the box widget) or while a control's slider is held
 (:meth:`begin_interaction` / :meth:`end_interaction`, counted so overlapping holds work),
 then one full-quality render on release.
+
+Picking: while :attr:`View3DWidget.pick_mode` is on (a lesion, ruler or angle tool is
+active), a left click does not turn the camera; the point of the rendered surface under
+it (:func:`viewer.render.picking.pick_lps`, LPS mm) is emitted as ``point_picked``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from vtkmodules.vtkIOImage import vtkPNGWriter  # noqa: F401 - registers the IO 
 from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
 from viewer.core.state import ViewerState
+from viewer.export.sessions import apply_planning_to_scene, planning_fields
+from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
 
 
@@ -76,6 +82,10 @@ class View3DWidget(QWidget):
     #: "start" / "progress" / "end" of VTK's shading-gradient computation, emitted
     #: synchronously from inside a render (see :meth:`Scene.on_gradient_progress`).
     shading_progress = Signal(str)
+    #: A left click in pick mode hit the rendered surface at this LPS point (mm) ...
+    point_picked = Signal(object)
+    #: ... or hit nothing.
+    pick_missed = Signal()
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,6 +112,13 @@ class View3DWidget(QWidget):
         self._observe(style, vtkCommand.EndInteractionEvent, self._on_vtk_end_interaction)
         self._observe(self.render_window, vtkCommand.StartEvent, self._on_render_start)
         self._observe(self.render_window, vtkCommand.EndEvent, self._on_render_end)
+        # An observer of a style's button event replaces the style's own handling
+        # (vtkInteractorStyle's HandleObservers), so these decide between picking and
+        # the default camera rotation.
+        self.pick_mode = False
+        self._picking = False
+        self._observe(style, vtkCommand.LeftButtonPressEvent, self._on_left_press)
+        self._observe(style, vtkCommand.LeftButtonReleaseEvent, self._on_left_release)
 
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -132,6 +149,18 @@ class View3DWidget(QWidget):
         state.class_masks_changed.connect(self._on_class_masks_changed)
         state.crop_box_lps_changed.connect(self._on_crop_changed)
         state.clip_plane_changed.connect(self._on_clip_changed)
+        # Lesion planning: one handler per field (a ruler edit must not re-encode the
+        # volume for the distance colouring).
+        self.show_entry_points = True
+        self.show_centrelines = True
+        for field, setter in (
+            ("lesion", "set_lesion"),
+            ("vessel_colouring", "set_vessel_colouring"),
+            ("keyhole", "set_keyhole"),
+            ("measurements", "set_measurements"),
+        ):
+            state.event(field).connect(lambda v, s=setter: self._on_planning_field(s, v))
+        state.lesion_analysis_changed.connect(self._on_analysis_changed)
 
     def _observe(self, obj: Any, event: int, cb: Any) -> None:
         self._observers.append((obj, obj.AddObserver(event, lambda *_a, _cb=cb: _cb())))
@@ -221,6 +250,7 @@ class View3DWidget(QWidget):
         self.scene.set_transfer_function(self._effective_tf(self.state.transfer_function))
         self.scene.set_crop_box_lps(self.state.crop_box_lps)
         self._apply_clip(self.state.clip_plane)
+        self._apply_planning()
         self.scene.set_view("anterior")
         self._place_box()
         self.request_render()
@@ -262,6 +292,57 @@ class View3DWidget(QWidget):
     def _on_clip_changed(self, plane: Any) -> None:
         self._apply_clip(plane)
         self.request_render()
+
+    # ----- lesion planning ------------------------------------------------------------
+    def _apply_planning(self) -> None:
+        st = self.state
+        apply_planning_to_scene(
+            self.scene,
+            **planning_fields(st),
+            analysis=st.lesion_analysis,
+            show_entry_points=self.show_entry_points,
+            show_centrelines=self.show_centrelines,
+        )
+
+    def _on_planning_field(self, setter_name: str, value: Any) -> None:
+        getattr(self.scene, setter_name)(value)
+        self.request_render()
+
+    def _on_analysis_changed(self, analysis: Any) -> None:
+        self.scene.set_entry_points(analysis.entry_points if analysis is not None and self.show_entry_points else ())
+        self.scene.set_centrelines(analysis.branches if analysis is not None and self.show_centrelines else ())
+        self.request_render()
+
+    def set_planning_overlays(self, show_entry_points: bool, show_centrelines: bool) -> None:
+        """Show or hide the analysis' entry-point markers and branch centrelines."""
+        self.show_entry_points = bool(show_entry_points)
+        self.show_centrelines = bool(show_centrelines)
+        self._on_analysis_changed(self.state.lesion_analysis)
+
+    # ----- picking ----------------------------------------------------------------
+    def _on_left_press(self) -> None:
+        if not self.pick_mode or self.state.volume is None:
+            self._style.OnLeftButtonDown()
+            return
+        self._picking = True
+        x, y = self.interactor.GetEventPosition()
+        self.pick_at(x, y)
+
+    def _on_left_release(self) -> None:
+        if self._picking:
+            self._picking = False
+            return
+        self._style.OnLeftButtonUp()
+
+    def pick_at(self, x_px: float, y_px: float) -> tuple[float, float, float] | None:
+        """Pick the rendered surface at VTK display pixel ``(x_px, y_px)`` (origin at
+        the bottom left); emits ``point_picked(lps)`` or ``pick_missed()``."""
+        lps = pick_lps(self.scene.renderer, x_px, y_px)
+        if lps is None:
+            self.pick_missed.emit()
+        else:
+            self.point_picked.emit(lps)
+        return lps
 
     # ----- camera -----------------------------------------------------------------
     def set_view(self, name: str) -> None:

@@ -522,7 +522,8 @@ def calcification_mask(
     sbox_small = _bbox(cavity_c, 0)
     assert sbox_small is not None
     sbox = tuple(
-        slice(max(0, b.start - m), min(n_ax, b.stop + m)) for b, m, n_ax in zip(sbox_small, margin, cavity_c.shape, strict=False)
+        slice(max(0, b.start - m), min(n_ax, b.stop + m))
+        for b, m, n_ax in zip(sbox_small, margin, cavity_c.shape, strict=False)
     )
     cav = cavity_c[sbox]
     cnd = cand_c[sbox]
@@ -543,7 +544,9 @@ def calcification_mask(
     report(progress, 0.85, "calcification: full resolution")
     fbox = _bbox(shell_c, 0)
     if fbox is not None:
-        full_box = tuple(slice(b.start * k, min(n_ax, b.stop * k)) for b, k, n_ax in zip(fbox, f, cand.shape, strict=False))
+        full_box = tuple(
+            slice(b.start * k, min(n_ax, b.stop * k)) for b, k, n_ax in zip(fbox, f, cand.shape, strict=False)
+        )
         up = _upsample(shell_c[fbox], f, tuple(s.stop - s.start for s in full_box))
         region = np.zeros(cand.shape, dtype=bool)
         region[full_box] = up & cand[full_box]
@@ -657,8 +660,9 @@ def class_masks(
         hu, spacing_mm, (lo, hi), bone_threshold_hu, remove_table=remove_table, progress=_sub(progress, 0.0, 0.8)
     )
     labels = sep.labels
-    bone = labels == S.BONE
-    calc = labels == S.CALCIFICATION
+    bone, calc, vessel, uncertain, none, removed_l = S.split_labels(
+        labels, (S.BONE, S.CALCIFICATION, S.VESSEL, S.UNCERTAIN, S.NONE, S.REMOVED)
+    )
     t1 = time.perf_counter()
     if sep.contrast:
         # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
@@ -666,22 +670,21 @@ def class_masks(
         shell = calcification_mask(
             hu, spacing_mm, bone | calc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
         )
-        shell &= (labels == S.VESSEL) | (labels == S.UNCERTAIN)
+        shell &= vessel | uncertain
         if shell.any():
-            calc = calc | shell
-            labels = labels.copy()
-            labels[shell] = S.CALCIFICATION
+            calc |= shell
+            vessel &= ~shell
+            uncertain &= ~shell
     t2 = time.perf_counter()
-    removed = labels == S.REMOVED if remove_table else None
+    removed = removed_l if remove_table else None
     # Window voxels of no class: the rest of the window outside the body is removed
     # anyway; inside it, anything dense that is not vessel (no-contrast scans).
     # Without contrast, also the vessel window's ramp below its low end (the transfer
     # function fades red in over 40 HU there): enhancing organs at 130-170 HU would
     # otherwise show a red haze on a scan that has no opacified vessel.
     floor = lo if sep.contrast else lo - HIDDEN_RAMP_HU
-    hidden = (labels == S.NONE) & (hu >= floor)
-    vessel = labels == S.VESSEL
-    uncertain = labels == S.UNCERTAIN
+    hidden = S.voxelwise(lambda n, h: n & (h >= floor), none, hu)
+    del none
     report(progress, 1.0, "separation: done")
     return ClassMasks(
         bone=bone,

@@ -36,8 +36,11 @@ sessions, counts) reads the same answer.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -186,27 +189,116 @@ def _factors(spacing_zyx: tuple[float, float, float], grid_mm: float) -> tuple[i
     return tuple(max(1, int(round(grid_mm / s))) for s in spacing_zyx)  # type: ignore[return-value]
 
 
-def _shift_or(out: np.ndarray, a: np.ndarray, axis: int) -> None:
-    sl = [slice(None)] * 3
-    sr = [slice(None)] * 3
-    sl[axis], sr[axis] = slice(1, None), slice(None, -1)
-    out[tuple(sl)] |= a[tuple(sr)]
-    out[tuple(sr)] |= a[tuple(sl)]
+#: Volumes from this many voxels are processed in z-slabs on a small thread pool: numpy
+#: releases the GIL in its loops, so both cores work, and a slab's temporaries stay in
+#: the CPU cache (a whole-volume expression on 512^2 x 600 allocates 157 MB temporaries).
+_PARALLEL_VOXELS = 2_000_000
+#: Voxels per slab (about 8 slices of 512^2).
+_SLAB_VOXELS = 2_000_000
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
 
 
-def dilate6(a: np.ndarray, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
-    """One 6-connected (or, with ``axes``, in-plane 4-connected) dilation step of a bool
-    array; outside counts as False. Shifted in-place ORs: several times faster than
-    ``binary_dilation``."""
-    out = a.copy()
-    for ax in axes:
-        _shift_or(out, a, ax)
+def _workers() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="separation")
+        return _POOL
+
+
+def _slabs(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    per = max(1, _SLAB_VOXELS // max(1, int(np.prod(shape[1:]))))
+    return [(z, min(shape[0], z + per)) for z in range(0, shape[0], per)]
+
+
+def _run_slabs(work: Callable[[int, int], None], shape: tuple[int, ...]) -> None:
+    """``work(z0, z1)`` for every z-slab of ``shape``; on the thread pool when the volume is
+    large. The slabs write disjoint parts of their output, so no locking is needed.
+    (Never called from inside a slab's work: the pool is not re-entrant.)"""
+    if int(np.prod(shape)) < _PARALLEL_VOXELS or threading.current_thread().name.startswith("separation"):
+        for z0, z1 in _slabs(shape):
+            work(z0, z1)
+        return
+    for f in [_workers().submit(work, z0, z1) for z0, z1 in _slabs(shape)]:
+        f.result()
+
+
+def voxelwise(fn: Callable[..., np.ndarray], *arrays: np.ndarray, dtype: type = bool) -> np.ndarray:
+    """``fn(*arrays)`` for an element-wise ``fn``, evaluated slab by slab (see
+    :func:`_run_slabs`): same result as the whole-volume expression, without its
+    full-size temporaries, on both cores."""
+    shape = arrays[0].shape
+    out: np.ndarray = np.empty(shape, dtype=dtype)
+
+    def work(z0: int, z1: int) -> None:
+        out[z0:z1] = fn(*(a[z0:z1] for a in arrays))
+
+    _run_slabs(work, shape)
     return out
 
 
-def erode6(a: np.ndarray) -> np.ndarray:
-    """One 6-connected erosion step (outside counts as False)."""
-    return ~dilate6(~a)
+def _morph6(
+    a: np.ndarray,
+    axes: tuple[int, ...],
+    erode: bool,
+    within: np.ndarray | None = None,
+    without: np.ndarray | None = None,
+) -> np.ndarray:
+    """One 6-connected dilation (OR of the neighbours along ``axes``; outside counts as
+    False) or erosion (AND of the neighbours inside the array: as ``~dilate(~a)``, the
+    array's sides do not erode) of a bool array, slab by slab; then ``& within`` and
+    ``& ~without`` when given (fused: no full-size temporaries)."""
+    out = np.empty_like(a)
+    n = a.shape[0]
+    op = np.logical_and if erode else np.logical_or
+
+    def work(z0: int, z1: int) -> None:
+        o = out[z0:z1]
+        src = a[z0:z1]
+        np.copyto(o, src)
+        for ax in axes:
+            if ax == 0:
+                if z0 > 0:
+                    op(o, a[z0 - 1 : z1 - 1], out=o)
+                else:
+                    op(o[1:], src[:-1], out=o[1:])
+                if z1 < n:
+                    op(o, a[z0 + 1 : z1 + 1], out=o)
+                else:
+                    op(o[:-1], src[1:], out=o[:-1])
+            else:
+                lo = (slice(None),) * ax + (slice(1, None),)
+                hi = (slice(None),) * ax + (slice(None, -1),)
+                op(o[lo], src[hi], out=o[lo])
+                op(o[hi], src[lo], out=o[hi])
+        if within is not None:
+            o &= within[z0:z1]
+        if without is not None:
+            np.greater(o, without[z0:z1], out=o)
+
+    _run_slabs(work, a.shape)
+    return out
+
+
+def dilate6(
+    a: np.ndarray,
+    axes: tuple[int, ...] = (0, 1, 2),
+    *,
+    within: np.ndarray | None = None,
+    without: np.ndarray | None = None,
+) -> np.ndarray:
+    """One 6-connected (or, with ``axes``, in-plane 4-connected) dilation step of a bool
+    array; outside counts as False. Shifted in-place ORs, slab by slab on the thread
+    pool: several times faster than ``binary_dilation``. ``within`` / ``without``: the
+    result ``& within & ~without`` in the same pass (a conditional growth step)."""
+    return _morph6(np.asarray(a, dtype=bool), axes, False, within, without)
+
+
+def erode6(a: np.ndarray, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
+    """One 6-connected erosion step, ``~dilate6(~a)`` in one pass (the array's sides do
+    not erode)."""
+    return _morph6(np.asarray(a, dtype=bool), axes, True)
 
 
 def _box_dilate(a: np.ndarray, r: tuple[int, int, int]) -> np.ndarray:
@@ -219,24 +311,27 @@ def _box_dilate(a: np.ndarray, r: tuple[int, int, int]) -> np.ndarray:
 
 
 def _box_erode(a: np.ndarray, r: tuple[int, int, int]) -> np.ndarray:
-    return ~_box_dilate(~a, r)
+    """``~_box_dilate(~a, r)`` (the array's sides do not erode)."""
+    out = a
+    for ax, n in enumerate(r):
+        for _ in range(n):
+            out = erode6(out, (ax,))
+    return out
 
 
 def upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
-    """Nearest-neighbour upsampling of a grid made by ``[::f]`` striding or block pooling:
-    one broadcast write into the output (three ``np.repeat`` passes cost 0.35 s each
-    on 512^2 x 600)."""
-    if tuple(f) == (1, 1, 1):
-        return coarse[: shape[0], : shape[1], : shape[2]].copy()
-    full = tuple(c * k for c, k in zip(coarse.shape, f, strict=False))
-    big = np.empty(full, dtype=coarse.dtype)
-    view = big.reshape(coarse.shape[0], f[0], coarse.shape[1], f[1], coarse.shape[2], f[2])
-    view[...] = coarse[:, None, :, None, :, None]
-    out = big[: shape[0], : shape[1], : shape[2]]
-    if out.shape != tuple(shape):
-        pad = [(0, n - m) for n, m in zip(shape, out.shape, strict=False)]
-        out = np.pad(out, pad, mode="edge")
-    return np.ascontiguousarray(out)
+    """Nearest-neighbour upsampling of a grid made by ``[::f]`` striding or block pooling
+    (cells past the coarse grid's end repeat its last cell): one gather per axis, x on
+    the small grid first, then whole rows and slices (a 6-D broadcast write took 0.22 s
+    on 512^2 x 600, this 0.06 s)."""
+    a = coarse
+    for ax in (2, 1, 0):
+        if f[ax] > 1 or a.shape[ax] < shape[ax]:
+            idx = np.minimum(np.arange(shape[ax]) // f[ax], a.shape[ax] - 1)
+            a = np.take(a, idx, axis=ax)
+        elif a.shape[ax] > shape[ax]:
+            a = a[(slice(None),) * ax + (slice(0, shape[ax]),)]
+    return np.ascontiguousarray(a) if a is not coarse else a.copy()
 
 
 def pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
@@ -263,6 +358,31 @@ def _counts(lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _label_boxes(lab: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice, slice]]]:
+    """Voxels per label of ``lab`` (as :func:`_counts`) and each label's bounding box,
+    from the labelled voxels' indices only (``cc3d.statistics`` reads the whole label
+    image: 0.3 s on 512^2 x 600 for a few hundred pieces)."""
+    idx = np.flatnonzero(mask)
+    n = int(lab.max()) + 1 if lab.size else 1
+    pl = lab.reshape(-1)[idx]
+    counts = np.bincount(pl, minlength=n)
+    counts[0] = 0
+    lo = np.full((3, n), np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full((3, n), -1, dtype=np.int64)
+    for ax, c in enumerate(np.unravel_index(idx, lab.shape)):
+        np.minimum.at(lo[ax], pl, c)
+        np.maximum.at(hi[ax], pl, c)
+    boxes = [
+        (
+            slice(int(lo[0, i]), int(hi[0, i]) + 1),
+            slice(int(lo[1, i]), int(hi[1, i]) + 1),
+            slice(int(lo[2, i]), int(hi[2, i]) + 1),
+        )
+        for i in range(n)
+    ]
+    return counts, boxes
+
+
 def _select(table: np.ndarray, lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``table[lab]`` for the voxels of ``mask`` (False elsewhere): the lookup gathers
     only the labelled voxels instead of the whole label image."""
@@ -277,15 +397,31 @@ def _pool_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     if tuple(f) == (1, 1, 1):
         return a.astype(np.float32)
     shape = tuple(-(-n // k) for n, k in zip(a.shape, f, strict=False))
-    acc = np.zeros(shape, dtype=np.float32)
-    cnt = np.zeros(shape, dtype=np.float32)
-    for i in range(f[0]):
-        for j in range(f[1]):
-            for k in range(f[2]):
-                v = a[i :: f[0], j :: f[1], k :: f[2]]
-                acc[: v.shape[0], : v.shape[1], : v.shape[2]] += v
-                cnt[: v.shape[0], : v.shape[1], : v.shape[2]] += 1
-    return acc / np.maximum(cnt, 1)
+    # Integer block sums, slab by slab: exact (a few int16 values), no float32 copy of
+    # the volume (the strided float accumulation took 0.5 s on 512^2 x 600).
+    acc = np.zeros(shape, dtype=np.int64 if a.dtype.kind == "f" else np.int32)
+    if a.dtype.kind == "f":
+        acc = acc.astype(np.float64)
+    full = tuple(n // k for n, k in zip(a.shape, f, strict=False))
+
+    def work(z0: int, z1: int) -> None:
+        for i in range(f[0]):
+            for j in range(f[1]):
+                for k in range(f[2]):
+                    v = a[z0 * f[0] + i : z1 * f[0] : f[0], j :: f[1], k :: f[2]]
+                    acc[z0 : z0 + v.shape[0], : v.shape[1], : v.shape[2]] += v
+
+    _run_slabs(work, shape)
+    cnt = np.ones(3 * (1,), dtype=np.float32) * float(np.prod(f))
+    out = acc.astype(np.float32)
+    if full != shape:
+        # partial last blocks: divide by what they hold
+        cz = np.minimum(f[0], a.shape[0] - np.arange(shape[0]) * f[0]).astype(np.float32)
+        cy = np.minimum(f[1], a.shape[1] - np.arange(shape[1]) * f[1]).astype(np.float32)
+        cx = np.minimum(f[2], a.shape[2] - np.arange(shape[2]) * f[2]).astype(np.float32)
+        cnt = cz[:, None, None] * cy[None, :, None] * cx[None, None, :]
+    out /= cnt
+    return out
 
 
 def _bbox(mask: np.ndarray, margin: int | tuple[int, int, int] = 0) -> tuple[slice, slice, slice] | None:
@@ -336,8 +472,8 @@ def _fill_enclosed(solid: np.ndarray) -> np.ndarray:
             sl[ax] = face  # type: ignore[call-overload]
             open3[np.unique(lab3[tuple(sl)])] = True
     open3[0] = True
-    enclosed = np.zeros(solid.shape, dtype=bool)
-    enclosed[bg] = ~open3[lab3[bg]]
+    # (label 0 is the solid, marked open: one table lookup, no mask gather)
+    enclosed = ~open3[lab3]
     del lab3
     for axis in range(3):
         enclosed |= _holes_2d(bg, axis)
@@ -473,6 +609,7 @@ def _plaque_pieces(
     volume_mm3: np.ndarray,
     lumen_high_hu: float,
     noise_hu: float | None,
+    boxes: list[tuple[slice, slice, slice]],
 ) -> np.ndarray:
     """Which dense pieces (labels of ``lab``) are calcified plaque, not bone: bool per label.
 
@@ -485,8 +622,6 @@ def _plaque_pieces(
     marrow. Pieces over :data:`PLAQUE_MAX_MM3` are always bone."""
     out = np.zeros(candidates.shape, dtype=bool)
     thr = max(25.0, LUMEN_SD_FACTOR * (20.0 if noise_hu is None else float(noise_hu)))
-    stats = cc3d.statistics(lab)
-    boxes = stats["bounding_boxes"]
     for i in np.flatnonzero(candidates):
         if volume_mm3[i] > PLAQUE_MAX_MM3:
             continue
@@ -557,13 +692,21 @@ def bone_object(
         s = hit[wl]
         del wl, w
     lab = cc3d.connected_components(s, connectivity=26)
-    counts = _counts(lab, s)
+    counts, boxes = _label_boxes(lab, s)
     big_ok = counts * vox >= MIN_BONE_SEED_MM3
     big_ok[0] = False
     if lumen_high_hu is not None and big_ok.any():
-        big_ok &= ~_plaque_pieces(hu[box], lab, big_ok, counts * vox, lumen_high_hu, noise_hu)
+        big_ok &= ~_plaque_pieces(hu[box], lab, big_ok, counts * vox, lumen_high_hu, noise_hu, boxes)
     big = _select(big_ok, lab, s)
-    small[box] = s & ~big
+    # The small pieces, each in its box (few and small: no whole-box pass).
+    small_ids = np.flatnonzero(~big_ok & (counts > 0))
+    if small_ids.size <= 2000:
+        small_b = small[box]
+        for i in small_ids:
+            g = boxes[i]
+            small_b[g] |= lab[g] == i
+    else:
+        small[box] = s & ~big
     if not big.any():
         return _BoneObject(bone, small)
     # Enclosed space on a coarse grid: block-OR keeps thin cortex closed.
@@ -583,14 +726,17 @@ def bone_object(
     if enclosed_c.any():
         hu_c = _pool_mean(hu[box], f)
         elab = cc3d.connected_components(enclosed_c, connectivity=6)
-        n_e = np.bincount(elab.ravel())
-        s_e = np.bincount(elab.ravel(), weights=hu_c.ravel())
+        # Per piece, over the enclosed cells only (label 0 is never used below).
+        el = elab[enclosed_c]
+        hv_e = hu_c[enclosed_c]
+        n_e = np.bincount(el, minlength=int(elab.max()) + 1)
+        s_e = np.bincount(el, weights=hv_e, minlength=n_e.size)
         mean_e = s_e / np.maximum(n_e, 1)
         vol_ml = n_e * cs[0] * cs[1] * cs[2] / 1000.0
         # Share of the piece's cells at soft-tissue density: the brain is nearly all
         # soft; a marrow cavity is fat (-70) and cancellous bone (150-400).
-        soft_c = (hu_c > -20.0) & (hu_c < 80.0)
-        share = np.bincount(elab.ravel(), weights=soft_c.ravel()) / np.maximum(n_e, 1)
+        soft_e = (hv_e > -20.0) & (hv_e < 80.0)
+        share = np.bincount(el, weights=soft_e, minlength=n_e.size) / np.maximum(n_e, 1)
         soft = (vol_ml > ENCLOSED_SOFT_MAX_ML) & (share > 0.8) & (mean_e > -30.0) & (mean_e < 100.0)
         soft[0] = False
         if soft.any():
@@ -603,9 +749,12 @@ def bone_object(
     # between the cortex and the cavity (endosteal surface) -- bone too.
     mixed_inner = upsample(solid & dilate6(enclosed_c), f, big.shape) & ~big
     b = big | inner
-    if mixed_inner.any():
-        # only the voxels that touch the cavity side, not the outer surface.
-        b |= mixed_inner & dilate6(inner & ~big) & ~dilate6(~(big | inner | mixed_inner))
+    mb = _bbox(mixed_inner, 1)
+    if mb is not None:
+        # only the voxels that touch the cavity side, not the outer surface (in the
+        # mixed voxels' box grown by one: the neighbours they need are in it).
+        bi, ii, mi = big[mb], inner[mb], mixed_inner[mb]
+        b[mb] |= mi & dilate6(ii & ~bi) & ~dilate6(~(bi | ii | mi))
     if body is not None:
         b &= body[box]
     bone[box] = b
@@ -652,7 +801,7 @@ def noise_sd(hu: np.ndarray, body: np.ndarray, max_samples: int = 200_000) -> fl
     """The scan's noise (HU): the 25th percentile of the local (3x3x3) standard deviation
     of soft tissue (0..100 HU) inside the body. Homogeneous tissue's local spread is
     noise; the lower quartile keeps edges and texture out."""
-    soft = _interior((hu >= 0) & (hu <= 100) & body)
+    soft = _interior(voxelwise(lambda h, b: (h >= 0) & (h <= 100) & b, hu, body))
     idx = np.flatnonzero(soft)
     if idx.size == 0:
         return 20.0
@@ -693,8 +842,9 @@ def detect_contrast(
     lumen is not (23-43 HU, noise, on the real CTA's aorta): docs/separation.md."""
     sx, sy, sz = _spacing(spacing_mm)
     vox = sx * sy * sz
-    excl = dilate6(dilate6(bone)) | ~body
-    inrange = (hu >= CONTRAST_CORE_HU) & (hu <= high_hu) & ~excl
+    near_bone = dilate6(dilate6(bone))
+    inrange = voxelwise(lambda h, b, nb: (h >= CONTRAST_CORE_HU) & (h <= high_hu) & b & ~nb, hu, body, near_bone)
+    del near_bone
     coarse = min(sx, sy) >= COARSE_VOXEL_MM
     if coarse:
         # At 1.5 mm and more an artery is three or four voxels across: no voxel has all
@@ -714,7 +864,7 @@ def detect_contrast(
     # plate has no such core), and not in the first or last two slices (partial slices
     # and resampled ends are smooth without being lumen).
     for _ in range(max(0, int(np.ceil(0.9 / min(sx, sy))) - 1)):
-        core = ~dilate6(~core, (1, 2))
+        core = erode6(core, (1, 2))
     core[:2] = False
     core[-2:] = False
     idx = np.flatnonzero(core)
@@ -991,6 +1141,44 @@ def thick_cancellous(
     return out_b, (lumen_hu if lumen_hu is not None else -1e9)
 
 
+def compose_labels(
+    bone: np.ndarray,
+    calcification: np.ndarray,
+    vessel: np.ndarray | None,
+    uncertain: np.ndarray | None,
+    body: np.ndarray | None,
+) -> np.ndarray:
+    """The label volume (codes of :data:`LABELS`) from the class masks, in one slab pass:
+    bone over calcification over uncertain over vessel; outside ``body`` (when given)
+    everything is removed."""
+    labels = np.empty(bone.shape, dtype=np.uint8)
+
+    def work(z0: int, z1: int) -> None:
+        out = labels[z0:z1]
+        out[...] = NONE
+        for m, code in ((vessel, VESSEL), (uncertain, UNCERTAIN), (calcification, CALCIFICATION), (bone, BONE)):
+            if m is not None:
+                np.copyto(out, code, where=m[z0:z1])
+        if body is not None:
+            np.copyto(out, REMOVED, where=~body[z0:z1])
+
+    _run_slabs(work, bone.shape)
+    return labels
+
+
+def split_labels(labels: np.ndarray, codes: tuple[int, ...]) -> list[np.ndarray]:
+    """``[labels == c for c in codes]`` in one slab pass over ``labels``."""
+    out = [np.empty(labels.shape, dtype=bool) for _ in codes]
+
+    def work(z0: int, z1: int) -> None:
+        sl = labels[z0:z1]
+        for o, c in zip(out, codes, strict=True):
+            np.equal(sl, c, out=o[z0:z1])
+
+    _run_slabs(work, labels.shape)
+    return out
+
+
 def separate(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -1064,9 +1252,9 @@ def separate(
 
     report(progress, 0.6, "separation: vessels")
     t3 = time.perf_counter()
-    labels = np.zeros(hu.shape, dtype=np.uint8)
+    vessel = uncertain = None
     if has_contrast:
-        cand = (hu >= lo) & (hu <= hi) & body & ~bone & ~calc
+        cand = voxelwise(lambda h, b, bo, c: (h >= lo) & (h <= hi) & b & ~bo & ~c, hu, body, bone, calc)
         t_thick = time.perf_counter()
         thick_bone, level = thick_cancellous(hu, (sx, sy, sz), cand, bone, lumen_hu, noise, lumen.samples, hi, soft)
         t["thick_s"] = time.perf_counter() - t_thick
@@ -1083,12 +1271,11 @@ def separate(
         rim = np.zeros(hu.shape, dtype=bool)
         front = bone
         lumen_bright = None if level < -1e8 else level - 3.0 * noise
+        # Past the first voxel the bone's partial volume has faded; what is still as
+        # bright as the lumen there is a vessel lying on the bone.
+        later = cand if lumen_bright is None else voxelwise(lambda c, h: c & (h < lumen_bright), cand, hu)
         for step in range(RIM_STEPS):
-            front = dilate6(front) & cand & ~rim
-            if step > 0 and lumen_bright is not None:
-                # Past the first voxel the bone's partial volume has faded; what is still
-                # as bright as the lumen there is a vessel lying on the bone.
-                front &= hu < lumen_bright
+            front = dilate6(front, within=later if step > 0 else cand, without=rim)
             rim |= front
         core = cand & ~rim
         box = _bbox(core, RIM_STEPS + 1)
@@ -1120,7 +1307,7 @@ def separate(
             u = np.zeros_like(r)
             front = v
             for _ in range(RIM_STEPS):
-                front = dilate6(front) & r & ~u
+                front = dilate6(front, within=r, without=u)
                 u |= front
             uncertain[box] = u
         bone |= rim & ~uncertain
@@ -1129,19 +1316,21 @@ def separate(
         # Left classless they would be hidden, pits in the bone's surface.
         # (Above the window too: the cortex's blur between the window's top and the seed
         # threshold, 600-650 HU, is in no class otherwise.)
-        stray = (hu >= lo) & body & ~bone & ~vessel & ~uncertain & ~calc
+        stray = voxelwise(
+            lambda h, b, bo, v, u, c: (h >= lo) & b & ~bo & ~v & ~u & ~c, hu, body, bone, vessel, uncertain, calc
+        )
         if stray.any():
-            near = dilate6(dilate6(bone))
-            bone |= stray & near
+            bone |= dilate6(dilate6(bone), within=stray)
         if thick_bone.any():
             # Where an artery lies on cancellous bone the bone part took some of its
             # lumen: give back, as uncertain, what is brighter than cancellous bone (or
             # at the lumen's brightness) within GIVE_BACK_STEPS of the vessel.
-            bright = thick_bone & (hu >= min(level - 2.5 * noise, CANCELLOUS_MAX_HU)) & (hu <= hi)
+            floor_hu = min(level - 2.5 * noise, CANCELLOUS_MAX_HU)
+            bright = voxelwise(lambda t, h: t & (h >= floor_hu) & (h <= hi), thick_bone, hu)
             front = vessel | uncertain
             back = np.zeros(hu.shape, dtype=bool)
             for _ in range(GIVE_BACK_STEPS):
-                front = dilate6(front) & bright & ~back
+                front = dilate6(front, within=bright, without=back)
                 back |= front
             uncertain |= back
             bone &= ~back
@@ -1149,38 +1338,45 @@ def separate(
             halo = _halo(hu, vessel | uncertain, soft)
             vessel &= ~halo
             uncertain &= ~halo
-        labels[vessel] = VESSEL
-        labels[uncertain] = UNCERTAIN
         msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"
     else:
         # No opacified vessels: every dense piece is bone, small very dense specks are
         # calcification, and nothing is painted vessel.
-        dense = (hu >= cancellous) & body & ~calc
+        dense = voxelwise(lambda h, b, c: (h >= cancellous) & b & ~c, hu, body, calc)
         box = _bbox(dense, 0)
         if box is not None:
             d = dense[box]
             lab = cc3d.connected_components(d, connectivity=26)
-            counts = _counts(lab, d)
+            # Per piece from the dense voxels' coordinates (no whole-box gathers).
+            zz, yy, xx = np.nonzero(d)
+            pl = lab[zz, yy, xx]
+            counts = np.bincount(pl, minlength=int(lab.max()) + 1)
+            counts[0] = 0
+            zz += box[0].start
+            yy += box[1].start
+            xx += box[2].start
             # Bone has some mineral over 300 HU; an enhancing organ or a venous-phase
             # aorta (150-200 HU) has none, and is not bone.
-            bright = np.bincount(lab[d & (hu[box] >= 300)], minlength=counts.size)
+            bright = np.bincount(pl[hu[zz, yy, xx] >= 300], minlength=counts.size)
             ok = (counts * vox >= MIN_BONE_MM3_NO_CONTRAST) & (bright >= 3)
             ok[0] = False
-            bone[box] |= _select(ok, lab, d)
+            sel = ok[pl]
+            bone[zz[sel], yy[sel], xx[sel]] = True
+            del lab, zz, yy, xx, pl, sel
+        del dense
         # The rim over the window's low end goes with the bone (no red fringe).
+        allowed = voxelwise(lambda h, b: (h >= lo) & b, hu, body)
         front = bone
         for _ in range(RIM_STEPS):
-            front = dilate6(front) & (hu >= lo) & body & ~bone
+            front = dilate6(front, within=allowed, without=bone)
             bone |= front
+        del allowed, front
         msg = (
             "no contrast-filled vessels found: this scan looks like a CT without arterial "
             f"contrast (largest lumen-like piece {lumen.largest_mm3:.0f} mm^3, a contrast-filled "
             f"artery gives {CONTRAST_MIN_MM3:.0f} or more); the vessel class is empty"
         )
-    labels[bone] = BONE
-    labels[calc & ~bone] = CALCIFICATION
-    if remove_table:
-        labels[~body] = REMOVED
+    labels = compose_labels(bone, calc, vessel, uncertain, body if remove_table else None)
     t["vessel_s"] = time.perf_counter() - t3
     t["total_s"] = time.perf_counter() - t0
     report(progress, 1.0, "separation: done")

@@ -81,3 +81,35 @@ def test_source_spec_from_gui_record(tmp_path: Path) -> None:
     assert source_spec({"kind": "path", "path": str(tmp_path), "series": "7"}) == (str(tmp_path.resolve()), "7")
     with pytest.raises(ViewerError, match="not known which scan"):
         source_spec({})
+
+
+def test_planning_round_trip_into_an_offscreen_scene(scene, small_leg, bone_vessels, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Lesion, keyhole, distance colouring and measurements saved from a scene come back
+    in the scene a session file restores, and draw the same image."""
+    from viewer.core.lesion import Lesion
+    from viewer.core.measure import Angle, Ruler
+    from viewer.export.sessions import apply_planning_to_scene
+
+    scene.set_transfer_function(bone_vessels.with_changes(separated=True))
+    lo, hi = small_leg.volume.bounds_lps()
+    centre = tuple(float(v) for v in (lo + hi) / 2)
+    lesion = Lesion.sphere(centre, 30.0)
+    ms = (Ruler(centre, (centre[0] + 20, centre[1], centre[2])), Angle((0, 0, centre[2]), centre, (0, 10, centre[2])))
+    apply_planning_to_scene(scene, lesion=lesion, vessel_colouring="lesion", keyhole=True, measurements=ms)
+    before = render_to_array(scene, 160, 120)
+    s = session_from_scene(scene, "phantom:small", measurements=ms)
+    assert s.lesion == lesion and s.keyhole and s.vessel_colouring == "lesion"
+    f = save_session(s, tmp_path / "plan.json")
+    restored, s2, _vol = open_session_scene(f)
+    try:
+        assert s2.measurements == ms
+        assert restored.lesion == lesion and restored.keyhole is True
+        assert restored.vessel_colouring[0] == "lesion"
+        assert restored.lesion_overlay.measurements == ms
+        after = render_to_array(restored, 160, 120)
+    finally:
+        restored.close()
+        apply_planning_to_scene(scene, lesion=None)
+    assert is_not_blank(before)
+    diff = np.abs(before.astype(np.int16) - after.astype(np.int16))
+    assert diff.mean() < 0.5

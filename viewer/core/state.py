@@ -51,8 +51,11 @@ ClipPlane = tuple[Vec3, Vec3]
 class Event:
     """A list of callbacks called with the new value, in connection order.
 
-    A callback that raises is logged and does not stop the others (one broken
-    subscriber must not leave the rest of the window stale).
+    A callback that raises does not stop the others (one broken subscriber must not
+    leave the rest of the window stale), and is not swallowed either: once every
+    callback was called, the first exception is raised again from :meth:`emit` (any
+    later ones are logged with their tracebacks), so the code that set the field -- a
+    test, or the Qt slot, whose exception pytest-qt turns into a failure -- sees it.
     """
 
     def __init__(self, name: str) -> None:
@@ -87,13 +90,20 @@ class Event:
             self._blocked -= 1
 
     def emit(self, value: Any) -> None:
+        """Call every callback with ``value``; then raise the first exception, if any."""
         if self._blocked:
             return
+        first: Exception | None = None
         for cb in list(self._callbacks):
             try:
                 cb(value)
-            except Exception:  # noqa: BLE001 - see class docstring
-                log.exception("callback %r for %s failed", cb, self.name)
+            except Exception as exc:  # noqa: BLE001 - raised again below, once the others ran
+                if first is None:
+                    first = exc
+                else:
+                    log.exception("callback %r for %s failed too", cb, self.name)
+        if first is not None:
+            raise first
 
 
 def _replaced_whole(v: Any) -> bool:
@@ -217,7 +227,8 @@ class ViewerState:
         """The change event of field ``name``."""
         if name not in self.FIELDS:
             raise AttributeError(f"{type(self).__name__} has no field {name!r}")
-        return object.__getattribute__(self, f"{name}_changed")
+        event: Event = object.__getattribute__(self, f"{name}_changed")
+        return event
 
     def update(self, **changes: Any) -> None:
         """Assign several fields; each emits its own event, in :attr:`FIELDS` order

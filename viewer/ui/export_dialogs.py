@@ -55,6 +55,7 @@ from viewer.export.image import ExportOptions, FigureContext
 from viewer.export.image import export_image as _export_image
 from viewer.export.movie import AXES_LPS, MovieResult, export_threshold_sweep, export_turntable
 from viewer.export.sessions import (
+    apply_planning_to_scene,
     open_source,
     planning_fields,
     session_camera,
@@ -379,6 +380,14 @@ def _movie_scene(window: Any) -> Any:
         clone.set_crop_box_lps(getattr(st, "crop_box_lps", None))
         clip = getattr(st, "clip_plane", None)
         clone.set_clip_plane(*(clip if clip is not None else (None, None)))
+        view = getattr(window, "view3d", None)
+        apply_planning_to_scene(
+            clone,
+            **planning_fields(st),
+            analysis=st.lesion_analysis,
+            show_entry_points=getattr(view, "show_entry_points", True),
+            show_centrelines=getattr(view, "show_centrelines", True),
+        )
         clone.renderer.SetBackground(*src.renderer.GetBackground())
         clone.set_camera_state(src.camera_state())
     except BaseException:

@@ -659,8 +659,12 @@ def class_masks(
     sep = S.separate(
         hu, spacing_mm, (lo, hi), bone_threshold_hu, remove_table=remove_table, progress=_sub(progress, 0.0, 0.8)
     )
-    labels = sep.labels
-    bone, calc, vessel, uncertain, none, removed_l = S.split_labels(
+    # The masks are made in the separation's crop (outside it everything is removed)
+    # and placed in whole-volume arrays; np.zeros leaves the pages outside untouched.
+    crop = sep.crop if sep.crop is not None else (slice(None),) * 3
+    labels = sep.labels[crop]
+    hc = hu[crop]
+    bone_c, calc_c, vessel_c, uncertain_c, none_c, removed_c = S.split_labels(
         labels, (S.BONE, S.CALCIFICATION, S.VESSEL, S.UNCERTAIN, S.NONE, S.REMOVED)
     )
     t1 = time.perf_counter()
@@ -668,38 +672,56 @@ def class_masks(
         # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
         # a scan with vessels needs them told apart from vessels.
         shell = calcification_mask(
-            hu, spacing_mm, bone | calc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
+            hc, spacing_mm, bone_c | calc_c, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
         )
-        shell &= vessel | uncertain
+        shell &= vessel_c | uncertain_c
         if shell.any():
-            calc |= shell
-            vessel &= ~shell
-            uncertain &= ~shell
+            calc_c |= shell
+            vessel_c &= ~shell
+            uncertain_c &= ~shell
     t2 = time.perf_counter()
-    removed = removed_l if remove_table else None
     # Window voxels of no class: the rest of the window outside the body is removed
     # anyway; inside it, anything dense that is not vessel (no-contrast scans).
     # Without contrast, also the vessel window's ramp below its low end (the transfer
     # function fades red in over 40 HU there): enhancing organs at 130-170 HU would
     # otherwise show a red haze on a scan that has no opacified vessel.
     floor = lo if sep.contrast else lo - HIDDEN_RAMP_HU
-    hidden = S.voxelwise(lambda n, h: n & (h >= floor), none, hu)
-    del none
+    hidden_c = S.voxelwise(lambda n, h: n & (h >= floor), none_c, hc)
+    del none_c
+
+    def full(part: np.ndarray, outside: bool = False) -> np.ndarray:
+        if sep.crop is None:
+            return part
+        out = np.ones(hu.shape, dtype=bool) if outside else np.zeros(hu.shape, dtype=bool)
+        out[crop] = part
+        return out
+
+    bone, vessel = full(bone_c), full(vessel_c)
+    calc = full(calc_c) if calc_c.any() else None
+    hidden = full(hidden_c) if hidden_c.any() else None
+    uncertain = full(uncertain_c) if uncertain_c.any() else None
+    removed = full(removed_c, outside=True) if remove_table else None
+    t3 = time.perf_counter()
     report(progress, 1.0, "separation: done")
     return ClassMasks(
         bone=bone,
-        calcification=calc if calc.any() else None,
+        calcification=calc,
         bone_threshold_hu=float(bone_threshold_hu),
         vessel_window_hu=(lo, hi),
-        hidden=hidden if hidden.any() else None,
-        removed=removed if removed is not None and removed.any() else None,
-        uncertain=uncertain if uncertain.any() else None,
+        hidden=hidden,
+        removed=removed if removed is not None and (sep.crop is not None or removed.any()) else None,
+        uncertain=uncertain,
         vessel=vessel,
         contrast=sep.contrast,
         message=sep.message,
         bone_display_low_hu=min(lo, float(sep.thresholds["cancellous_hu"])),
         remove_table=remove_table,
-        timings_s={**sep.timings_s, "shell_s": t2 - t1, "class_masks_s": t2 - t0},
+        timings_s={
+            **sep.timings_s,
+            "shell_s": t2 - t1,
+            "masks_s": t3 - t2 + t1 - t0 - sep.timings_s["total_s"],
+            "class_masks_s": t3 - t0,
+        },
     )
 
 

@@ -167,6 +167,9 @@ class Separation:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     timings_s: Mapping[str, float] = field(default_factory=dict)
     remove_table: bool = True
+    #: The box ``(z, y, x)`` slices outside which every voxel is removed (the body's
+    #: in-plane box with a margin); None: the whole volume was classified.
+    crop: tuple[slice, slice, slice] | None = None
 
     def mask(self, name: str) -> np.ndarray:
         """Boolean mask of one class by name (see :data:`LABELS`)."""
@@ -1141,6 +1144,93 @@ def thick_cancellous(
     return out_b, (lumen_hu if lumen_hu is not None else -1e9)
 
 
+#: Margin (voxels, in-plane) of the body's box: more than any box margin the stages use
+#: (4 around the bone seeds, 3 coarse cells around the window voxels), so every box a
+#: stage takes inside the crop is the box it would take in the whole volume.
+CROP_MARGIN = 12
+#: The crop is used when it leaves out at least this share of the voxels (it costs a
+#: copy of the HU inside it).
+CROP_MIN_SAVING = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """What the separation needs before the thresholds matter (see :func:`_prepare`):
+    the body in its box, the box, and the scan's soft-tissue mode, cancellous floor and
+    noise (HU)."""
+
+    key: tuple[object, ...]
+    body_c: np.ndarray
+    crop: tuple[slice, slice, slice] | None
+    soft_hu: float
+    cancellous_hu: float
+    noise_hu: float
+    cached: bool = False
+
+
+_PREP_LOCK = threading.Lock()
+_PREP_CACHE: list[_Prepared] = []
+
+
+def _fingerprint(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: bool) -> tuple[object, ...]:
+    """Identity of a volume for the cache: its buffer, layout, spacing and a sparse
+    sample of its voxels (a few thousand; a volume is not edited in place, but a new
+    one may reuse a freed buffer)."""
+    sample = hu[:: max(1, hu.shape[0] // 16), :: max(1, hu.shape[1] // 32), :: max(1, hu.shape[2] // 32)]
+    return (
+        hu.__array_interface__["data"][0],
+        hu.shape,
+        hu.strides,
+        hu.dtype.str,
+        spacing,
+        remove_table,
+        hash(np.ascontiguousarray(sample).tobytes()),
+    )
+
+
+def _prepare(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: bool) -> tuple[_Prepared, np.ndarray]:
+    """Body mask, crop box, soft-tissue mode, cancellous floor and noise of a volume, and
+    the HU inside the crop (contiguous): none depends on the thresholds, so a threshold
+    edit on the same volume takes them from a one-entry cache (the body is the most
+    expensive stage after the bone)."""
+    key = _fingerprint(hu, spacing, remove_table)
+    with _PREP_LOCK:
+        for p in _PREP_CACHE:
+            if p.key == key:
+                hit = _Prepared(p.key, p.body_c, p.crop, p.soft_hu, p.cancellous_hu, p.noise_hu, cached=True)
+                return hit, (np.ascontiguousarray(hu[p.crop]) if p.crop is not None else hu)
+    body = body_mask(hu, spacing) if remove_table else np.ones(hu.shape, dtype=bool)
+    # Soft-tissue mode and the cancellous floor from the scan's own histogram.
+    step = max(1, int(round((hu.size / 2_000_000) ** (1 / 3))))
+    samp = hu[::step, ::step, ::step][body[::step, ::step, ::step]]
+    mode = _hist_mode(samp.astype(np.float32), -60.0, 120.0) if samp.size else None
+    soft = 40.0 if mode is None else mode
+    cancellous = float(np.clip(soft + 100.0, 120.0, 160.0))
+    crop = None
+    if remove_table:
+        b = _bbox(body, (0, CROP_MARGIN, CROP_MARGIN))
+        if b is not None:
+            b = (slice(0, hu.shape[0]), b[1], b[2])
+            kept = (b[1].stop - b[1].start) * (b[2].stop - b[2].start) / (hu.shape[1] * hu.shape[2])
+            crop = b if kept <= 1.0 - CROP_MIN_SAVING else None
+    body_c = np.ascontiguousarray(body[crop]) if crop is not None else body
+    body_c.setflags(write=False)  # shared by the cached calls
+    del body
+    hu_c = np.ascontiguousarray(hu[crop]) if crop is not None else hu
+    noise = noise_sd(hu_c, body_c)
+    prep = _Prepared(key, body_c, crop, soft, cancellous, noise)
+    with _PREP_LOCK:
+        _PREP_CACHE[:] = [prep]
+    return prep, hu_c
+
+
+def _embed(part: np.ndarray, crop: tuple[slice, slice, slice], shape: tuple[int, ...], fill: object) -> np.ndarray:
+    """``part`` placed at ``crop`` in a new array of ``shape`` filled with ``fill``."""
+    out = np.zeros(shape, dtype=part.dtype) if not fill else np.full(shape, fill, dtype=part.dtype)
+    out[crop] = part
+    return out
+
+
 def compose_labels(
     bone: np.ndarray,
     calcification: np.ndarray,
@@ -1217,23 +1307,18 @@ def separate(
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     report(progress, 0.0, "separation: body")
-    if remove_table:
-        body = body_mask(hu, (sx, sy, sz))
-    else:
-        body = np.ones(hu.shape, dtype=bool)
+    prep, hu_c = _prepare(hu, (sx, sy, sz), remove_table)
     t["body_s"] = time.perf_counter() - t0
-
-    # Soft-tissue mode and the cancellous floor from the scan's own histogram.
-    step = max(1, int(round((hu.size / 2_000_000) ** (1 / 3))))
-    samp = hu[::step, ::step, ::step][body[::step, ::step, ::step]]
-    soft = _hist_mode(samp.astype(np.float32), -60.0, 120.0) if samp.size else None
-    soft = 40.0 if soft is None else soft
-    cancellous = float(np.clip(soft + 100.0, 120.0, 160.0))
+    if prep.cached:
+        t["cached_body"] = 1.0
+    full_shape, crop = hu.shape, prep.crop
+    # Everything from here on runs in the body's box (what lies outside is removed).
+    body, hu = prep.body_c, hu_c
+    soft, cancellous, noise = prep.soft_hu, prep.cancellous_hu, prep.noise_hu
     seed = float(bone_threshold_hu) if bone_threshold_hu is not None else max(450.0, hi + 50.0)
 
     report(progress, 0.2, "separation: bone")
     t1 = time.perf_counter()
-    noise = noise_sd(hu, body)
     bo = bone_object(
         hu, (sx, sy, sz), seed, cancellous, body, lumen_high_hu=min(hi, seed), noise_hu=noise, weak_hu=WEAK_SEED_HU
     )
@@ -1377,12 +1462,17 @@ def separate(
             f"artery gives {CONTRAST_MIN_MM3:.0f} or more); the vessel class is empty"
         )
     labels = compose_labels(bone, calc, vessel, uncertain, body if remove_table else None)
+    del bone, calc, vessel, uncertain
+    body_full = body
+    if crop is not None:
+        labels = _embed(labels, crop, full_shape, REMOVED)
+        body_full = _embed(body, crop, full_shape, False)
     t["vessel_s"] = time.perf_counter() - t3
     t["total_s"] = time.perf_counter() - t0
     report(progress, 1.0, "separation: done")
     return Separation(
         labels=labels,
-        body=body,
+        body=body_full,
         contrast=has_contrast,
         contrast_core_mm3=core_mm3,
         message=msg,
@@ -1396,6 +1486,7 @@ def separate(
         },
         timings_s=t,
         remove_table=remove_table,
+        crop=crop,
     )
 
 

@@ -116,6 +116,31 @@ def encode_classes(
     return out
 
 
+#: Distance colouring (issue 10): the colour map of vessels coloured by distance (mm)
+#: to a lesion or to bone, as a share of the colour bar's maximum: near red, through
+#: orange, yellow and green, to blue far away (hues apart from ivory bone). Those
+#: vessels are drawn as a surface mesh, not through this encoding: a band of codes per
+#: distance would make every band voxel's edge interpolate across the other bands'
+#: colours, and its inside (nearly constant codes) has no gradient to shade by -- tried:
+#: the vessels rendered dark, blocky and speckled (see docs/lesion.md).
+DISTANCE_COLOUR_STOPS: tuple[tuple[float, tuple[float, float, float]], ...] = (
+    (0.0, (1.0, 0.12, 0.08)),
+    (0.25, (1.0, 0.55, 0.0)),
+    (0.5, (0.95, 0.92, 0.1)),
+    (0.75, (0.15, 0.85, 0.35)),
+    (1.0, (0.2, 0.45, 1.0)),
+)
+
+
+def distance_rgb(fraction: float | np.ndarray) -> np.ndarray:
+    """RGB (0..1) of the distance colour map at ``fraction`` (distance / maximum, clipped
+    to 0..1); ``(..., 3)``."""
+    f = np.clip(np.asarray(fraction, dtype=np.float64), 0.0, 1.0)
+    xs = np.array([s[0] for s in DISTANCE_COLOUR_STOPS])
+    rgb = np.array([s[1] for s in DISTANCE_COLOUR_STOPS])
+    return np.stack([np.interp(f, xs, rgb[:, c]) for c in range(3)], axis=-1)
+
+
 def decode_hu(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_classes`: ``(hu int16, bone_mask bool)`` (HU clipped)."""
     enc = np.asarray(encoded)
@@ -244,12 +269,14 @@ __all__ = [
     "BONE_CODE_MAX",
     "BONE_CODE_MIN",
     "BONE_OFFSET",
+    "DISTANCE_COLOUR_STOPS",
     "ENCODED_RANGE",
     "RAW_MAX_HU",
     "RAW_MIN_HU",
     "bone_code",
     "class_transfer_points",
     "decode_hu",
+    "distance_rgb",
     "encode_classes",
     "mip_transfer_points",
 ]

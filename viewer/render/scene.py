@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from viewer.core.classmap import RAW_MIN_HU, class_transfer_points, encode_classes, mip_transfer_points
+from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, class_transfer_points, encode_classes, mip_transfer_points
 from viewer.core.errors import ViewerError
 from viewer.core.extraction import ClassMasks, class_masks
+from viewer.core.lesion import Branch, EntryPoint, Lesion
+from viewer.core.measure import Measurement
 from viewer.core.transfer import ColorPoint, OpacityPoint, TransferFunction
 from viewer.core.volume import Volume
 from viewer.render._vtk import (
@@ -53,10 +56,36 @@ from viewer.render._vtk import (
     vtkVolumeProperty,
 )
 from viewer.render.camera import STANDARD_VIEWS, CameraState
+from viewer.render.lesion_visual import (
+    BoneDistanceCache,
+    ColouringMode,
+    LesionOverlay,
+    VesselDistanceMesh,
+    check_colouring,
+    colour_bar_title,
+    keyhole_air,
+    vertex_distances,
+    vessel_iso_hu,
+    vessel_surface,
+    vessel_voxels,
+)
 from viewer.render.offscreen import MapperKind, choose_mapper_kind, gl_renderer_string, grab_window
 
 Bounds6 = tuple[float, float, float, float, float, float]
 RGB = tuple[float, float, float]
+
+#: Every Scene made in this process, weakly (a collected scene frees its VTK objects).
+_SCENES: weakref.WeakSet[Scene] = weakref.WeakSet()
+
+
+def open_scenes() -> list[Scene]:
+    """The scenes still open (alive and not closed), offscreen twins left out (their
+    scene closes them). The test suite's leak check: every scene, and so every render
+    window, that a test or a window makes must be closed by its owner."""
+    live = [s for s in list(_SCENES) if not s.closed]
+    twins = {id(s._twin) for s in live if s._twin is not None}
+    return [s for s in live if id(s) not in twins]
+
 
 #: Default image sample distance while the camera moves (pixels per ray, each way):
 #: 2.5 casts 1/6 of the rays of a still. Measured in docs/bench-render.md.
@@ -162,6 +191,7 @@ class Scene:
             render_window.SetSize(300, 300)
         self._rw: vtkRenderWindow | None = render_window
         self._closed = False
+        _SCENES.add(self)
         self.on_render_request: Callable[[], None] | None = None
         #: Hook called with ``"start"``, ``"progress"`` or ``"end"`` while the CPU ray
         #: caster computes its shading gradients (the one long, blocking step of a
@@ -227,6 +257,15 @@ class Scene:
         self._marker_renderer.AddActor(self._marker)
         self._marker_visible = False
         self._observer = self.renderer.AddObserver(vtkCommand.StartEvent, self._on_start_render)
+        # Lesion planning (issue 10, viewer.render.lesion_visual): overlays on layer 1,
+        # and the keyhole / distance colouring in the class encoding.
+        self._lesion_overlay = LesionOverlay(render_window, self.renderer)
+        self._lesion: Lesion | None = None
+        self._colouring: tuple[ColouringMode, float] = ("off", 30.0)
+        self._keyhole = False
+        self._bone_distance = BoneDistanceCache()
+        self._vessel_mesh = VesselDistanceMesh()
+        self.renderer.AddActor(self._vessel_mesh.actor)
 
     # ----- properties --------------------------------------------------------------
     @property
@@ -479,7 +518,7 @@ class Scene:
         if isinstance(self._mapper, vtkFixedPointVolumeRayCastMapper):
             # The CPU ray caster stops its rays at opaque geometry only when told to
             # read the depth buffer (costs a read-back per frame: only when needed).
-            self._mapper.SetIntermixIntersectingGeometry(1 if (show or overlays) else 0)
+            self._mapper.SetIntermixIntersectingGeometry(1 if (show or overlays or self._vessel_mesh.visible) else 0)
 
     #: Overlay colours: uncertain voxels (vessel touching cortex) magenta, what the body
     #: mask removed (the couch) a translucent grey ghost.
@@ -552,7 +591,7 @@ class Scene:
         inner = self._buffer[1:-1, 1:-1, 1:-1]
         if self._tf.separated:
             masks = self._current_masks()
-            key: tuple[object, ...] = ("encoded", self._mask_version)
+            key: tuple[object, ...] = ("encoded", self._mask_version, self._lesion_key())
         else:
             masks = None
             key = ("raw",)
@@ -572,7 +611,22 @@ class Scene:
             if masks.hidden is not None:
                 # Dense voxels of no class (a scan without contrast): transparent.
                 hidden = masks.hidden if hidden is None else hidden | masks.hidden
-            encode_classes(v.hu, _render_bone(v.hu, masks), out=inner, hidden_mask=hidden, air_mask=masks.removed)
+            bone = _render_bone(v.hu, masks)
+            air = masks.removed
+            if self._keyhole and self._lesion is not None:
+                air = keyhole_air(v, self._lesion, bone, air)
+            encode_classes(v.hu, bone, out=inner, hidden_mask=hidden, air_mask=air)
+            if self._colouring_in_use()[0] != "off":
+                # The vessels become a distance-coloured mesh and leave the volume.
+                vessel = vessel_voxels(inner, self._tf)
+                vm = self._vessel_mesh
+                mesh_key = (id(masks), tuple(self._tf.vessel_window_hu))
+                if vm.mesh_key != mesh_key:
+                    t1 = time.perf_counter()
+                    vm.set_mesh(vessel_surface(v, vessel, vessel_iso_hu(self._tf)), mesh_key, masks)
+                    vm.clip = self._feed_clipped(vm.mapper, vm.mesh)
+                    self.last_timings_s["vessel_mesh"] = time.perf_counter() - t1
+                inner[vessel] = HIDDEN_HU
         self.last_timings_s["encode"] = time.perf_counter() - t0
         self._buffer_key = key
         self._set_scalars(self._buffer)
@@ -614,6 +668,7 @@ class Scene:
         else:
             op, col = tf.opacity_points(), tf.color_points()
         _set_points(self._otf, self._ctf, op, col)
+        self._update_vessel_colours()
         if tf.gradient_opacity and not mip:
             self._gof.RemoveAllPoints()
             for g in tf.gradient_opacity:
@@ -726,6 +781,8 @@ class Scene:
 
     def _apply_calc_clip(self) -> None:
         self._calc_clip = self._feed_clipped(self._calc_mapper, self._calc_mesh)
+        self._lesion_overlay.apply_cut(self._feed_clipped, self._kept_by_cut)
+        self._vessel_mesh.clip = self._feed_clipped(self._vessel_mesh.mapper, self._vessel_mesh.mesh)
         for name, entry in getattr(self, "_overlay", {}).items():
             mesh = getattr(self, "_overlay_mesh", {}).get(name)
             clip = self._feed_clipped(entry[1], mesh)
@@ -766,6 +823,112 @@ class Scene:
         clip.InsideOutOn()
         mapper.SetInputConnection(clip.GetOutputPort())  # type: ignore[attr-defined]
         return clip
+
+    def _kept_by_cut(self, points_lps: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` LPS points -> bool: inside the crop box and on the clip plane's kept side."""
+        p = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        keep = np.ones(len(p), dtype=bool)
+        if self._crop_lps is not None:
+            b = np.asarray(self._crop_lps)
+            keep &= np.all((p >= b[0::2]) & (p <= b[1::2]), axis=1)
+        if self._clip is not None:
+            keep &= (p - self._clip[0]) @ self._clip[1] >= 0.0
+        return keep
+
+    # ----- lesion planning (issue 10; see viewer.render.lesion_visual) ------------------
+    @property
+    def lesion(self) -> Lesion | None:
+        return self._lesion
+
+    @property
+    def vessel_colouring(self) -> tuple[ColouringMode, float]:
+        """``(mode, max_mm)`` as set (see :meth:`set_vessel_colouring`)."""
+        return self._colouring
+
+    @property
+    def keyhole(self) -> bool:
+        return self._keyhole
+
+    @property
+    def lesion_overlay(self) -> LesionOverlay:
+        return self._lesion_overlay
+
+    def set_lesion(self, lesion: Lesion | None) -> None:
+        """Show ``lesion`` (LPS mm) as a wire sphere or box outline; it is also the
+        region of the keyhole and of the "lesion" distance colouring. None removes it."""
+        self._check_open()
+        if lesion is not None and not isinstance(lesion, Lesion):
+            raise ViewerError(f"set_lesion needs a Lesion or None, got {type(lesion).__name__}")
+        self._lesion = lesion
+        self._lesion_overlay.set_lesion(lesion)
+        self._restyle_lesion()
+
+    def set_vessel_colouring(self, mode: str, max_mm: float = 30.0) -> None:
+        """Colour the vessel class by distance (mm) to the lesion region (``"lesion"``,
+        shown once a lesion is set) or to the bone mask (``"bone"``), from red (0 mm) to
+        blue (``max_mm`` and beyond), with a colour bar; ``"off"``: the preset's colour.
+        Separated, composite mode only (a MIP shows no classes)."""
+        self._check_open()
+        self._colouring = check_colouring(mode, max_mm)
+        self._restyle_lesion()
+
+    def set_keyhole(self, enabled: bool) -> None:
+        """Remove the bone class inside the lesion region (vessels, plaques and the
+        calcified mass stay); separated mode, with a lesion set."""
+        self._check_open()
+        self._keyhole = bool(enabled)
+        self._restyle_lesion()
+
+    def set_entry_points(self, points: Sequence[EntryPoint]) -> None:
+        """Numbered entry-point markers (cut by the crop box and clip plane)."""
+        self._check_open()
+        self._lesion_overlay.set_entry_points(points)
+
+    def set_centrelines(self, branches: Sequence[Branch]) -> None:
+        """Branch centrelines as polylines (cut by the crop box and clip plane)."""
+        self._check_open()
+        self._lesion_overlay.set_centrelines(branches)
+
+    def set_measurements(self, measurements: Sequence[Measurement]) -> None:
+        """Rulers and angles with their labels ("42.3 mm", "37.5°")."""
+        self._check_open()
+        self._lesion_overlay.set_measurements(measurements)
+
+    def _colouring_in_use(self) -> tuple[ColouringMode, float]:
+        mode, max_mm = self._colouring
+        tf = self._tf
+        if not tf.separated or tf.blend_mode == "mip" or (mode == "lesion" and self._lesion is None):
+            return "off", max_mm
+        return mode, max_mm
+
+    def _lesion_key(self) -> tuple[object, ...]:
+        """What of the lesion state the encoded scalars depend on (the keyhole; with
+        distance colouring the vessels leave the volume for the window's voxels)."""
+        hole = self._lesion if self._keyhole else None
+        if self._colouring_in_use()[0] == "off":
+            return (hole,)
+        return (hole, tuple(self._tf.vessel_window_hu))
+
+    def _update_vessel_colours(self) -> None:
+        """Colour bar, and the vessel mesh's per-vertex distances when they changed."""
+        mode, max_mm = self._colouring_in_use()
+        self._lesion_overlay.set_colour_bar(colour_bar_title(mode), max_mm)
+        vm, v, masks = self._vessel_mesh, self._volume, self.class_masks
+        on = mode != "off" and v is not None and masks is not None and vm.mesh is not None
+        if on:
+            key = (mode, max_mm, self._lesion if mode == "lesion" else id(masks), vm.mesh_key)
+            if vm.colour_key != key:
+                assert v is not None and masks is not None
+                d = vertex_distances(vm.points_lps(), v, mode, self._lesion, lambda: self._bone_distance.get(v, masks))
+                vm.colour(d, max_mm, key)
+            vm.style(self._tf)
+        vm.actor.SetVisibility(1 if (on and self._tf.vessel.visible) else 0)
+
+    def _restyle_lesion(self) -> None:
+        if self._volume is not None:
+            self._update_scalars()
+        self._apply_property()
+        self._update_calcification()
 
     # ----- camera -----------------------------------------------------------------------
     def set_view(self, name: str) -> None:
@@ -1006,6 +1169,15 @@ class Scene:
         t.set_clip_plane(*(self._clip if self._clip is not None else (None, None)))
         t.renderer.SetBackground(*self.renderer.GetBackground())
         t.set_orientation_marker(self._marker_visible)
+        t._bone_distance = self._bone_distance
+        vm = self._vessel_mesh
+        if vm.mesh is not None and t._vessel_mesh.mesh_key != vm.mesh_key:
+            t._vessel_mesh.set_mesh(vm.mesh, vm.mesh_key, vm.masks)
+            t._vessel_mesh.clip = t._feed_clipped(t._vessel_mesh.mapper, vm.mesh)
+        t.set_lesion(self._lesion)
+        t.set_keyhole(self._keyhole)
+        t.set_vessel_colouring(*self._colouring)
+        t._lesion_overlay.copy_from(self._lesion_overlay)
         t.set_camera_state(self.camera_state())
         return t
 
@@ -1022,6 +1194,10 @@ class Scene:
             self.renderer.RemoveObserver(self._observer)
             self.renderer.RemoveAllViewProps()
             self._marker_renderer.RemoveAllViewProps()
+            self._lesion_overlay.close()
+            self._bone_distance.clear()
+            self._vessel_mesh.set_mesh(None, None, None)
+            self._vessel_mesh.mapper.RemoveAllInputs()
             if rw is not None:
                 if self._mapper is not None:
                     self._mapper.ReleaseGraphicsResources(rw)
@@ -1054,4 +1230,4 @@ class Scene:
         self.close()
 
 
-__all__ = ["Bounds6", "CameraState", "Scene", "compute_bone_mask"]
+__all__ = ["Bounds6", "CameraState", "Scene", "compute_bone_mask", "open_scenes"]

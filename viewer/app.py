@@ -131,7 +131,7 @@ def run_gui(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     icon_path = Path(__file__).resolve().parents[1] / "assets" / "icon.png"
     if icon_path.is_file():
-        app.setWindowIcon(QIcon(str(icon_path)))
+        QApplication.setWindowIcon(QIcon(str(icon_path)))  # static: the instance may be a QCoreApplication
 
     from viewer.ui.main_window import MainWindow
 

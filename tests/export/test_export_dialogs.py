@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QEvent, QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 if not os.environ.get("DISPLAY"):
@@ -42,6 +42,9 @@ def window(qapp: QApplication, tmp_path_factory: pytest.TempPathFactory) -> Iter
     bot.waitUntil(lambda: w.state.volume is not None and not w.loading, timeout=60_000)
     yield w
     w.close()
+    # Closing hides a window; deleting it is what frees it (the leak check counts it).
+    w.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QApplication.processEvents()
 
 
@@ -120,12 +123,11 @@ def test_session_round_trip_in_window(window: MainWindow, qtbot, tmp_path: Path)
     st.transfer_function = tf.with_vessel_window(300, 400)
     window.scene.set_view("posterior")
     opened = []
-    window.volume_loaded.connect(lambda v: None)
-    t = ed.open_session_dialog(window, f)
+    # The callback goes in with the call, so it is connected before the thread starts
+    # (connecting to the returned thread's signal raced with a quick load).
+    t = ed.open_session_dialog(window, f, on_done=opened.append)
     assert t is not None
-    t.succeeded.connect(lambda _v: opened.append(True))
     qtbot.waitUntil(lambda: bool(opened) and not t.isRunning(), timeout=60_000)
-    qtbot.wait(100)
     assert st.transfer_function.vessel_window_hu == (230.0, 590.0)
     got = window.scene.camera_state()
     assert np.allclose(got.position_lps, cam.position_lps, atol=1e-6)

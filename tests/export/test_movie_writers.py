@@ -27,7 +27,12 @@ def _frames(n: int, w: int = 60, h: int = 40, identical: bool = False) -> list[n
 
 def test_frame_count_is_duration_times_fps() -> None:
     assert frame_count(6.0, 15.0) == 90
-    assert frame_count(1.0, 12.5) == 12 or frame_count(1.0, 12.5) == 13
+    # Halves round up, always (Python's round() would give 12 and 14: halves to even).
+    assert frame_count(1.0, 12.5) == 13
+    assert frame_count(1.0, 13.5) == 14
+    assert frame_count(0.5, 5.0) == 3
+    assert frame_count(0.1, 25.0) == 3  # 2.5 in decimal, a hair off it in binary
+    assert frame_count(1.0, 12.49) == 12 and frame_count(1.0, 12.51) == 13
     with pytest.raises(ViewerError, match="frame rate"):
         frame_count(1.0, 0.0)
     with pytest.raises(ViewerError, match="duration"):

@@ -2,21 +2,80 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from viewer.core.errors import ViewerError
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
-from viewer.render.offscreen import choose_mapper_kind, gl_renderer_string, is_software_renderer, render_to_array
+from viewer.render import offscreen
+from viewer.render.offscreen import (
+    choose_mapper_kind,
+    gl_renderer_string,
+    is_software_renderer,
+    is_software_renderer_name,
+    mapper_kind_for_renderer,
+    render_to_array,
+)
 from viewer.render.scene import Scene
 
+# GL_RENDERER strings as drivers report them (Mesa, SwiftShader, NVIDIA, AMD, Intel, Apple).
+SOFTWARE = [
+    "llvmpipe (LLVM 15.0.6, 256 bits)",
+    "softpipe",
+    "Google SwiftShader",
+    "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero) (0x0000C0DE)), SwiftShader driver)",
+    "Gallium 0.4 on llvmpipe (LLVM 3.4, 128 bits)",
+]
+HARDWARE = [
+    "NVIDIA H200/PCIe/SSE2",
+    "NVIDIA GeForce RTX 3080/PCIe/SSE2",
+    "AMD Radeon RX 6800 XT (navi21, LLVM 15.0.7, DRM 3.49, 6.1.0-13-amd64)",
+    "Mesa Intel(R) UHD Graphics 620 (KBL GT2)",
+    "Apple M1",
+]
 
-def test_renderer_string_and_software_detection() -> None:
+
+@pytest.mark.parametrize("name", SOFTWARE)
+def test_software_renderers_get_the_cpu_ray_caster(name: str) -> None:
+    assert is_software_renderer_name(name)
+    assert mapper_kind_for_renderer(name) == "cpu"
+
+
+@pytest.mark.parametrize("name", HARDWARE)
+def test_hardware_renderers_get_the_gpu_ray_caster(name: str) -> None:
+    assert not is_software_renderer_name(name)
+    assert mapper_kind_for_renderer(name) == "gpu"
+
+
+def test_no_opengl_gets_the_cpu_ray_caster() -> None:
+    assert mapper_kind_for_renderer("") == "cpu"
+
+
+@pytest.mark.parametrize(("name", "kind"), [(SOFTWARE[0], "cpu"), (HARDWARE[0], "gpu"), ("", "cpu")])
+def test_choose_mapper_kind_asks_the_renderer(name: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """choose_mapper_kind reads the GL_RENDERER string (here a stand-in for the probe)."""
+    monkeypatch.delenv("VESSEL_VIEWER_MAPPER", raising=False)
+    asked: list[object] = []
+
+    def fake(render_window: object = None) -> str:
+        asked.append(render_window)
+        return name
+
+    monkeypatch.setattr(offscreen, "gl_renderer_string", fake)
+    assert choose_mapper_kind() == kind
+    assert offscreen.is_software_renderer() == (kind == "cpu" and name != "")
+    assert asked
+
+
+def test_this_machines_renderer_string() -> None:
     name = gl_renderer_string()
     assert name  # an OpenGL context could be made (EGL offscreen)
-    soft = any(s in name.lower() for s in ("llvmpipe", "softpipe", "swiftshader"))
-    assert is_software_renderer() == soft
+    assert is_software_renderer() == is_software_renderer_name(name)
+    if "llvmpipe" in name.lower():
+        assert choose_mapper_kind() == "cpu" or "VESSEL_VIEWER_MAPPER" in os.environ
 
 
 def test_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +87,7 @@ def test_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ViewerError):
         choose_mapper_kind()
     monkeypatch.delenv("VESSEL_VIEWER_MAPPER")
-    assert choose_mapper_kind() == ("cpu" if is_software_renderer() else "gpu")
+    assert choose_mapper_kind() == mapper_kind_for_renderer(gl_renderer_string())
 
 
 @pytest.mark.parametrize("kind", ["cpu", "gpu"])

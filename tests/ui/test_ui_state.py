@@ -96,20 +96,40 @@ def test_bad_values_are_refused() -> None:
         s.clip_plane = ((0, 0, 0), (0, 0, 0))
 
 
-def test_a_failing_callback_does_not_stop_the_others() -> None:
+def test_a_failing_callback_does_not_stop_the_others_and_is_raised() -> None:
     ev = Event("x")
     got: list = []
 
     def bad(_v) -> None:
         raise RuntimeError("boom")
 
+    def worse(_v) -> None:
+        raise ValueError("second")
+
     ev.connect(bad)
     ev.connect(got.append)
-    ev.emit(5)
+    ev.connect(worse)
+    # The others still run, and the first error reaches the caller (not swallowed).
+    with pytest.raises(RuntimeError, match="boom"):
+        ev.emit(5)
     assert got == [5]
     with ev.blocked():
         ev.emit(6)
     assert got == [5]
+
+
+def test_a_failing_subscriber_reaches_the_code_that_set_the_field() -> None:
+    s = ViewerState()
+    seen: list = []
+
+    def broken(_v) -> None:
+        raise KeyError("subscriber bug")
+
+    s.layout_changed.connect(broken)
+    s.layout_changed.connect(seen.append)
+    with pytest.raises(KeyError, match="subscriber bug"):
+        s.layout = "3d" if s.layout != "3d" else "2x2"
+    assert len(seen) == 1 and s.layout == seen[0]
 
 
 def test_bind_two_ways_with_feedback_guard() -> None:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from viewer import __version__
-from viewer.core.errors import ViewerError
+from viewer.core.errors import LoadCancelled, ViewerError
 
 
 def _command_modules() -> list[str]:
@@ -48,10 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    """The sub-command names ``parser`` knows (its sub-parsers action's choices)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    commands = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # type: ignore[union-attr]
+    commands = _command_names(parser)
     if argv and argv[0] == "--gui-help":
         argv = ["--help"]
         from viewer.app import run_gui
@@ -68,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ViewerError as exc:
         print(f"vessel-viewer {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except LoadCancelled:
+        # A cancel is not an error (LoadCancelled is no ViewerError): said as such.
+        print(f"vessel-viewer {args.command}: cancelled", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"vessel-viewer {args.command}: interrupted", file=sys.stderr)
         return 130

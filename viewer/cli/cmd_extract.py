@@ -28,7 +28,7 @@ from viewer.core.errors import ViewerError
 from viewer.core.fileio import atomic_write_text
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "extract",
         help="write bone / vessel masks (NRRD or NIfTI) and their surfaces (STL or PLY)",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from viewer.core.errors import ViewerError
+from viewer.core.errors import LoadCancelled, ViewerError
 from viewer.io import load_volume, scan_series
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         infos = scan_series(paths)
         vol = load_volume(paths, series=args.series)
-    except (ViewerError, KeyboardInterrupt, MemoryError):
+    except (ViewerError, LoadCancelled, KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - last resort: a loader bug must not reach a user as a traceback
         # viewer.io promises ViewerError for bad input (the fuzz test in tests/io checks

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from viewer.core.errors import ViewerError
+from viewer.core.progress import ProgressFn
 
 VIEWS = ("anterior", "posterior", "left", "right", "superior", "inferior")
 AXES = ("superior-inferior", "anterior-posterior", "left-right")
@@ -63,7 +64,7 @@ def _positive(kind: type) -> Any:
     return conv
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "render",
         help="render a figure, report sheet or movie without a display",
@@ -209,7 +210,7 @@ def _pick_preset(name: str | None) -> tuple[Any, str]:
     raise ViewerError(f"unknown preset {wanted!r}; known presets: {known}")
 
 
-def _progress_printer(quiet: bool):  # type: ignore[no-untyped-def]
+def _progress_printer(quiet: bool) -> ProgressFn:
     last = {"step": -1}
 
     def progress(fraction: float, message: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from viewer.core.errors import ViewerError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "vessels",
         help="count vessels within a radius of a point (e.g. around a bone defect)",

@@ -4,6 +4,11 @@ Every error caused by bad input (a corrupt file, an unknown preset field, a miss
 scan) is raised as :class:`ViewerError` with a message that names the file and the
 problem. The GUI shows ``str(error)`` in a dialog and the CLI prints it and exits
 non-zero; neither ever shows a raw traceback for these.
+
+A cancel is not an error: :class:`LoadCancelled` deliberately does *not* derive from
+``ViewerError``, so an ``except ViewerError`` that shows a dialog (or wraps the message
+with the file's name) lets a cancel pass through to the code that reports it as
+"cancelled".
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ class ViewerError(Exception):
         super().__init__(message)
 
 
-class LoadCancelled(ViewerError):
-    """The user cancelled a long operation (load, extraction, export, movie)."""
+class LoadCancelled(Exception):
+    """The user cancelled a long operation (load, extraction, export, movie).
+
+    Not a :class:`ViewerError` (see the module docstring): workers report it as their
+    ``cancelled`` outcome, the command line as "cancelled" (exit code 130).
+    """
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message)

@@ -58,7 +58,7 @@ def atomic_output(
 
 
 def atomic_write(
-    path: str | Path, write: Callable[[IO[bytes]], None], what: str = "file", *, make_parents: bool = False
+    path: str | Path, write: Callable[[IO[bytes]], object], what: str = "file", *, make_parents: bool = False
 ) -> Path:
     """Call ``write(fh)`` on a binary temporary file next to ``path``, flush it to disk,
     then replace ``path`` with it (see :func:`atomic_output`). Returns the path."""

@@ -46,7 +46,7 @@ def require_memory(nbytes: int | float, what: str, path: str | Path | None = Non
     if avail is None or need <= MAX_FRACTION * avail:
         return
     gib = 1024.0**3
-    nbytes = need  # type: ignore[assignment]
+    nbytes = need
     raise ViewerError(
         f"{what} needs {nbytes / gib:.1f} GiB but only {avail / gib:.1f} GiB of memory is available "
         f"(at most {MAX_FRACTION:.0%} of it is used for one volume, the rest is needed to render it); "

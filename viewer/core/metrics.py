@@ -56,7 +56,8 @@ def surface_band(mask: np.ndarray, outside_voxels: int = 1) -> np.ndarray:
         return np.zeros_like(m)
     inner = m & ~ndi.binary_erosion(m, border_value=1)
     outer = ndi.binary_dilation(m, iterations=max(0, outside_voxels)) & ~m if outside_voxels > 0 else np.zeros_like(m)
-    return inner | outer
+    band: np.ndarray = inner | outer
+    return band
 
 
 def surface_contamination(

@@ -97,12 +97,14 @@ class Volume:
     @property
     def origin_lps(self) -> np.ndarray:
         """LPS position (mm) of voxel (0, 0, 0)'s centre."""
-        return self.ijk_to_lps[:3, 3].copy()
+        origin: np.ndarray = self.ijk_to_lps[:3, 3].copy()
+        return origin
 
     @property
     def direction(self) -> np.ndarray:
         """3x3 matrix whose columns are the unit i, j, k axes in LPS."""
-        return self.ijk_to_lps[:3, :3] / np.asarray(self.spacing_mm)[None, :]
+        axes: np.ndarray = self.ijk_to_lps[:3, :3] / np.asarray(self.spacing_mm)[None, :]
+        return axes
 
     @property
     def nbytes(self) -> int:
@@ -111,12 +113,14 @@ class Volume:
     def lps_of_ijk(self, ijk: np.ndarray | tuple[float, float, float]) -> np.ndarray:
         """LPS mm of voxel index/indices ``(..., 3)`` given as ``(i, j, k)``."""
         p = np.asarray(ijk, dtype=np.float64)
-        return p @ self.ijk_to_lps[:3, :3].T + self.ijk_to_lps[:3, 3]
+        lps: np.ndarray = p @ self.ijk_to_lps[:3, :3].T + self.ijk_to_lps[:3, 3]
+        return lps
 
     def ijk_of_lps(self, lps: np.ndarray | tuple[float, float, float]) -> np.ndarray:
         """Continuous voxel index ``(i, j, k)`` of LPS point(s) ``(..., 3)`` in mm."""
         p = np.asarray(lps, dtype=np.float64) - self.ijk_to_lps[:3, 3]
-        return p @ np.linalg.inv(self.ijk_to_lps[:3, :3]).T
+        ijk: np.ndarray = p @ np.linalg.inv(self.ijk_to_lps[:3, :3]).T
+        return ijk
 
     def hu_at_lps(self, lps: tuple[float, float, float]) -> int | None:
         """HU of the voxel nearest to an LPS point, or None outside the volume."""

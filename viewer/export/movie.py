@@ -7,7 +7,9 @@ or failed movie leaves no file behind (frames go to a temporary file that is mov
 onto the target only when complete) and the scene's camera and transfer function are
 restored.
 
-Frame counts are exact: ``round(duration_s * fps)`` frames. The turntable turns the
+Frame counts are exact: ``duration_s * fps`` frames rounded half up (1 s at 12.5
+frames/s is 13 frames; Python's ``round`` would give 12 here but 14 for 13.5, rounding
+halves to even). The turntable turns the
 camera through one full revolution about a patient axis through the focal point,
 frame ``i`` at ``360 * i / n`` degrees (so the loop closes without a repeated frame).
 
@@ -27,7 +29,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 from PIL import Image
@@ -72,12 +74,17 @@ def movie_format(path: str | Path) -> str:
 
 
 def frame_count(duration_s: float, fps: float) -> int:
-    """``round(duration_s * fps)``, validated (1 .. MAX_FRAMES)."""
+    """``duration_s * fps`` rounded half up (12.5 -> 13), validated (1 .. MAX_FRAMES).
+
+    Half up, not Python's ``round`` (halves to even: 12.5 -> 12 but 13.5 -> 14), so the
+    count is one rule for every input; the tiny tolerance keeps a product like
+    ``0.1 * 25`` (2.5000000000000004 or 2.4999999999999996 in binary) on its half."""
     if not (fps > 0 and math.isfinite(fps)) or fps > 120:
         raise ViewerError(f"frame rate must be in (0, 120] frames/s, got {fps}")
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ViewerError(f"duration must be positive seconds, got {duration_s}")
-    n = int(round(duration_s * fps))
+    product = duration_s * fps
+    n = math.floor(product + 0.5 + 1e-9 * max(1.0, product))
     if n < 1 or n > MAX_FRAMES:
         raise ViewerError(f"{duration_s:g} s at {fps:g} frames/s is {n} frames; allowed 1..{MAX_FRAMES}")
     return n
@@ -135,6 +142,14 @@ def sweep_windows(
 # ----------------------------------------------------------------------------------
 # writers
 # ----------------------------------------------------------------------------------
+class _FrameWriter(Protocol):
+    """What write_movie needs of a writer: imageio's (MP4) and :class:`GifWriter`."""
+
+    def append_data(self, im: np.ndarray, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class GifWriter:
     """Animated GIF89a written frame by frame, looping forever.
 
@@ -145,7 +160,7 @@ class GifWriter:
     0-1 as 10).
     """
 
-    def __init__(self, fh: io.BufferedIOBase, width: int, height: int, fps: float) -> None:
+    def __init__(self, fh: IO[bytes], width: int, height: int, fps: float) -> None:
         self.fh = fh
         self.width = int(width)
         self.height = int(height)
@@ -195,6 +210,10 @@ class GifWriter:
         self.fh.write(body)
         self.n_frames += 1
 
+    def append_data(self, im: np.ndarray, /) -> None:
+        """:meth:`append` under imageio's writer method name."""
+        self.append(im)
+
     def close(self) -> None:
         self.fh.write(b"\x3b")
 
@@ -232,8 +251,8 @@ def write_movie(
     tmp = Path(tmp_name)
     written = 0
     size: tuple[int, int] | None = None
-    writer = None
-    fh = None
+    writer: _FrameWriter | None = None
+    fh: IO[bytes] | None = None
     try:
         if kind == "gif":
             fh = os.fdopen(fd, "wb")
@@ -247,8 +266,8 @@ def write_movie(
                 frame = frame[:h, :w, :3]
             if writer is None:
                 size = (w, h)
-                if kind == "gif":
-                    writer = GifWriter(fh, w, h, fps)  # type: ignore[arg-type]
+                if fh is not None:  # GIF: our writer on the open temporary file
+                    writer = GifWriter(fh, w, h, fps)
                 else:
                     import imageio.v2 as imageio
 
@@ -263,10 +282,7 @@ def write_movie(
                         macro_block_size=2,
                         ffmpeg_log_level="error",
                     )
-            if kind == "gif":
-                writer.append(frame)  # type: ignore[union-attr]
-            else:
-                writer.append_data(np.ascontiguousarray(frame))  # type: ignore[union-attr]
+            writer.append_data(np.ascontiguousarray(frame))
             written += 1
             report(progress, written / n_frames, f"{message} {written} of {n_frames}")
         if writer is None:
@@ -291,11 +307,11 @@ def write_movie(
     return MovieResult(p, written, float(fps), size or (0, 0))
 
 
-def _discard(writer: object, fh: object, tmp: Path) -> None:
+def _discard(writer: _FrameWriter | None, fh: IO[bytes] | None, tmp: Path) -> None:
     for obj in (writer, fh):
         if obj is not None and not isinstance(obj, GifWriter):
             try:
-                obj.close()  # type: ignore[attr-defined]
+                obj.close()
             except Exception:  # noqa: BLE001 - already failing; the file is removed below
                 pass
     tmp.unlink(missing_ok=True)
@@ -317,7 +333,7 @@ def export_turntable(
     progress: ProgressFn | None = None,
 ) -> MovieResult:
     """A full revolution of the camera about ``axis`` (a patient axis through the focal
-    point), ``n_frames`` frames (default ``round(duration_s * fps)``), written to MP4/GIF.
+    point), ``n_frames`` frames (default :func:`frame_count`), written to MP4/GIF.
 
     ``opts`` gives the frame size and overlays (orientation labels follow the rotation;
     the caption is drawn on every frame). The scene's camera is restored afterwards."""

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 #: Patient-space letters of the +/- LPS axes (DICOM PS3.3 C.7.6.1.1.1: x increases to
@@ -77,7 +78,7 @@ def text_size_px(height_px: int) -> int:
 # ----------------------------------------------------------------------------------
 # orientation
 # ----------------------------------------------------------------------------------
-def direction_letters(vec_lps: Sequence[float]) -> str:
+def direction_letters(vec_lps: npt.ArrayLike) -> str:
     """Patient-direction letters for a vector in LPS, main axis first.
 
     ``(1, 0, 0)`` -> ``"L"``; ``(0.7, -0.7, 0)`` -> ``"LA"``; a zero vector -> ``""``.
@@ -99,7 +100,7 @@ def direction_letters(vec_lps: Sequence[float]) -> str:
 
 
 def screen_axes_lps(
-    direction_of_projection_lps: Sequence[float], view_up_lps: Sequence[float]
+    direction_of_projection_lps: npt.ArrayLike, view_up_lps: npt.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit LPS vectors pointing to the image's right and up.
 
@@ -119,7 +120,7 @@ def screen_axes_lps(
     return r / np.linalg.norm(r), u
 
 
-def orientation_labels(direction_of_projection_lps: Sequence[float], view_up_lps: Sequence[float]) -> dict[str, str]:
+def orientation_labels(direction_of_projection_lps: npt.ArrayLike, view_up_lps: npt.ArrayLike) -> dict[str, str]:
     """Letters for the four image edges: keys ``left``, ``right``, ``top``, ``bottom``.
 
     In the anterior view (looking along +y = posterior, up = +z) this gives

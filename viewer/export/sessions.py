@@ -71,9 +71,9 @@ def source_spec(source: Mapping[str, Any] | None, volume: Volume | None = None) 
     if volume is not None and volume.source:
         src = str(volume.source)
         if is_builtin_source(src):
-            size = volume.metadata.get("phantom_size")
-            if src == "phantom" and size and size != "default":
-                src = f"phantom:{size}"
+            phantom_size = volume.metadata.get("phantom_size")
+            if src == "phantom" and phantom_size and phantom_size != "default":
+                src = f"phantom:{phantom_size}"
             return src, None
         if Path(src).exists():
             return str(Path(src).resolve()), None

@@ -27,14 +27,14 @@ from viewer.core.volume import Volume
 from viewer.io.dicom_headers import BadDicom, NotDicom, SliceHeader, read_slice_headers
 from viewer.io.dicom_load import load_group, parallel_map
 from viewer.io.series import DicomGroup, SeriesInfo, describe_group, group_series
-from viewer.io.volume_files import kind_of, read_volume_file
+from viewer.io.volume_files import VolumeFileKind, kind_of, read_volume_file
 
 
 @dataclass
 class _Scan:
     infos: list[SeriesInfo]
     groups: dict[str, DicomGroup]
-    volume_files: dict[str, tuple[str, Path]]
+    volume_files: dict[str, tuple[VolumeFileKind, Path]]
     warnings: list[str] = field(default_factory=list)
     n_files: int = 0
     source: str = ""
@@ -64,7 +64,9 @@ def _collect(paths: object) -> tuple[list[Path], str]:
         plist = [Path(paths)]
     else:
         try:
-            plist = [Path(p) for p in paths]  # type: ignore[union-attr]
+            if not isinstance(paths, Iterable):
+                raise TypeError
+            plist = [Path(p) for p in paths]
         except TypeError:
             raise ViewerError(f"expected a path or a list of paths, got {type(paths).__name__}") from None
     if not plist:
@@ -96,7 +98,7 @@ def _scan(paths: object, progress: ProgressFn | None, hi: float) -> _Scan:
         if _cache is not None and _cache[0] == sig:
             return _cache[1]
 
-    volume_files: dict[str, tuple[str, Path]] = {}
+    volume_files: dict[str, tuple[VolumeFileKind, Path]] = {}
     candidates: list[Path] = []
     for f in files:
         k = kind_of(f)
@@ -153,7 +155,7 @@ def _scan(paths: object, progress: ProgressFn | None, hi: float) -> _Scan:
     return scan
 
 
-def _describe_volume_file(key: str, kind: str, f: Path) -> SeriesInfo:
+def _describe_volume_file(key: str, kind: VolumeFileKind, f: Path) -> SeriesInfo:
     """SeriesInfo of a NIfTI / NRRD / MetaImage file from its header alone.
 
     These formats carry no modality: a file is taken as CT unless its voxels are 8-bit
@@ -175,9 +177,10 @@ def _describe_volume_file(key: str, kind: str, f: Path) -> SeriesInfo:
             is_ct=False,
             series_number=None,
             kind=kind,
-        )  # type: ignore[arg-type]
+        )
     nz, ny, nx = raw.shape_zyx
-    sp = tuple(float(s) for s in np.linalg.norm(raw.ijk_to_lps[:3, :3], axis=0))
+    sx, sy, sz = (float(s) for s in np.linalg.norm(raw.ijk_to_lps[:3, :3], axis=0))
+    sp = (sx, sy, sz)
     ws = list(raw.warnings)
     if raw.looks_like_labels:
         ws.append(f"{raw.dtype} voxels: looks like a mask or label map, not a CT")
@@ -190,10 +193,10 @@ def _describe_volume_file(key: str, kind: str, f: Path) -> SeriesInfo:
         columns=nx,
         spacing_mm=sp,
         files=(f,),
-        warnings=tuple(ws),  # type: ignore[arg-type]
+        warnings=tuple(ws),
         is_ct=not raw.looks_like_labels,
         series_number=None,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         orientation="",
     )
 
@@ -283,7 +286,8 @@ def load_volume(paths: object, series: str | None = None, progress: ProgressFn |
     report(progress, 0.8, "converting to HU")
     hu, clip_warn = _to_int16_hu(raw.data)
     m = raw.ijk_to_lps
-    spacing = tuple(float(s) for s in np.linalg.norm(m[:3, :3], axis=0))
+    sx, sy, sz = (float(s) for s in np.linalg.norm(m[:3, :3], axis=0))
+    spacing = (sx, sy, sz)
     ws = warnings + list(chosen.warnings) + ([clip_warn] if clip_warn else [])
     ws.append(f"{raw.metadata.get('format', kind)} files carry no modality: assumed to be CT in HU")
     report(progress, 1.0, "loaded")
@@ -291,7 +295,7 @@ def load_volume(paths: object, series: str | None = None, progress: ProgressFn |
         hu=hu,
         spacing_mm=spacing,
         ijk_to_lps=m,
-        description=f.name,  # type: ignore[arg-type]
+        description=f.name,
         source=str(f),
         warnings=tuple(ws),
         metadata={**raw.metadata, "series_key": chosen.key},

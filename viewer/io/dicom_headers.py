@@ -187,6 +187,16 @@ def _floats(v: Any, n: int) -> tuple[float, ...] | None:
         return None
 
 
+def _vec3(v: tuple[float, ...] | None) -> tuple[float, float, float] | None:
+    """A 3-vector from ``_floats(value, 3)`` (which has checked the length)."""
+    return None if v is None else (v[0], v[1], v[2])
+
+
+def _pair(v: tuple[float, ...] | None) -> tuple[float, float] | None:
+    """A value pair from ``_floats(value, 2)`` (which has checked the length)."""
+    return None if v is None else (v[0], v[1])
+
+
 def _short(exc: BaseException) -> str:
     msg = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {msg[:160]}" if msg else type(exc).__name__
@@ -304,14 +314,15 @@ def _read_with_pydicom(path: Path) -> list[SliceHeader]:
     return _build(path, ds.get, ts, pix_pos, pix_head, file_size, ds)
 
 
-def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_size: int, ds: Any) -> list[SliceHeader]:
-    """SliceHeaders from header values (``get(keyword)``) and the PixelData element head.
+def _build(
+    path: Path, raw_get: Any, ts: str, pix_pos: int, pix_head: bytes, file_size: int, ds: Any
+) -> list[SliceHeader]:
+    """SliceHeaders from header values (``raw_get(keyword)``) and the PixelData element head.
 
     Every value the pixel pass depends on is validated here, so a malformed element
     makes this one file unusable (BadDicom, with the tag and the value) instead of
     aborting the load or, worse, being read as something else.
     """
-    raw_get = get
 
     def get(kw: str, default: Any = None) -> Any:
         try:
@@ -407,7 +418,8 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
             )
         pixel_offset = value_start
 
-    base = dict(
+    # The fields every frame of the file shares (SliceHeader keywords).
+    base: dict[str, Any] = dict(
         path=path,
         series_uid=_text(get("SeriesInstanceUID", "")).strip(),
         series_number=_i(get("SeriesNumber")),
@@ -427,9 +439,9 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
         gantry_tilt=_f(get("GantryDetectorTilt")),
         pixel_format=pixel_format,
     )
-    top_ipp = _floats(get("ImagePositionPatient"), 3)
+    top_ipp = _vec3(_floats(get("ImagePositionPatient"), 3))
     top_iop = _floats(get("ImageOrientationPatient"), 6)
-    top_ps = _floats(get("PixelSpacing"), 2)
+    top_ps = _pair(_floats(get("PixelSpacing"), 2))
     if top_ps is not None and not all(1e-4 <= x <= 1e4 for x in top_ps):
         top_ps = None  # (0028,0030) of 0, negative, 1e-30 or 1e20 mm places nothing: unusable
     top_th = _f(get("SliceThickness"))
@@ -444,7 +456,7 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
                 frame=None,
                 ipp=top_ipp,
                 iop=top_iop,
-                pixel_spacing=top_ps,  # type: ignore[arg-type]
+                pixel_spacing=top_ps,
                 thickness=top_th,
                 slope=top_slope,
                 intercept=top_icpt,
@@ -460,9 +472,9 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
     out = []
     for k in range(n_frames):
         item = per_frame[k] if per_frame is not None and k < len(per_frame) else None
-        ipp = _fg(item, shared_item, "PlanePositionSequence", "ImagePositionPatient", 3) or top_ipp
+        ipp = _vec3(_fg(item, shared_item, "PlanePositionSequence", "ImagePositionPatient", 3)) or top_ipp
         iop = _fg(item, shared_item, "PlaneOrientationSequence", "ImageOrientationPatient", 6) or top_iop
-        ps = _fg(item, shared_item, "PixelMeasuresSequence", "PixelSpacing", 2) or top_ps
+        ps = _pair(_fg(item, shared_item, "PixelMeasuresSequence", "PixelSpacing", 2)) or top_ps
         th = _fg(item, shared_item, "PixelMeasuresSequence", "SliceThickness", 1)
         sl = _fg(item, shared_item, "PixelValueTransformationSequence", "RescaleSlope", 1)
         ic = _fg(item, shared_item, "PixelValueTransformationSequence", "RescaleIntercept", 1)
@@ -473,7 +485,7 @@ def _build(path: Path, get: Any, ts: str, pix_pos: int, pix_head: bytes, file_si
                 frame=k,
                 ipp=ipp,
                 iop=iop,
-                pixel_spacing=ps,  # type: ignore[arg-type]
+                pixel_spacing=ps,
                 thickness=th[0] if th else top_th,
                 slope=sl[0] if sl else top_slope,
                 intercept=ic[0] if ic else top_icpt,

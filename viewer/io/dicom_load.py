@@ -137,7 +137,7 @@ class _SliceError(Exception):
 def _read_native16(h: SliceHeader, dst: np.ndarray) -> None:
     """readinto the preallocated slot: the fast path for uncompressed 16-bit data."""
     assert h.pixel_offset is not None
-    mv = memoryview(dst).cast("B")
+    mv = dst.data.cast("B")
     with open(h.path, "rb", buffering=0) as f:
         f.seek(h.pixel_offset)
         got = f.readinto(mv)
@@ -192,8 +192,10 @@ def _names(labels: Iterable[str], limit: int = 5) -> str:
 
 
 def _fmt_pos(ipp: object) -> str:
+    if not isinstance(ipp, Iterable):
+        return "(?)"
     try:
-        return "(" + ", ".join(f"{float(x):.6g}" for x in ipp) + ")"  # type: ignore[union-attr]
+        return "(" + ", ".join(f"{float(x):.6g}" for x in ipp) + ")"
     except (TypeError, ValueError):
         return "(?)"
 

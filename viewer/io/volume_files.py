@@ -19,6 +19,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Literal, cast
 
 import numpy as np
 
@@ -47,7 +48,11 @@ class RawVolume:
 _HEADER_PROBE_BYTES = 65536
 
 
-def kind_of(path: Path) -> str | None:
+#: The volume-file formats (SeriesInfo.kind of a file that is not DICOM).
+VolumeFileKind = Literal["nifti", "nrrd", "metaimage"]
+
+
+def kind_of(path: Path) -> VolumeFileKind | None:
     """'nifti', 'nrrd', 'metaimage' from the file name, else None."""
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
@@ -59,7 +64,7 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def read_volume_file(path: Path, kind: str, header_only: bool = False) -> RawVolume:
+def read_volume_file(path: Path, kind: VolumeFileKind, header_only: bool = False) -> RawVolume:
     """Read a NIfTI / NRRD / MetaImage file (or only its header); ViewerError on failure."""
     try:
         if kind == "nifti":
@@ -92,8 +97,8 @@ def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
     """NIfTI-1 (.nii / .nii.gz), single file. Affine from sform when sform_code > 0,
     else qform when qform_code > 0, else pixdim only (NIfTI-1 header 'method 1');
     NIfTI's RAS world is converted to LPS."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as f:  # type: ignore[operator]
+    f: IO[bytes] = cast(IO[bytes], gzip.open(path, "rb")) if path.name.lower().endswith(".gz") else open(path, "rb")
+    with f:
         raw = f.read(352) if header_only else f.read()
     if len(raw) < 348:
         raise ViewerError("not a NIfTI-1 file (shorter than its 348-byte header)", path=path)

@@ -26,8 +26,9 @@ import hashlib
 import os
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from viewer.core.errors import ViewerError
 from viewer.core.fileio import atomic_write
 from viewer.core.progress import ProgressFn, report
 from viewer.core.volume import Volume
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom is imported where it is used (start-up time)
+    from pydicom.uid import UID
 
 # ----------------------------------------------------------------------------------
 # helpers
@@ -99,7 +103,7 @@ _NRRD_TYPES = {
 }
 
 
-def _nrrd_vec(v: Sequence[float]) -> str:
+def _nrrd_vec(v: Iterable[float]) -> str:
     return "(" + ",".join(repr(float(x)) for x in v) + ")"
 
 
@@ -137,7 +141,7 @@ def write_nrrd(array, ijk_to_lps, path, *, overwrite: bool = False, compressleve
     def payload(fh) -> None:
         fh.write(header)
         with gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
-            gz.write(memoryview(a).cast("B"))
+            gz.write(a.data.cast("B"))
 
     _atomic_write(path, payload)
     return path
@@ -287,10 +291,10 @@ def write_nifti(
         if name.endswith(".gz"):
             with gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
                 gz.write(hdr + b"\0\0\0\0")
-                gz.write(memoryview(a).cast("B"))
+                gz.write(a.data.cast("B"))
         else:
             fh.write(hdr + b"\0\0\0\0")  # 4-byte extension flag: no extensions
-            fh.write(memoryview(a).cast("B"))
+            fh.write(a.data.cast("B"))
 
     _atomic_write(path, payload)
     return path
@@ -321,7 +325,7 @@ def _ds(v: float) -> str:
     return s
 
 
-def _uid(*parts: object) -> str:
+def _uid(*parts: object) -> UID:
     from pydicom.uid import generate_uid
 
     # Deterministic: the same inputs give the same UID (reproducible files), and
@@ -363,7 +367,7 @@ def write_dicom_series(
     """
     import pydicom
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
     out = Path(outdir)
     if out.exists() and not out.is_dir():
@@ -418,7 +422,7 @@ def write_dicom_series(
     for k in range(nz):
         sop_uid = _uid("instance", series_uid, k)
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+        meta.MediaStorageSOPClassUID = UID(CT_IMAGE_STORAGE)
         meta.MediaStorageSOPInstanceUID = sop_uid
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID

@@ -31,6 +31,7 @@ calcific myonecrosis of the leg).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -598,7 +599,11 @@ COLLATERALS = (
 )
 
 
-def _bone_frame(bone: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, callable]:
+#: R(c, s): a bone cross-section's radius (mm) in the direction (cos, sin) = (c, s).
+RadiusFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _bone_frame(bone: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, RadiusFn]:
     """Centre (n, 2) and radius function R(c, s) of a bone's cross-section at heights t."""
     z = z_of_t(t)
     sp = slice_params(z)

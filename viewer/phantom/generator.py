@@ -297,6 +297,7 @@ def _build_scene(seed: int, clean: bool) -> _Scene:
     bumps = A.contact_bumps(arteries)
     veins = A.deep_veins(arteries, base.mass, bumps, rng)
     plaques = A.make_plaques(arteries, A.PLAQUES_LEFT, base.mass, bumps, rng)
+    assert base.mass is not None  # _build_model always makes the left leg's lesion
     nutrients = A.nutrient_arteries(arteries + cols, base.mass, rng)
     left = _Model(
         mass=base.mass,
@@ -526,9 +527,9 @@ def _paint_leg(
     layers.append((model.arteries, A.HU_BLOOD_CONTRAST, L.artery))
     for tubes, value, cls in layers:
         frac = np.zeros((nz, ny, nx), dtype=f32)
-        box = tubes.rasterise(frac, xs, ys, z_mm, h_mm)
-        if box is not None:
-            composite_sparse(hu[box], lab[box], w[box], frac[box], value, cls)
+        tbox = tubes.rasterise(frac, xs, ys, z_mm, h_mm)
+        if tbox is not None:
+            composite_sparse(hu[tbox], lab[tbox], w[tbox], frac[tbox], value, cls)
         del frac
 
     # --- calcified plaques on the arterial walls, over the lumen they reach into ------
@@ -737,6 +738,7 @@ def _landmarks(scene: _Scene) -> dict[str, Any]:
 def _clean_landmarks(model: _Model) -> dict[str, Any]:
     """Ground-truth positions (LPS mm) computed from the analytic model, not voxels."""
     mass = model.mass
+    assert mass is not None  # the left leg (the one these landmarks describe) has the lesion
     lo, hi = mass.bbox_lps()
     step = 1.0
     gx = np.arange(lo[0], hi[0] + step, step)

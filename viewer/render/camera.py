@@ -39,7 +39,7 @@ def _vec3(v: Any, name: str) -> Vec3:
         raise ViewerError(f"camera {name} must be three numbers, got {v!r}") from exc
     if len(t) != 3 or not all(np.isfinite(t)):
         raise ViewerError(f"camera {name} must be three finite numbers, got {v!r}")
-    return t  # type: ignore[return-value]
+    return t
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ class CameraState:
     @property
     def direction_of_projection(self) -> np.ndarray:
         d = np.subtract(self.focal_point_lps, self.position_lps)
-        return d / np.linalg.norm(d)
+        unit: np.ndarray = d / np.linalg.norm(d)
+        return unit
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

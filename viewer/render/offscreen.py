@@ -63,25 +63,39 @@ def _parse_renderer(capabilities: str) -> str:
     return m.group(1).strip() if m else ""
 
 
-def is_software_renderer(render_window: vtkRenderWindow | None = None) -> bool:
-    """True when OpenGL is a software rasteriser (llvmpipe, softpipe, SwiftShader)."""
-    name = gl_renderer_string(render_window).lower()
+def is_software_renderer_name(renderer: str) -> bool:
+    """True when a ``GL_RENDERER`` string names a software rasteriser (llvmpipe,
+    softpipe, SwiftShader, ...): see :data:`SOFTWARE_RENDERERS`."""
+    name = renderer.lower()
     return any(s in name for s in SOFTWARE_RENDERERS)
+
+
+def is_software_renderer(render_window: vtkRenderWindow | None = None) -> bool:
+    """True when this machine's OpenGL is a software rasteriser."""
+    return is_software_renderer_name(gl_renderer_string(render_window))
+
+
+def mapper_kind_for_renderer(renderer: str) -> MapperKind:
+    """The volume mapper for a ``GL_RENDERER`` string: ``"cpu"`` on software OpenGL and
+    when there is no OpenGL at all (``""``: the CPU ray caster needs the least from
+    it), ``"gpu"`` on a hardware renderer."""
+    if not renderer or is_software_renderer_name(renderer):
+        return "cpu"
+    return "gpu"
 
 
 def choose_mapper_kind(render_window: vtkRenderWindow | None = None) -> MapperKind:
     """``"cpu"`` (vtkFixedPointVolumeRayCastMapper) on software OpenGL, else ``"gpu"``
-    (vtkGPUVolumeRayCastMapper); the env var ``VESSEL_VIEWER_MAPPER`` overrides."""
+    (vtkGPUVolumeRayCastMapper); the env var ``VESSEL_VIEWER_MAPPER`` overrides (and
+    then no OpenGL context is made to ask)."""
     env = os.environ.get("VESSEL_VIEWER_MAPPER", "").strip().lower()
-    if env in ("cpu", "gpu"):
-        return env  # type: ignore[return-value]
+    if env == "cpu":
+        return "cpu"
+    if env == "gpu":
+        return "gpu"
     if env:
         raise ViewerError(f"VESSEL_VIEWER_MAPPER must be 'cpu' or 'gpu', got {env!r}")
-    name = gl_renderer_string(render_window)
-    if not name:
-        # No context could be made: the CPU ray caster needs the least from OpenGL.
-        return "cpu"
-    return "cpu" if any(s in name.lower() for s in SOFTWARE_RENDERERS) else "gpu"
+    return mapper_kind_for_renderer(gl_renderer_string(render_window))
 
 
 def grab_window(render_window: vtkRenderWindow, *, transparent: bool = False) -> np.ndarray:
@@ -97,9 +111,9 @@ def grab_window(render_window: vtkRenderWindow, *, transparent: bool = False) ->
     w2i.Update()
     img = w2i.GetOutput()
     w, h, _ = img.GetDimensions()
-    arr = vtk_to_numpy(img.GetPointData().GetScalars())
-    arr = arr.reshape(h, w, -1)[::-1].copy()
-    return arr
+    flat: np.ndarray = vtk_to_numpy(img.GetPointData().GetScalars())
+    rgb: np.ndarray = flat.reshape(h, w, -1)[::-1].copy()
+    return rgb
 
 
 def render_to_array(scene: Scene, width: int, height: int, *, transparent: bool = False) -> np.ndarray:
@@ -126,5 +140,7 @@ __all__ = [
     "gl_renderer_string",
     "grab_window",
     "is_software_renderer",
+    "is_software_renderer_name",
+    "mapper_kind_for_renderer",
     "render_to_array",
 ]

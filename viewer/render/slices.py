@@ -63,11 +63,12 @@ class SliceImage:
         """LPS mm of pixel centre(s) ``(row, col)`` -> ``(..., 3)``."""
         r = np.asarray(row, dtype=np.float64)[..., None]
         c = np.asarray(col, dtype=np.float64)[..., None]
-        return (
+        lps: np.ndarray = (
             self.origin_lps
             + r * self.pixel_spacing_mm[0] * self.row_dir_lps
             + c * self.pixel_spacing_mm[1] * self.col_dir_lps
         )
+        return lps
 
     def pixel_of_lps(self, lps: np.ndarray | tuple[float, float, float]) -> np.ndarray:
         """Continuous ``(row, col)`` of LPS point(s) projected onto the slice plane."""

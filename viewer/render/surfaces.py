@@ -135,7 +135,7 @@ def surface_stats(poly: vtkPolyData, path: Path | None = None) -> SurfaceStats:
     n = int(poly.GetNumberOfPolys())
     if poly.GetNumberOfPoints() == 0:
         nan = (float("nan"),) * 3
-        return SurfaceStats(path, 0, nan, nan)  # type: ignore[arg-type]
+        return SurfaceStats(path, 0, nan, nan)
     b = poly.GetBounds()
     return SurfaceStats(path, n, (b[0], b[2], b[4]), (b[1], b[3], b[5]))
 
@@ -153,6 +153,7 @@ def write_surface(poly: vtkPolyData, path: str | Path) -> SurfaceStats:
     if poly.GetNumberOfPolys() == 0:
         raise ViewerError(f"nothing to write to {p.name}: the surface is empty", p)
     with atomic_output(p, "surface file", make_parents=True, suffix=p.suffix) as tmp:
+        w: vtkSTLWriter | vtkPLYWriter
         if fmt == "stl":
             w = vtkSTLWriter()
             w.SetFileTypeToBinary()

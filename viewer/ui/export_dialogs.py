@@ -552,9 +552,18 @@ def apply_session_to_window(window: Any, session: Session, volume: Any) -> None:
         window.scene.request_render()
 
 
-def open_session_dialog(window: Any, path: str | Path | None = None, wait: bool = False) -> TaskThread | None:
+def open_session_dialog(
+    window: Any,
+    path: str | Path | None = None,
+    wait: bool = False,
+    on_done: Callable[[Any], None] | None = None,
+) -> TaskThread | None:
     """File > Open session: read and check the file (a missing scan or a newer format is
-    a clear message), load its scan on a worker thread, then restore the view."""
+    a clear message), load its scan on a worker thread, then restore the view.
+
+    ``on_done(volume)`` is called once the view is restored (connected before the
+    thread starts: a signal connected to the returned, already running thread could
+    be emitted before the connection is made)."""
     if path is None:
         p, _ = QFileDialog.getOpenFileName(window, "Open session", _last_folder(window), SESSION_FILTER)
         if not p:
@@ -568,6 +577,8 @@ def open_session_dialog(window: Any, path: str | Path | None = None, wait: bool 
     def done(volume: Any) -> None:
         apply_session_to_window(window, session, volume)
         _status(window, f"Opened session {Path(path).name}")
+        if on_done is not None:
+            on_done(volume)
 
     return _run_with_progress(window, "Opening session", work, done, wait=wait)
 

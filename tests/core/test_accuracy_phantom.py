@@ -23,14 +23,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from viewer import phantom
 from viewer.core.extraction import bone_mask, extract
 from viewer.core.metrics import component_recall, dice, recall, surface_contamination
 from viewer.core.presets import default_preset_name, list_presets
 from viewer.core.thresholds import suggest_thresholds
-
-phantom = pytest.importorskip("viewer.phantom")
-if not hasattr(phantom, "generate"):
-    pytest.skip("viewer.phantom.generate is not there yet", allow_module_level=True)
 
 
 def _legend(ph) -> dict[str, list[int]]:

@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-writers = pytest.importorskip("viewer.io.writers")
-phantom = pytest.importorskip("viewer.phantom")
-
-from viewer.io import load_volume  # noqa: E402
+from viewer import phantom
+from viewer.io import load_volume, writers
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["head-first", "feet-first"])

@@ -409,3 +409,31 @@ def test_movie_and_still_exports_carry_the_planning_view(window: MainWindow, qtb
     twin = w.scene.offscreen_twin()
     assert twin.lesion == lesion and twin.keyhole is True
     w.state.update(lesion=None, keyhole=False, vessel_colouring="off", measurements=())
+
+
+def test_no_vessel_near_and_no_contrast_are_said(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    w = window
+    separated(qtbot, w)
+    # In the air in front of the legs, inside the scan: no vessel there.
+    lo, hi = w.state.volume.bounds_lps()
+    c = left_leg_point(w)
+    air = Lesion.sphere((float(lo[0]) + 6.0, float(lo[1]) + 6.0, c[2]), 5.0)
+    assert w.lesion_controller.set_lesion(air)
+    w.lesion_panel.analyse_button.click()
+    qtbot.waitUntil(lambda: w.state.lesion_analysis is not None, timeout=ANALYSIS_TIMEOUT_MS)
+    assert "No vessel" in w.lesion_panel.summary_label.text()
+    assert "No vessel" in w.statusBar().currentMessage()
+    assert w.lesion_panel.entry_table.rowCount() == 0 and w.state.lesion == air
+    # Masks that say the scan has no contrast: the analysis says so, nothing else changes.
+    masks = w.state.class_masks
+    w.state.lesion = Lesion.sphere(c, 20.0)
+    empty = replace(masks, vessel=np.zeros_like(masks.bone), contrast=False, message="no contrast-filled vessels found")
+    w.state.class_masks = empty
+    tf, layout = w.state.transfer_function, w.state.layout
+    w.lesion_panel.analyse_button.click()
+    qtbot.waitUntil(lambda: w.state.lesion_analysis is not None, timeout=ANALYSIS_TIMEOUT_MS)
+    assert "No contrast" in w.lesion_panel.summary_label.text()
+    assert w.state.transfer_function == tf and w.state.layout == layout and w.state.lesion is not None
+    w.state.class_masks = masks

@@ -223,7 +223,8 @@ class LesionController(QObject):
         vol, analysis = result
         if vol is not self.state.volume or analysis.lesion != self.state.lesion:
             return  # the scan or the lesion changed meanwhile
-        self.state.lesion_analysis = analysis
+        # The message first: the panel clears its message line when a clean result
+        # arrives (its summary says it all); the status bar keeps it.
         if analysis.message:
             self.message.emit(f"Lesion analysis: {analysis.message}")
         else:
@@ -231,6 +232,7 @@ class LesionController(QObject):
                 f"Lesion analysis: {len(analysis.entry_points)} entry point(s), {len(analysis.branches)} branch(es), "
                 f"{analysis.n_branches_crossing} crossing the radius, lumen {analysis.lumen_volume_ml:.2f} ml"
             )
+        self.state.lesion_analysis = analysis
         self.analysis_finished.emit(analysis)
 
     def _on_analysis_error(self, exc: Any) -> None:
@@ -557,6 +559,8 @@ class LesionPanel(QWidget):
                 self.branch_table.setItem(r, c, _item(value))
         self.entry_table.resizeColumnsToContents()
         self.branch_table.resizeColumnsToContents()
+        if not analysis.message:
+            self.message_label.setText("")  # the summary below says it all
         self.summary_label.setText(
             f"{len(analysis.entry_points)} entry point(s); {len(analysis.branches)} branch(es), "
             f"{analysis.n_branches_crossing} crossing the radius; lumen volume {analysis.lumen_volume_ml:.2f} ml"

@@ -28,6 +28,8 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
+    import numpy as np
+
     from viewer.app import save_window_png
     from viewer.core.lesion import Lesion
     from viewer.core.measure import Angle, Ruler
@@ -113,14 +115,23 @@ def main() -> int:
     )
     ch = w.state.crosshair_lps
     assert ch is not None
-    w.controls_dock.raise_()
-    w.lesion_dock.raise_()
-    w.lesion_controller.set_lesion(Lesion.sphere(ch, 40.0))
-    w.state.update(vessel_colouring="bone")
+    # The lesion where the descending aorta lies on the spine: the vertebral body is
+    # the bone behind the crosshair in its axial slice, near the midline.
+    vol, bone = w.state.volume, w.state.class_masks.bone
+    k = int(round(float(vol.ijk_of_lps(ch)[2])))
+    jj, ii = np.nonzero(bone[k])
+    pts = vol.lps_of_ijk(np.stack([ii, jj, np.full_like(ii, k)], axis=1).astype(float))
+    near = pts[(pts[:, 1] > ch[1]) & (np.abs(pts[:, 0] - ch[0]) < 40.0)]
+    centre = near.mean(axis=0) + np.array([15.0, -20.0, 0.0]) if len(near) else np.asarray(ch)
+    w.lesion_controller.set_lesion(Lesion.sphere(tuple(float(v) for v in centre), 30.0))
+    w.state.update(vessel_colouring="bone", crosshair_lps=tuple(float(v) for v in centre))
+    w.lesion_panel.centreline_check.setChecked(False)
     analyse()
     ch = w.state.lesion.center_lps if w.state.lesion is not None else ch
     w.state.measurements = (Ruler((ch[0] - 30, ch[1], ch[2]), (ch[0] + 30, ch[1], ch[2])),)
-    w.scene.set_view("anterior")
+    # From behind: the keyhole opens the spine onto the aorta.
+    w.scene.set_view("posterior")
+    w.scene.zoom(1.6)
     w.view3d.request_render()
     settle()
     save_window_png(w, img / "lesion-gui-cta.png")

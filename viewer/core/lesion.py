@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from viewer.core.errors import ViewerError
+from viewer.core.extraction import ClassMasks
+from viewer.core.progress import ProgressFn, report
 from viewer.core.volume import Volume
 
 Bounds6 = tuple[float, float, float, float, float, float]
@@ -427,16 +430,635 @@ def write_lesion_tables(analysis: LesionAnalysis, csv_path: Path) -> list[Path]:
     return [entries, branches]
 
 
+# ----- the analysis ------------------------------------------------------------------
+
+#: Crop margin (mm) around the lesion region: branches are followed this far past the
+#: surface so a crossing is seen on both sides, and bone just outside still counts.
+MARGIN_MM = 10.0
+
+#: A vessel end this close (mm, centreline to the nearest bone voxel centre) to bone
+#: ends on the cortex: a candidate entry point. Measured on the default phantom: the
+#: nutrient arteries' skeleton ends lie 0.7-1.2 mm from the bone voxels of the canal.
+TOUCH_MM = 1.6
+
+#: Entry candidates closer together than this (mm) are one entry.
+MERGE_MM = 3.0
+
+#: A spur (junction-to-end skeleton path) shorter than this many local lumen radii
+#: (distance transform at its junction), or than SPUR_VOXELS voxels, ends inside or just
+#: past its parent's wall: a bump of the lumen's surface, not a branch.
+SPUR_RADII = 1.5
+SPUR_VOXELS = 2.0
+
+#: Spurs are pruned again after each round (pruning joins paths and uncovers new
+#: spurs) up to this many times; the phantom's skeleton settles in 2-3 rounds, a real
+#: aorta (28 mm wide) keeps giving spurs for longer.
+PRUNE_ROUNDS = 8
+
+#: Isolated skeleton pieces shorter than this (mm) are noise specks, not vessels.
+MIN_ISOLATED_MM = 1.0
+
+#: Vessel pieces smaller than this (mm3) on their own are partial-volume specks (the
+#: fringe of cortex and calcification against muscle falls in the vessel window), unless
+#: they lie within one voxel of a larger vessel (a thin vessel broken by noise).
+MIN_COMPONENT_MM3 = 20.0
+
+#: A vessel end enters the bone when its direction meets bone within this distance (mm).
+ENTER_MM = 2.5
+
+#: ... and when it comes from away from the bone: over the last APPROACH_MM (mm) of its
+#: centreline the distance to bone grows by at least APPROACH_SLOPE per mm (0.3: an
+#: approach steeper than about 17 degrees to the surface). Measured on the default
+#: phantom: the nutrient arteries' ends rise 0.46-0.62 mm per mm, the collaterals and
+#: partial-volume rims that end on the cortex while running along it 0.10-0.15.
+APPROACH_MM = 3.0
+APPROACH_SLOPE = 0.3
+
+#: How far (mm, along the skeleton) the nearest named artery is looked for from an entry.
+FEEDER_SEARCH_MM = 60.0
+
+
+def _empty(lesion: Lesion, message: str, timings: Mapping[str, float], lumen_ml: float = 0.0) -> LesionAnalysis:
+    return LesionAnalysis(lesion, (), (), lumen_ml, 0, message, dict(timings))
+
+
+def _no_vessel_message(lesion: Lesion) -> str:
+    if lesion.box_lps is None:
+        return f"No vessel within {lesion.radius_mm:.0f} mm of the lesion centre"
+    return "No vessel inside the lesion box"
+
+
+def _vessel_voxels(volume: Volume, masks: ClassMasks, window: tuple[slice, slice, slice]) -> np.ndarray:
+    """Vessel-class voxels of the crop: ``masks.vessel`` with the uncertain rim (vessel-
+    window voxels touching bone; they render as vessel, and the nutrient arteries' last
+    voxels before the cortex are among them), or, for the classic masks that carry no
+    vessel class, the vessel window outside bone, calcification and hidden voxels."""
+    if masks.vessel is not None:
+        ves = np.array(masks.vessel[window], dtype=bool)
+        if masks.uncertain is not None:
+            ves |= masks.uncertain[window]
+        return ves
+    lo, hi = masks.vessel_window_hu
+    hu = volume.hu[window]
+    ves = (hu >= lo) & (hu <= hi) & ~masks.bone[window]
+    for extra in (masks.calcification, masks.hidden, masks.removed):
+        if extra is not None:
+            ves &= ~extra[window]
+    return np.asarray(ves)
+
+
+def _clean_vessels(vessel: np.ndarray, voxel_mm3: float) -> np.ndarray:
+    """Drop partial-volume specks, keep broken thin vessels (see MIN_COMPONENT_MM3): a
+    small piece at most one voxel away from a large one is kept (as a piece of its own:
+    bridging the gap also joined it to neighbouring vessels, closing loops that hide
+    where the vessel ends)."""
+    import cc3d
+
+    labels = cc3d.connected_components(vessel, connectivity=26)
+    stats = cc3d.statistics(labels)
+    sizes = np.asarray(stats["voxel_counts"]) * voxel_mm3
+    large_ids = np.nonzero(sizes >= MIN_COMPONENT_MM3)[0]
+    large_ids = large_ids[large_ids != 0]
+    is_large = np.zeros(len(sizes), dtype=bool)
+    is_large[large_ids] = True
+    keep = is_large.copy()
+    shape = labels.shape
+    for n in np.nonzero(~is_large)[0].tolist():
+        if n == 0 or sizes[n] == 0:
+            continue
+        # the piece's bounding box grown by two voxels: any large vessel in it?
+        box = tuple(
+            slice(max(b.start - 2, 0), min(b.stop + 2, shape[d])) for d, b in enumerate(stats["bounding_boxes"][n])
+        )
+        keep[n] = bool(is_large[np.unique(labels[box])].any())
+    keep[0] = False
+    return np.asarray(keep[labels])
+
+
+def _summarize(sk: Any) -> Any:
+    """``skan.summarize`` (a pandas table per path), without the deprecation warning
+    that skan 0.13's own ``DataFrame.rename(inplace=True)`` raises under pandas 3.1."""
+    import warnings
+
+    import skan
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The inplace keyword", category=Warning)
+        return skan.summarize(sk, separator="_")
+
+
+def _skeleton(vessel: np.ndarray, radius_mm: np.ndarray, spacing_zyx: tuple[float, float, float]) -> Any:
+    """skan Skeleton of the vessel mask, spurs and specks pruned (see SPUR_RADII)."""
+    import skan
+    from skimage.morphology import skeletonize
+
+    skel = np.asarray(skeletonize(vessel)).astype(bool)  # type: ignore[no-untyped-call]
+    if not skel.any():
+        return None
+    sk = skan.Skeleton(skel, spacing=spacing_zyx, source_image=radius_mm)
+    min_spur_mm = SPUR_VOXELS * float(np.cbrt(np.prod(spacing_zyx)))
+    for _round in range(PRUNE_ROUNDS):
+        df = _summarize(sk)
+        length = df["branch_distance"].to_numpy()
+        kind = df["branch_type"].to_numpy()
+        src = df["node_id_src"].to_numpy()
+        dst = df["node_id_dst"].to_numpy()
+        # the junction end of a spur: the node of degree > 1
+        junction = np.where(sk.degrees[src] > 1, src, dst)
+        r_junction = radius_mm[tuple(np.round(sk.coordinates[junction]).astype(int).T)]
+        spur = (kind == 1) & (length < np.maximum(SPUR_RADII * r_junction, min_spur_mm))
+        speck = (kind == 0) & (length < MIN_ISOLATED_MM)
+        drop = np.nonzero(spur | speck)[0]
+        if drop.size == 0:
+            break
+        if drop.size == len(df):
+            return None
+        sk = sk.prune_paths(drop)
+    return sk
+
+
+def _runs(inside: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` index ranges of consecutive True values."""
+    edges = np.diff(np.concatenate([[0], inside.astype(np.int8), [0]]))
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist(), strict=True))
+
+
+def _surface_point(lesion: Lesion, p_in: np.ndarray, p_out: np.ndarray) -> np.ndarray:
+    """Where the segment from an inside point to an outside point crosses the region's
+    surface (bisection, to 0.01 mm)."""
+    a, b = p_in, p_out
+    for _ in range(12):
+        m = (a + b) / 2.0
+        if lesion.contains_lps(m[None])[0]:
+            a = m
+        else:
+            b = m
+    return np.asarray((a + b) / 2.0)
+
+
+def _branches(
+    sk: Any, lesion: Lesion, to_lps: Any, radius_mm: np.ndarray
+) -> tuple[list[tuple[np.ndarray, float, float, bool, float]], int]:
+    """Pieces of skeleton paths inside the region: (points, length, diameter, crosses,
+    distance to the centre), and the number of surface crossings."""
+    out = []
+    crossings = 0
+    centre = np.asarray(lesion.center_lps)
+    for i in range(sk.n_paths):
+        ids = np.asarray(sk.path(i))
+        idx = np.asarray(sk.coordinates[ids], dtype=np.float64)
+        if len(idx) < 2:
+            continue
+        pts = to_lps(idx)
+        r = radius_mm[tuple(np.round(idx).astype(int).T)]
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+        own = _trim_junctions(sk, ids, along, r)
+        inside = lesion.contains_lps(pts)
+        for a, b in _runs(inside):
+            piece = pts[a:b]
+            sel = own[a:b]
+            diam = _diameter_mm(r[a:b][sel] if sel.any() else r[a:b])
+            enters = a > 0
+            leaves = b < len(pts)
+            if enters:
+                piece = np.vstack([_surface_point(lesion, pts[a], pts[a - 1])[None], piece])
+            if leaves:
+                piece = np.vstack([piece, _surface_point(lesion, pts[b - 1], pts[b])[None]])
+            length = float(np.linalg.norm(np.diff(piece, axis=0), axis=1).sum()) if len(piece) > 1 else 0.0
+            crossings += int(enters) + int(leaves)
+            if length <= 0.0 or (length < diam and not (enters or leaves)):
+                continue  # a stub shorter than it is wide: a lump of lumen, not a tube
+            dist = float(np.linalg.norm(piece - centre, axis=1).min())
+            out.append((piece, length, diam, enters or leaves, dist))
+    return out, crossings
+
+
+def _diameter_mm(radius_mm: np.ndarray) -> float:
+    """Mean lumen diameter (mm): twice the mean distance transform (mm, with the true
+    voxel spacing) on the centreline.
+
+    The distance transform of a centreline voxel is the distance to the nearest voxel
+    centre outside the lumen; of the many outside centres around a tube one lies just
+    past its wall, so it reads the radius itself: on digitised straight tubes of radius
+    1-4.3 voxels at any angle, 2 x it came out at 0.93-0.99 of the true diameter.
+    (Taking half a voxel off, the textbook correction for the wall lying between voxel
+    centres, read the phantom's collaterals 0.53 mm too thin on average, so it is not
+    done.) Below 1.5 voxels the grid sets a floor: a one-voxel-thin vessel reads two
+    voxels (1.4 mm at 0.7 mm voxels)."""
+    r = np.asarray(radius_mm, dtype=np.float64)
+    return float(2.0 * r.mean()) if r.size else 0.0
+
+
+def _trim_junctions(sk: Any, ids: np.ndarray, along_mm: np.ndarray, radius_path: np.ndarray) -> np.ndarray:
+    """bool per path point: False within the parent lumen at a junction end (the path
+    starts on the parent's centreline, where the distance transform is the parent's
+    radius, not the branch's)."""
+    keep = np.ones(len(ids), dtype=bool)
+    total = float(along_mm[-1]) if len(along_mm) else 0.0
+    if sk.degrees[ids[0]] > 2:
+        keep &= along_mm >= radius_path[0]
+    if sk.degrees[ids[-1]] > 2:
+        keep &= (total - along_mm) >= radius_path[-1]
+    return keep if keep.any() else np.ones(len(ids), dtype=bool)
+
+
+def _named_centrelines(
+    artery_centerlines_lps: Mapping[str, np.ndarray] | None,
+) -> tuple[Any, list[str], np.ndarray] | None:
+    if not artery_centerlines_lps:
+        return None
+    from scipy.spatial import cKDTree
+
+    names: list[str] = []
+    pts: list[np.ndarray] = []
+    owner: list[np.ndarray] = []
+    for name, line in artery_centerlines_lps.items():
+        arr = np.asarray(line, dtype=np.float64).reshape(-1, 3)
+        if arr.size == 0:
+            continue
+        names.append(str(name))
+        pts.append(arr)
+        owner.append(np.full(len(arr), len(names) - 1))
+    if not pts:
+        return None
+    return cKDTree(np.vstack(pts)), names, np.concatenate(owner)
+
+
+def _entries(
+    sk: Any,
+    lesion: Lesion,
+    to_lps: Any,
+    window_shape: tuple[int, int, int],
+    at_volume_face: tuple[np.ndarray, np.ndarray],
+    radius_mm: np.ndarray,
+    bone: np.ndarray,
+    vessel: np.ndarray,
+    d_bone_mm: np.ndarray,
+    spacing_zyx: tuple[float, float, float],
+    named: tuple[Any, list[str], np.ndarray] | None,
+) -> list[tuple[np.ndarray, float, str | None]]:
+    """Vessel ends on the cortex inside the region: (entry LPS, calibre mm, feeder)."""
+    from scipy.sparse.csgraph import dijkstra
+
+    coords = np.asarray(sk.coordinates, dtype=np.float64)
+    ends = np.nonzero(sk.degrees == 1)[0]
+    if ends.size == 0:
+        return []
+    ijk = np.round(coords[ends]).astype(int)
+    # an end on a crop face (not the scan's own face) is where the crop cut the vessel
+    shape = np.asarray(window_shape)
+    cut = np.any(((ijk == 0) & ~at_volume_face[0]) | ((ijk == shape - 1) & ~at_volume_face[1]), axis=1)
+    near = d_bone_mm[tuple(ijk.T)] <= TOUCH_MM
+    inside = lesion.contains_lps(to_lps(coords[ends]))
+    cand = ends[near & inside & ~cut]
+    path_of: dict[int, int] = {}
+    for i in range(sk.n_paths):
+        ids = sk.path(i)
+        for e in (int(ids[0]), int(ids[-1])):
+            path_of.setdefault(e, i)
+    step = 0.2
+    sp = np.asarray(spacing_zyx)
+    found: list[tuple[np.ndarray, float, str | None]] = []
+    for e in cand.tolist():
+        path_index = path_of.get(e)
+        if path_index is None:
+            continue
+        ids = sk.path(path_index)
+        idx = coords[ids] if int(ids[0]) == e else coords[ids][::-1]  # from the end inwards
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(idx, axis=0) * sp, axis=1))])
+        kb = min(int(np.searchsorted(along, APPROACH_MM)), len(idx) - 1)
+        back = idx[kb]
+        rise = float(d_bone_mm[tuple(np.round(back).astype(int))] - d_bone_mm[tuple(np.round(idx[0]).astype(int))])
+        if along[kb] <= 0 or rise < APPROACH_SLOPE * along[kb]:
+            continue  # runs along the cortex, not towards it
+        direction = (idx[0] - back) * sp
+        if np.linalg.norm(direction) < 1e-6:
+            continue
+        direction /= np.linalg.norm(direction)
+        entry_idx = None
+        reentered = False
+        for t in np.arange(step, 4.0 + step, step):
+            q = np.round(idx[0] + t * direction / sp).astype(int)
+            if np.any(q < 0) or np.any(q >= shape):
+                break
+            if entry_idx is None and bone[tuple(q)]:
+                entry_idx = idx[0] + t * direction / sp
+            elif entry_idx is not None and vessel[tuple(q)] and t > 1.0:
+                reentered = True  # vessel again beyond a thin bone bridge: a gap, not an entry
+                break
+        if reentered or entry_idx is None:
+            continue
+        if float(np.linalg.norm((entry_idx - idx[0]) * sp)) > ENTER_MM:
+            continue  # the vessel ends near the cortex but runs along it, not into it
+        sel = (along >= 1.0) & (along <= 5.0)
+        calibre = _diameter_mm(radius_mm[tuple(np.round(idx[sel] if sel.any() else idx).astype(int).T)])
+        feeder = None
+        if named is not None:
+            feeder = _feeder(sk, e, dijkstra, to_lps, named)
+        found.append((to_lps(entry_idx[None])[0], calibre, feeder))
+    # one marker per entry: merge candidates closer than MERGE_MM
+    merged: list[tuple[np.ndarray, float, str | None]] = []
+    for f in found:
+        if all(np.linalg.norm(f[0] - m[0]) >= MERGE_MM for m in merged):
+            merged.append(f)
+    return merged
+
+
+def _feeder(sk: Any, end: int, dijkstra: Any, to_lps: Any, named: tuple[Any, list[str], np.ndarray]) -> str | None:
+    """The named centreline first reached walking the skeleton from ``end``: the
+    nearest skeleton pixel (geodesically) lying within 1.5 mm of a named centreline.
+
+    A thin vessel broken into pieces (see :func:`_clean_vessels`) is followed across
+    its gaps: when the walk runs out on a piece, it goes on from the piece's far end to
+    the nearest skeleton pixel of another piece within 2.5 voxels."""
+    from scipy.spatial import cKDTree
+
+    tree, names, owner = named
+    coords = np.asarray(sk.coordinates, dtype=np.float64)
+    lps = to_lps(coords)
+    d_line, k_line = tree.query(lps)
+    on_named = d_line <= 1.5
+    pix_tree = cKDTree(coords)
+    start, budget = end, FEEDER_SEARCH_MM
+    visited = np.zeros(len(coords), dtype=bool)
+    for _hop in range(4):
+        dist = dijkstra(sk.graph, directed=False, indices=start, limit=budget)
+        reached = np.nonzero(np.isfinite(dist))[0]
+        order = reached[np.argsort(dist[reached])]
+        hit = order[on_named[order]]
+        if hit.size:
+            return names[int(owner[k_line[hit[0]]])]
+        visited[reached] = True
+        far = int(order[-1])
+        budget -= float(dist[far])
+        nxt = [q for q in pix_tree.query_ball_point(coords[far], 2.5) if not visited[q]]
+        if budget <= 0 or not nxt:
+            break
+        start = min(nxt, key=lambda q: float(np.linalg.norm(coords[q] - coords[far])))
+    return names[int(owner[k_line[end]])] if d_line[end] <= 10.0 else None
+
+
+def warm_up() -> None:
+    """Compile skan's numba graph code on a tiny skeleton (about 1.5-2 s once per
+    process; the first :func:`analyse_lesion` pays it otherwise). Call it on a worker
+    thread at start-up."""
+    import skan
+
+    img = np.zeros((5, 5, 5), dtype=bool)
+    img[2, 2, 1:4] = True
+    img[2, 1:4, 2] = True
+    _summarize(skan.Skeleton(img, spacing=(1.0, 1.0, 1.0)))
+
+
+def analyse_lesion(
+    volume: Volume,
+    masks: ClassMasks,
+    lesion: Lesion,
+    *,
+    artery_centerlines_lps: Mapping[str, np.ndarray] | None = None,
+    progress: ProgressFn | None = None,
+) -> LesionAnalysis:
+    """What feeds the lesion: cortex entry points, the branch map and the lumen volume.
+
+    Works on a crop of the region plus :data:`MARGIN_MM`:
+
+    1. vessel voxels (:func:`_vessel_voxels`) and their distance transform (mm);
+    2. the centreline: ``skimage.morphology.skeletonize`` (3D, Lee 1994) and ``skan``'s
+       graph with the true voxel spacing, spurs shorter than :data:`SPUR_RADII`
+       local radii pruned;
+    3. branches: skeleton paths cut at the region's surface, with length, mean diameter
+       (2 x the distance transform on the centreline, :func:`_diameter_mm`) and whether they
+       cross the surface; ``n_branches_crossing`` counts the surface crossings (each a
+       vessel cut by a margin at that surface);
+    4. entry points: vessel ends inside the region within :data:`TOUCH_MM` of bone
+       (vessels that end on the cortex, like nutrient arteries entering their canal),
+       placed where the vessel's direction meets the bone, merged within
+       :data:`MERGE_MM`; the feeder is the named centreline (``artery_centerlines_lps``)
+       first reached along the skeleton.
+
+    A scan without contrast, or no vessel in the region, gives an empty analysis with
+    ``message`` saying so; a lesion outside the scan raises :class:`ViewerError`.
+    """
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    validate_lesion(lesion, volume)
+    if masks.bone.shape != volume.shape:
+        raise ViewerError(f"the class masks ({masks.bone.shape}) do not belong to this scan ({volume.shape})")
+    if masks.contrast is False:
+        reason = masks.message or "no contrast-filled vessels were found in this scan"
+        return _empty(lesion, f"No contrast: {reason}", {"total_s": time.perf_counter() - t0})
+    report(progress, 0.0, "lesion: vessels in the region")
+    window = lesion.ijk_slices(volume, MARGIN_MM)
+    sk_, sj_, si_ = window
+    off = np.array([si_.start, sj_.start, sk_.start], dtype=np.float64)
+    shape = (sk_.stop - sk_.start, sj_.stop - sj_.start, si_.stop - si_.start)
+    bone = np.asarray(masks.bone[window], dtype=bool)
+    sx, sy, sz = volume.spacing_mm
+    vessel = _clean_vessels(_vessel_voxels(volume, masks, window), sx * sy * sz)
+    spacing_zyx = (sz, sy, sx)
+
+    def to_lps(idx_zyx: np.ndarray) -> np.ndarray:
+        return volume.lps_of_ijk(np.asarray(idx_zyx, dtype=np.float64)[:, ::-1] + off)
+
+    n_inside = int(lesion.contains_lps(to_lps(np.argwhere(vessel))).sum())
+    lumen_ml = n_inside * sx * sy * sz / 1000.0
+    timings["crop_s"] = time.perf_counter() - t0
+    if n_inside == 0:
+        timings["total_s"] = time.perf_counter() - t0
+        return _empty(lesion, _no_vessel_message(lesion), timings)
+
+    report(progress, 0.1, "lesion: distance transforms")
+    t = time.perf_counter()
+    radius_mm = _edt(vessel, spacing_zyx)
+    d_bone_mm = _edt(~bone, spacing_zyx) if bone.any() else np.full(shape, np.inf, dtype=np.float32)
+    timings["distance_s"] = time.perf_counter() - t
+    report(progress, 0.3, "lesion: centrelines")
+    t = time.perf_counter()
+    sk = _skeleton(vessel, radius_mm, spacing_zyx)
+    timings["skeleton_s"] = time.perf_counter() - t
+    if sk is None:
+        timings["total_s"] = time.perf_counter() - t0
+        return _empty(lesion, _no_vessel_message(lesion), timings, lumen_ml)
+    report(progress, 0.7, "lesion: branches")
+    t = time.perf_counter()
+    pieces, crossings = _branches(sk, lesion, to_lps, radius_mm)
+    pieces.sort(key=lambda p: p[4])
+    branches = tuple(
+        Branch(n + 1, length, diam, pts, crosses) for n, (pts, length, diam, crosses, _d) in enumerate(pieces)
+    )
+    timings["branches_s"] = time.perf_counter() - t
+    report(progress, 0.85, "lesion: entry points")
+    t = time.perf_counter()
+    nz, ny, nx = volume.shape
+    faces = (
+        np.array([sk_.start == 0, sj_.start == 0, si_.start == 0]),
+        np.array([sk_.stop == nz, sj_.stop == ny, si_.stop == nx]),
+    )
+    found = _entries(
+        sk,
+        lesion,
+        to_lps,
+        shape,
+        faces,
+        radius_mm,
+        bone,
+        vessel,
+        d_bone_mm,
+        spacing_zyx,
+        _named_centrelines(artery_centerlines_lps),
+    )
+    centre = np.asarray(lesion.center_lps)
+    found.sort(key=lambda f: float(np.linalg.norm(f[0] - centre)))
+    entries = tuple(
+        EntryPoint(
+            n + 1,
+            (float(p[0]), float(p[1]), float(p[2])),
+            float(np.linalg.norm(p - centre)),
+            feeder,
+            calibre,
+        )
+        for n, (p, calibre, feeder) in enumerate(found)
+    )
+    timings["entries_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    report(progress, 1.0, "lesion: done")
+    message = "" if branches else _no_vessel_message(lesion)
+    return LesionAnalysis(lesion, entries, branches, lumen_ml, crossings, message, timings)
+
+
+# ----- accuracy against a ground truth (the phantom's legend) -------------------------
+
+
+@dataclass(frozen=True)
+class LesionScore:
+    """How an analysis compares with the phantom's analytic truth.
+
+    Attributes:
+        entry_recall: fraction of true entries (``nutrient_entry_lps`` inside the region)
+            with a marker within ``tolerance_mm``.
+        false_markers: markers farther than ``tolerance_mm`` from every true entry.
+        entry_errors_mm: distance of each found true entry to its nearest marker.
+        n_true_entries: true entries inside the region.
+        collateral_crossings_true: crossings of the lesion surface by the centrelines
+            of the ``collaterals``.
+        collateral_crossings_found: crossings by branches whose surface point lies
+            nearest to a collateral centreline (within its radius + 1.5 mm).
+        diameter_errors_mm: per branch matched to a collateral, measured minus true
+            mean diameter.
+        feeders_right: markers whose ``nearest_artery`` is the true entry's parent.
+    """
+
+    entry_recall: float
+    false_markers: int
+    entry_errors_mm: tuple[float, ...]
+    n_true_entries: int
+    collateral_crossings_true: int
+    collateral_crossings_found: int
+    diameter_errors_mm: tuple[float, ...]
+    feeders_right: int
+
+
+def _surface_crossings(lesion: Lesion, points_lps: np.ndarray) -> int:
+    inside = lesion.contains_lps(points_lps)
+    return int(np.count_nonzero(np.diff(inside.astype(np.int8))))
+
+
+def _on_surface(lesion: Lesion, q: np.ndarray, tol_mm: float = 0.05) -> bool:
+    """True when ``q`` (LPS mm) lies on the region's surface: a step of ``tol_mm``
+    along some axis changes whether it is inside."""
+    steps = np.vstack([np.eye(3), -np.eye(3)]) * tol_mm
+    inside = lesion.contains_lps(q[None] + steps)
+    return bool(inside.any() and not inside.all())
+
+
+def score_against_truth(
+    analysis: LesionAnalysis, landmarks: Mapping[str, Any], tolerance_mm: float = 2.0
+) -> LesionScore:
+    """Compare ``analysis`` with the phantom legend (``landmarks`` of
+    :func:`viewer.phantom.generate`).
+
+    Matching: a true entry is found when a marker lies within ``tolerance_mm``; a
+    marker with no true entry that near is false. A branch end on the lesion surface
+    is a crossing; it belongs to the named vessel (arteries, collaterals, veins,
+    nutrient arteries) whose centreline is nearest to it, when within that vessel's
+    radius + 1.5 mm. A branch is matched to a collateral when the median distance of
+    its points to that collateral's centreline is within its radius + 1 mm and it is
+    nearer to it than to any other vessel; its true diameter is twice the mean radius
+    at the centreline points nearest to the branch's points."""
+    from scipy.spatial import cKDTree
+
+    lesion = analysis.lesion
+    truth = np.asarray(landmarks.get("nutrient_entry_lps", ()), dtype=np.float64).reshape(-1, 3)
+    truth = truth[lesion.contains_lps(truth)] if len(truth) else truth
+    parents = [landmarks.get("nutrient_parents", {}).get(n) for n in landmarks.get("nutrients", ())]
+    all_truth = np.asarray(landmarks.get("nutrient_entry_lps", ()), dtype=np.float64).reshape(-1, 3)
+    found = np.array([e.lps_mm for e in analysis.entry_points], dtype=np.float64).reshape(-1, 3)
+    errors: list[float] = []
+    if len(truth) and len(found):
+        d = np.linalg.norm(truth[:, None, :] - found[None, :, :], axis=2)
+        errors = [float(v) for v in d.min(axis=1) if v <= tolerance_mm]
+        false = int((d.min(axis=0) > tolerance_mm).sum())
+    else:
+        false = len(found)
+    feeders = 0
+    for e in analysis.entry_points:
+        if len(all_truth):
+            dd = np.linalg.norm(all_truth - np.asarray(e.lps_mm), axis=1)
+            k = int(np.argmin(dd))
+            if dd[k] <= tolerance_mm and k < len(parents) and parents[k] == e.nearest_artery:
+                feeders += 1
+    lines: Mapping[str, np.ndarray] = landmarks["centerlines_lps"]
+    radii: Mapping[str, np.ndarray] = landmarks["vessel_radii_mm"]
+    collaterals = set(landmarks.get("collaterals", ()))
+    names = list(lines)
+    pts = np.vstack([np.asarray(lines[n]) for n in names])
+    rad = np.concatenate([np.asarray(radii[n]) for n in names])
+    owner = np.concatenate([np.full(len(lines[n]), i) for i, n in enumerate(names)])
+    tree = cKDTree(pts)
+    crossings_true = sum(_surface_crossings(lesion, np.asarray(lines[n])) for n in collaterals)
+    crossings_found = 0
+    diam_err: list[float] = []
+    for b in analysis.branches:
+        if len(b.points_lps) < 2:
+            continue
+        for q in (b.points_lps[0], b.points_lps[-1]):
+            if _on_surface(lesion, q):
+                dq, kq = tree.query(q)
+                if dq <= rad[kq] + 1.5 and names[int(owner[kq])] in collaterals:
+                    crossings_found += 1
+        dq, kq = tree.query(b.points_lps)
+        who = owner[kq]
+        best = int(np.bincount(who).argmax())
+        if names[best] in collaterals and b.length_mm >= 3.0:
+            mine = who == best
+            if np.median(dq[mine]) <= np.median(rad[kq[mine]]) + 1.0 and mine.mean() >= 0.8:
+                diam_err.append(float(b.diameter_mm - 2.0 * rad[kq[mine]].mean()))
+    return LesionScore(
+        entry_recall=len(errors) / len(truth) if len(truth) else 1.0,
+        false_markers=false,
+        entry_errors_mm=tuple(errors),
+        n_true_entries=len(truth),
+        collateral_crossings_true=crossings_true,
+        collateral_crossings_found=crossings_found,
+        diameter_errors_mm=tuple(diam_err),
+        feeders_right=feeders,
+    )
+
+
 __all__ = [
     "Bounds6",
     "Branch",
     "EntryPoint",
     "Lesion",
     "LesionAnalysis",
+    "LesionScore",
     "Vec3",
+    "analyse_lesion",
     "distance_to_bone_mm",
     "distance_to_lesion_mm",
     "lesion_from_phantom",
+    "score_against_truth",
     "validate_lesion",
+    "warm_up",
     "write_lesion_tables",
 ]

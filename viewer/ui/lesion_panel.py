@@ -199,21 +199,26 @@ class LesionController(QObject):
         state_masks, tf = self.state.class_masks, self.state.transfer_function
 
         def work(progress: Any) -> tuple[Volume, LesionAnalysis]:
-            from viewer.core.lesion import analyse_lesion
-
             masks = masks_for(vol, state_masks, tf, lambda f, m: progress(0.3 * f, m))
-            arteries = None
-            if is_phantom(vol):
-                lm = self._landmarks_for(vol, lambda f, m: progress(0.3 + 0.2 * f, m))
-                names = list(lm.get("arteries", ())) + list(lm.get("collaterals", ())) + list(lm.get("nutrients", ()))
-                arteries = {n: lm["centerlines_lps"][n] for n in names if n in lm.get("centerlines_lps", {})}
-            result = analyse_lesion(
-                vol, masks, lesion, artery_centerlines_lps=arteries, progress=lambda f, m: progress(0.5 + 0.5 * f, m)
-            )
-            return vol, result
+            return vol, self._analyse(vol, masks, lesion, progress)
 
         self.analysis_started.emit()
         return self.runner.submit(work)
+
+    def _analyse(self, vol: Volume, masks: ClassMasks, lesion: Lesion, progress: Any) -> LesionAnalysis:
+        """:func:`analyse_lesion` on a worker thread, with the phantom legend's named
+        arteries (for "nearest artery") when the scan is the built-in phantom;
+        ``progress`` runs from 0.3 to 1."""
+        from viewer.core.lesion import analyse_lesion
+
+        arteries = None
+        if is_phantom(vol):
+            lm = self._landmarks_for(vol, lambda f, m: progress(0.3 + 0.2 * f, m))
+            names = list(lm.get("arteries", ())) + list(lm.get("collaterals", ())) + list(lm.get("nutrients", ()))
+            arteries = {n: lm["centerlines_lps"][n] for n in names if n in lm.get("centerlines_lps", {})}
+        return analyse_lesion(
+            vol, masks, lesion, artery_centerlines_lps=arteries, progress=lambda f, m: progress(0.5 + 0.5 * f, m)
+        )
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -240,9 +245,11 @@ class LesionController(QObject):
         self.analysis_failed.emit(str(exc))
 
     # ----- report -----------------------------------------------------------------
-    def write_report(self, out: str | Path, wait: bool = False) -> TaskThread | None:
+    def write_report(self, out: str | Path, wait: bool = False, centrelines: bool = True) -> TaskThread | None:
         """Write the lesion report (sheet PNG, CSV, JSON) to ``out`` (a folder or the
-        sheet's file name) on a worker; the current analysis is used, or made first."""
+        sheet's file name) on a worker; the current analysis is used, or made first.
+        The sheet shows the window's vessel colouring (distance to the lesion when it
+        is off: the report is about the lesion), keyhole and preset."""
         vol, lesion = self.state.volume, self.state.lesion
         if vol is None or lesion is None:
             self.message.emit("Mark a lesion before writing the lesion report")
@@ -250,17 +257,30 @@ class LesionController(QObject):
         st = self.state
         state_masks, tf, analysis = st.class_masks, st.transfer_function, st.lesion_analysis
         show_identity = bool(st.show_identity)
+        colouring = "lesion" if st.vessel_colouring == "off" else st.vessel_colouring
+        keyhole, preset_name = bool(st.keyhole), str(st.preset_name)
         if analysis is not None and analysis.lesion != lesion:
             analysis = None
 
         def work(progress: Any) -> list[Path]:
-            from viewer.core.lesion import analyse_lesion
             from viewer.export.lesion_report import write_lesion_report
 
-            masks = masks_for(vol, state_masks, tf, lambda f, m: progress(0.2 * f, m))
-            a = analysis if analysis is not None else analyse_lesion(vol, masks, lesion)
-            progress(0.5, "rendering the report sheet")
-            return list(write_lesion_report(vol, masks, a, Path(out), tf=tf, show_identity=show_identity))
+            masks = masks_for(vol, state_masks, tf, lambda f, m: progress(0.3 * f, m))
+            a = analysis if analysis is not None else self._analyse(vol, masks, lesion, progress)
+            progress(1.0, "rendering the report sheet")
+            paths = write_lesion_report(
+                vol,
+                masks,
+                a,
+                Path(out),
+                tf=tf,
+                show_identity=show_identity,
+                preset_name=preset_name,
+                colouring=colouring,
+                keyhole=keyhole,
+                centrelines=centrelines,
+            )
+            return list(paths)
 
         def done(paths: list[Path]) -> None:
             self.message.emit(f"Wrote the lesion report: {', '.join(p.name for p in paths)}")
@@ -577,7 +597,8 @@ class LesionPanel(QWidget):
         if analysis is not None and 0 <= row < len(analysis.branches):
             pts = np.asarray(analysis.branches[row].points_lps)
             if len(pts):
-                self.state.crosshair_lps = tuple(float(v) for v in pts[len(pts) // 2])
+                x, y, z = (float(v) for v in pts[len(pts) // 2])
+                self.state.crosshair_lps = (x, y, z)
 
     # ----- report -----------------------------------------------------------------
     def write_report_dialog(self, out: str | Path | None = None, wait: bool = False) -> TaskThread | None:
@@ -589,7 +610,7 @@ class LesionPanel(QWidget):
             if not path:
                 return None
             out = path
-        return self.controller.write_report(out, wait=wait)
+        return self.controller.write_report(out, wait=wait, centrelines=self.centreline_check.isChecked())
 
 
 def install_lesion_planning(window: Any) -> LesionPanel:

@@ -99,9 +99,10 @@ class ControlsPanel(QWidget):
         grid = QGridLayout(box)
         grid.addWidget(QLabel("Vessel window"), 0, 0, 1, 2)
         self.vessel_slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
-        self.vessel_slider.setRange(*VESSEL_RANGE_HU)
+        # superqt's stubs type the double slider's range and step as int (they are float).
+        self.vessel_slider.setRange(*VESSEL_RANGE_HU)  # type: ignore[arg-type]
         self.vessel_slider.setDecimals(0)
-        self.vessel_slider.setSingleStep(5.0)
+        self.vessel_slider.setSingleStep(5.0)  # type: ignore[arg-type]
         # The numbers at the ends are the window's low and high HU (typing one moves
         # that handle); superqt's default makes them the slider's *range*, which a
         # user would edit by mistake.
@@ -201,14 +202,14 @@ class ControlsPanel(QWidget):
         self.vessel_visible = QCheckBox("Vessels")
         self.bone_opacity = self._opacity_slider("bone")
         self.vessel_opacity = self._opacity_slider("vessel")
-        for row, (cls, check, slider) in enumerate(
+        for grid_row, (cls, check, slider) in enumerate(
             (("bone", self.bone_visible, self.bone_opacity), ("vessel", self.vessel_visible, self.vessel_opacity)),
             start=1,
         ):
             check.setToolTip(f"Show or hide the {cls} class.")
-            grid.addWidget(check, row, 0)
-            grid.addWidget(QLabel("opacity"), row, 1)
-            grid.addWidget(slider, row, 2)
+            grid.addWidget(check, grid_row, 0)
+            grid.addWidget(QLabel("opacity"), grid_row, 1)
+            grid.addWidget(slider, grid_row, 2)
             self._bind_tf_check(check, _class_getter(cls, "visible"), _class_setter(cls, "visible"))
             self._bindings.append(
                 bind(
@@ -216,8 +217,8 @@ class ControlsPanel(QWidget):
                     tf_field,
                     slider.setValue,
                     slider.valueChanged.connect,
-                    to_widget=lambda tf, c=cls: int(round(getattr(tf, c).opacity * 100)),
-                    to_state=lambda w, tf, c=cls: _class_setter(c, "opacity")(w / 100.0, tf),
+                    to_widget=_opacity_percent_getter(cls),
+                    to_state=_opacity_percent_setter(cls),
                 )
             )
         # Calcified shells are drawn as an opaque mesh (see viewer.core.classmap):
@@ -418,7 +419,10 @@ class ControlsPanel(QWidget):
         origin[ax] = lo[ax] + (hi[ax] - lo[ax]) * self.clip_slider.value() / 1000.0
         normal = np.zeros(3)
         normal[ax] = -1.0 if self.clip_flip.isChecked() else 1.0
-        self.state.clip_plane = (tuple(origin), tuple(normal))
+        self.state.clip_plane = (
+            (float(origin[0]), float(origin[1]), float(origin[2])),
+            (float(normal[0]), float(normal[1]), float(normal[2])),
+        )
 
     def _view_clip_plane(self, lo: np.ndarray, hi: np.ndarray) -> Any:
         """A plane across the current view direction (from :attr:`view_direction`),
@@ -453,6 +457,17 @@ def _class_getter(cls: str, attr: str) -> Callable[[TransferFunction], Any]:
 
 def _class_setter(cls: str, attr: str) -> Callable[[Any, TransferFunction], TransferFunction]:
     return lambda v, tf: tf.with_changes(**{cls: _replace(getattr(tf, cls), **{attr: v})})
+
+
+def _opacity_percent_getter(cls: str) -> Callable[[TransferFunction], int]:
+    """A class's opacity as the slider's 0-100 %."""
+    return lambda tf: int(round(getattr(tf, cls).opacity * 100))
+
+
+def _opacity_percent_setter(cls: str) -> Callable[[int, TransferFunction], TransferFunction]:
+    """The slider's 0-100 % as the class's opacity."""
+    set_opacity = _class_setter(cls, "opacity")
+    return lambda percent, tf: set_opacity(percent / 100.0, tf)
 
 
 __all__ = ["ControlsPanel"]

@@ -20,6 +20,7 @@ keeps the others) and Clear.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -169,7 +170,7 @@ class MeasureToolsWidget(QWidget):
             self.tool_group.addButton(b)
             self.tool_buttons[name] = b
             grid.addWidget(b, i // 2, i % 2)
-            b.toggled.connect(lambda on, n=name: on and self.tools.set_tool(n))
+            b.toggled.connect(functools.partial(self._on_tool_toggled, name))
         self.tool_buttons[tools.tool].setChecked(True)
         tools.tool_changed.connect(lambda n: self.tool_buttons[n].setChecked(True))
         self.list = QListWidget()
@@ -193,6 +194,10 @@ class MeasureToolsWidget(QWidget):
         outer.addWidget(box)
         state.measurements_changed.connect(self._on_measurements_changed)
         self._on_measurements_changed(state.measurements)
+
+    def _on_tool_toggled(self, name: str, on: bool) -> None:
+        if on:
+            self.tools.set_tool(name)
 
     def _on_measurements_changed(self, items: Sequence[Measurement]) -> None:
         row = self.list.currentRow()

@@ -287,7 +287,7 @@ class SliceViewWidget(QWidget):
             # The sphere cuts the plane in a circle of radius sqrt(r^2 - d^2).
             r_px = float(np.sqrt(lesion.radius_mm**2 - d**2)) * self._px_per_mm()
             o, n = self._plane()
-            c = self.lps_to_widget(tuple(np.asarray(lesion.center_lps) - d * n))  # type: ignore[arg-type]
+            c = self.lps_to_widget(tuple(np.asarray(lesion.center_lps) - d * n))
             if c is not None:
                 p.drawEllipse(c, r_px, r_px)
             return

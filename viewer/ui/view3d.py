@@ -22,6 +22,7 @@ it (:func:`viewer.render.picking.pick_lps`, LPS mm) is emitted as ``point_picked
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -159,7 +160,7 @@ class View3DWidget(QWidget):
             ("keyhole", "set_keyhole"),
             ("measurements", "set_measurements"),
         ):
-            state.event(field).connect(lambda v, s=setter: self._on_planning_field(s, v))
+            state.event(field).connect(functools.partial(self._on_planning_field, setter))
         state.lesion_analysis_changed.connect(self._on_analysis_changed)
 
     def _observe(self, obj: Any, event: int, cb: Any) -> None:
@@ -377,8 +378,9 @@ class View3DWidget(QWidget):
     def crop_handles_visible(self) -> bool:
         return bool(self._box_widget.GetEnabled())
 
-    def _box_bounds(self) -> tuple[float, ...]:
-        return tuple(float(v) for v in self._box_rep.GetBounds())
+    def _box_bounds(self) -> tuple[float, float, float, float, float, float]:
+        x0, x1, y0, y1, z0, z1 = (float(v) for v in self._box_rep.GetBounds())
+        return x0, x1, y0, y1, z0, z1
 
     def _on_box_moved(self) -> None:
         self.state.crop_box_lps = self._box_bounds()
@@ -399,7 +401,7 @@ class View3DWidget(QWidget):
             obj.RemoveObserver(tag)
         self._observers.clear()
         self._box_widget.SetEnabled(0)
-        self._box_widget.SetInteractor(None)
+        self._box_widget.SetInteractor(None)  # type: ignore[arg-type]  # VTK takes None (detach); its stubs do not say so
         self.scene.on_render_request = None
         self.scene.close()
         self.vtk_widget.Finalize()
@@ -413,9 +415,8 @@ class View3DWidget(QWidget):
         # And drop the widget's own references, so the render window is freed now
         # rather than whenever Qt deletes the (C++-owned) widget.
         self.vtk_widget.release()
-        self._style = None
-        self._box_widget = None
-        self._box_rep = None
+        # Dropped, not set to None: nothing may use them once the view is closed.
+        del self._style, self._box_widget, self._box_rep
         self.interactor = None
         self.render_window = None
 

@@ -6,23 +6,37 @@ Prints one table: per scan whether contrast was found, the share of dense voxels
 figures (cta-aorta-nifti's aorta mask; totalseg-abdomen-3mm's TotalSegmentator bone
 labels), Dice against the phantom's truth, and the seconds per stage. ``--tile N``
 also times the whole extraction on the real chest CT tiled along z to N slices
-(512 x 512 x N, a real-size volume). Results go in docs/benchmarks.md.
+(512 x 512 x N, a real-size volume), then a bone-threshold change on the same volume
+(the threshold-independent stages come from the per-volume cache), with the process's
+peak memory. Results go in docs/benchmarks.md.
+
+Side by side (the machine is shared: compare in one run, not across runs):
+``--side-by-side OLD_ROOT`` runs the real-size timings in fresh processes, alternating
+the checkout at OLD_ROOT (``git worktree add /tmp/old <commit>``) and this one, ``--reps``
+times each, and prints the per-stage minimum of each. ``--root PATH`` runs this script
+against the checkout at PATH (what the side-by-side mode does for the old one).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
+if "--root" in sys.argv:  # before any viewer import: run against another checkout
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--root") + 1]).resolve()))
 
-from viewer.core.extraction import class_masks
-from viewer.core.metrics import dice, recall
-from viewer.io import load_volume
-from viewer.io.volume_files import read_nifti
+import numpy as np  # noqa: E402
+
+from viewer.core.extraction import class_masks  # noqa: E402
+from viewer.core.metrics import dice, recall  # noqa: E402
+from viewer.io import load_volume  # noqa: E402
+from viewer.io.volume_files import read_nifti  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WINDOW = (170.0, 600.0)
@@ -161,22 +175,94 @@ def phantom_rows(sizes: tuple[str, ...]) -> list[dict]:
     return rows
 
 
-def tiled_row(n: int) -> dict | None:
+def _reset_peak() -> None:
+    """Start the peak-memory count afresh (Linux: writing 5 to clear_refs resets VmHWM
+    to the current resident size), so a row's peak is its own, not the loader's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mb() -> float:
+    """The process's peak resident memory since :func:`_reset_peak` (VmHWM, MB; Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _timed_rows(name: str, hu: np.ndarray, spacing: tuple[float, float, float]) -> list[dict]:
+    """The whole extraction, then a bone-threshold change (650 -> 700 HU) on the same
+    volume, with the peak resident memory (the volume included) over the volume's size."""
+    rows = []
+    vol_mb = hu.nbytes / 2**20
+    for label, bone_hu in (("", BONE_HU), (", bone threshold 650 -> 700 HU", BONE_HU + 50.0)):
+        _reset_peak()
+        t = time.perf_counter()
+        m = class_masks(hu, spacing, bone_hu, WINDOW, real_ct=True)
+        dt = time.perf_counter() - t
+        row = {
+            "scan": f"{name} {'x'.join(str(s) for s in hu.shape[::-1])}{label}",
+            "peak memory / volume": round(_peak_mb() / vol_mb, 2),
+            "time_s": dt,
+            "stages": {k: round(v, 2) for k, v in m.timings_s.items()},
+        }
+        del m
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def tiled_rows(n: int) -> list[dict]:
     p = DATA / "ct-chest-noncontrast"
     if not p.exists():
-        return None
+        return []
     vol = load_volume(p)
     reps = -(-n // vol.hu.shape[0])
     hu = np.concatenate([vol.hu, vol.hu[::-1]] * reps, axis=0)[:n]
     hu = np.ascontiguousarray(hu)
-    m, dt = _masks(hu, vol.spacing_mm)
-    row = {
-        "scan": f"chest CT tiled to {'x'.join(str(s) for s in hu.shape[::-1])}",
-        "time_s": dt,
-        "stages": {k: round(v, 2) for k, v in m.timings_s.items()},
-    }
-    print(json.dumps(row), flush=True)
-    return row
+    spacing = vol.spacing_mm
+    del vol
+    return _timed_rows("chest CT tiled to", hu, spacing)
+
+
+def large_phantom_rows() -> list[dict]:
+    from viewer.phantom import generate
+
+    ph = generate("large")
+    return _timed_rows("phantom large", ph.volume.hu, ph.volume.spacing_mm)
+
+
+def side_by_side(old_root: Path, reps: int, tile: int, large: bool) -> None:
+    """Fresh processes, alternating old and new, ``reps`` times: per row and stage the
+    minimum seconds of each (a shared machine's noise only ever adds time)."""
+    me = Path(__file__).resolve()
+    here = me.parents[1]
+    results: dict[str, dict[str, list[dict]]] = {"old": {}, "new": {}}
+    for _ in range(reps):
+        for tag, root in (("old", old_root), ("new", here)):
+            cmd = [sys.executable, str(me), "--root", str(root), "--timing-only", "--tile", str(tile)]
+            if large:
+                cmd.append("--large-phantom")
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=here).stdout
+            for line in out.splitlines():
+                if line.startswith("{"):
+                    r = json.loads(line)
+                    results[tag].setdefault(r["scan"], []).append(r)
+    print(f"\n| volume | {old_root.name} (s) | this checkout (s) | new stages (min s) | new peak / volume |")
+    print("|---|---|---|---|---|")
+    for scan, new in results["new"].items():
+        old = results["old"].get(scan, [])
+        t_old = f"{min(r['time_s'] for r in old):.2f}" if old else "-"
+        t_new = min(r["time_s"] for r in new)
+        stages = {k: min(r["stages"].get(k, 0.0) for r in new) for k in new[0]["stages"]}
+        st = ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if not k.startswith("cached"))
+        peak = min(r["peak memory / volume"] for r in new)
+        print(f"| {scan} | {t_old} | {t_new:.2f} | {st} | {peak:.2f} |")
 
 
 def main() -> None:
@@ -184,15 +270,23 @@ def main() -> None:
     ap.add_argument("--no-phantom", action="store_true")
     ap.add_argument("--phantom-sizes", default="default")
     ap.add_argument("--tile", type=int, default=600, help="slices of the tiled real chest (0: skip)")
+    ap.add_argument("--large-phantom", action="store_true", help="also time the large (512x512x1024) phantom")
+    ap.add_argument("--timing-only", action="store_true", help="only the real-size timings (tile, large phantom)")
+    ap.add_argument("--root", type=Path, help="run against the checkout at this path")
+    ap.add_argument("--side-by-side", type=Path, metavar="OLD_ROOT", help="alternate fresh runs of OLD_ROOT and this")
+    ap.add_argument("--reps", type=int, default=2)
     a = ap.parse_args()
-    print(f"machine: {platform.machine()}, {platform.python_version()}, cores: {__import__('os').cpu_count()}")
-    rows = real_rows()
-    if not a.no_phantom:
+    print(f"machine: {platform.machine()}, {platform.python_version()}, cores: {os.cpu_count()}", flush=True)
+    if a.side_by_side:
+        side_by_side(a.side_by_side.resolve(), a.reps, a.tile, a.large_phantom)
+        return
+    rows = [] if a.timing_only else real_rows()
+    if not a.no_phantom and not a.timing_only:
         rows += phantom_rows(tuple(a.phantom_sizes.split(",")))
     if a.tile:
-        r = tiled_row(a.tile)
-        if r:
-            rows.append(r)
+        rows += tiled_rows(a.tile)
+    if a.large_phantom:
+        rows += large_phantom_rows()
     print("\n| scan | figures | time (s) |\n|---|---|---|")
     for r in rows:
         figs = "; ".join(

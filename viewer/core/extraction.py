@@ -659,26 +659,27 @@ def class_masks(
     sep = S.separate(
         hu, spacing_mm, (lo, hi), bone_threshold_hu, remove_table=remove_table, progress=_sub(progress, 0.0, 0.8)
     )
-    # The masks are made in the separation's crop (outside it everything is removed)
-    # and placed in whole-volume arrays; np.zeros leaves the pages outside untouched.
+    # The masks are made in the separation's crop (outside it everything is removed),
+    # straight into whole-volume arrays (np.zeros leaves the pages outside untouched).
     crop = sep.crop if sep.crop is not None else (slice(None),) * 3
-    labels = sep.labels[crop]
-    hc = hu[crop]
-    bone_c, calc_c, vessel_c, uncertain_c, none_c, removed_c = S.split_labels(
-        labels, (S.BONE, S.CALCIFICATION, S.VESSEL, S.UNCERTAIN, S.NONE, S.REMOVED)
+    bone, calc, vessel, uncertain, none = S.split_labels(
+        sep.labels, (S.BONE, S.CALCIFICATION, S.VESSEL, S.UNCERTAIN, S.NONE), sep.crop
     )
+    hc = hu[crop]
     t1 = time.perf_counter()
     if sep.contrast:
         # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
         # a scan with vessels needs them told apart from vessels.
+        vc, uc, cc = vessel[crop], uncertain[crop], calc[crop]
         shell = calcification_mask(
-            hc, spacing_mm, bone_c | calc_c, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
+            hc, spacing_mm, bone[crop] | cc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
         )
-        shell &= vessel_c | uncertain_c
+        shell &= vc | uc
         if shell.any():
-            calc_c |= shell
-            vessel_c &= ~shell
-            uncertain_c &= ~shell
+            cc |= shell
+            vc &= ~shell
+            uc &= ~shell
+        del shell
     t2 = time.perf_counter()
     # Window voxels of no class: the rest of the window outside the body is removed
     # anyway; inside it, anything dense that is not vessel (no-contrast scans).
@@ -686,21 +687,13 @@ def class_masks(
     # function fades red in over 40 HU there): enhancing organs at 130-170 HU would
     # otherwise show a red haze on a scan that has no opacified vessel.
     floor = lo if sep.contrast else lo - HIDDEN_RAMP_HU
-    hidden_c = S.voxelwise(lambda n, h: n & (h >= floor), none_c, hc)
-    del none_c
-
-    def full(part: np.ndarray, outside: bool = False) -> np.ndarray:
-        if sep.crop is None:
-            return part
-        out = np.ones(hu.shape, dtype=bool) if outside else np.zeros(hu.shape, dtype=bool)
-        out[crop] = part
-        return out
-
-    bone, vessel = full(bone_c), full(vessel_c)
-    calc = full(calc_c) if calc_c.any() else None
-    hidden = full(hidden_c) if hidden_c.any() else None
-    uncertain = full(uncertain_c) if uncertain_c.any() else None
-    removed = full(removed_c, outside=True) if remove_table else None
+    hidden = none  # in place: the classless voxels at or above the floor
+    S.voxelwise(lambda n, h: n & (h >= floor), none[crop], hc, out=hidden[crop])
+    del none
+    removed = S.split_labels(sep.labels, (S.REMOVED,))[0] if remove_table else None
+    calc = calc if calc[crop].any() else None
+    hidden = hidden if hidden[crop].any() else None
+    uncertain = uncertain if uncertain[crop].any() else None
     t3 = time.perf_counter()
     report(progress, 1.0, "separation: done")
     return ClassMasks(
@@ -709,7 +702,7 @@ def class_masks(
         bone_threshold_hu=float(bone_threshold_hu),
         vessel_window_hu=(lo, hi),
         hidden=hidden,
-        removed=removed if removed is not None and (sep.crop is not None or removed.any()) else None,
+        removed=removed if removed is not None and removed.any() else None,
         uncertain=uncertain,
         vessel=vessel,
         contrast=sep.contrast,

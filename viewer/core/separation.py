@@ -227,12 +227,15 @@ def _run_slabs(work: Callable[[int, int], None], shape: tuple[int, ...]) -> None
         f.result()
 
 
-def voxelwise(fn: Callable[..., np.ndarray], *arrays: np.ndarray, dtype: type = bool) -> np.ndarray:
+def voxelwise(
+    fn: Callable[..., np.ndarray], *arrays: np.ndarray, dtype: type = bool, out: np.ndarray | None = None
+) -> np.ndarray:
     """``fn(*arrays)`` for an element-wise ``fn``, evaluated slab by slab (see
-    :func:`_run_slabs`): same result as the whole-volume expression, without its
-    full-size temporaries, on both cores."""
+    :func:`_run_slabs`) into ``out`` (or a new array): same result as the whole-volume
+    expression, without its full-size temporaries, on both cores."""
     shape = arrays[0].shape
-    out: np.ndarray = np.empty(shape, dtype=dtype)
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
 
     def work(z0: int, z1: int) -> None:
         out[z0:z1] = fn(*(a[z0:z1] for a in arrays))
@@ -320,6 +323,17 @@ def _box_erode(a: np.ndarray, r: tuple[int, int, int]) -> np.ndarray:
         for _ in range(n):
             out = erode6(out, (ax,))
     return out
+
+
+def upsample_box(coarse: np.ndarray, f: tuple[int, int, int], box: tuple[slice, slice, slice]) -> np.ndarray:
+    """The part ``box`` (full-grid slices with explicit starts and stops) of
+    ``upsample(coarse, f, shape)``, without making the rest."""
+    idx = [np.minimum(np.arange(b.start, b.stop) // k, n - 1) for b, k, n in zip(box, f, coarse.shape, strict=False)]
+    lo = [int(i[0]) if i.size else 0 for i in idx]
+    a = coarse[tuple(slice(q, (int(i[-1]) + 1) if i.size else q) for q, i in zip(lo, idx, strict=False))]
+    for ax in (2, 1, 0):
+        a = np.take(a, idx[ax] - lo[ax], axis=ax)
+    return a
 
 
 def upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
@@ -496,14 +510,63 @@ def _hist_mode(values: np.ndarray, lo: float, hi: float) -> float | None:
 # --- stages ----------------------------------------------------------------------------
 
 
+class _BodyCells(NamedTuple):
+    """The body on its coarse grid (factors ``f``): ``keep`` cells are body; ``extra``
+    cells are body where the voxel is below :data:`BODY_DENSE_HU` (None: no such cell)."""
+
+    keep: np.ndarray
+    extra: np.ndarray | None
+    f: tuple[int, int, int]
+
+
 def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> np.ndarray:
     """The patient's body ``(nz, ny, nx)`` bool: everything else (couch, head holder,
     immobilisation mask, cables, air) is outside. See the module docstring, step 1."""
+    cells = _body_cells(hu, spacing_mm)
+    return _body_in_box(hu, cells, (slice(0, hu.shape[0]), slice(0, hu.shape[1]), slice(0, hu.shape[2])))
+
+
+def _body_box(
+    cells: _BodyCells, shape: tuple[int, ...], margin: tuple[int, int, int]
+) -> tuple[slice, slice, slice] | None:
+    """A box (full grid) holding every body voxel, grown by ``margin`` (from the coarse
+    cells: it may be a cell larger than the body's own box)."""
+    m = cells.keep if cells.extra is None else cells.keep | cells.extra
+    b = _bbox(m, 0)
+    if b is None:
+        return None
+    return tuple(  # type: ignore[return-value]
+        slice(max(0, q.start * k - g), min(n, q.stop * k + g))
+        for q, k, g, n in zip(b, cells.f, margin, shape, strict=False)
+    )
+
+
+def _body_in_box(hu: np.ndarray, cells: _BodyCells, box: tuple[slice, slice, slice]) -> np.ndarray:
+    """The body mask of :func:`body_mask` inside ``box`` (full grid), built slab by slab
+    from the coarse cells: no whole-volume upsampling when only the box is needed."""
+    shape = tuple(b.stop - b.start for b in box)
+    out = np.empty(shape, dtype=bool)
+    z_off = box[0].start
+
+    def work(z0: int, z1: int) -> None:
+        sb = (slice(z_off + z0, z_off + z1), box[1], box[2])
+        out[z0:z1] = upsample_box(cells.keep, cells.f, sb)
+        if cells.extra is not None:
+            ex = upsample_box(cells.extra, cells.f, sb)
+            ex &= np.asarray(hu[sb]) < BODY_DENSE_HU
+            out[z0:z1] |= ex
+
+    _run_slabs(work, shape)
+    return out
+
+
+def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> _BodyCells:
+    """The body's decisions on the coarse grid (see :func:`body_mask`)."""
     sx, sy, sz = _spacing(spacing_mm)
     f = _factors((sz, sy, sx), BODY_GRID_MM)
     sub = np.asarray(hu)[:: f[0], :: f[1], :: f[2]] > BODY_HU
     if not sub.any():
-        return np.zeros(hu.shape, dtype=bool)
+        return _BodyCells(sub, None, f)
     # Opening by one coarse voxel (a 3x3x3 box, across the slices only where they are
     # thin enough that one step is < 2x the in-plane step): thin shells go.
     rz = 1 if sz * f[0] <= 2.0 * sx * f[2] else 0
@@ -550,8 +613,18 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
         # (block means: noise in a -60 HU pad reaches 0 HU voxel by voxel, not on average)
         # (the strided sample smoothed over its 3x3 in-plane neighbours: the whole-volume
         # block mean cost 1.5 s on 512^2 x 600)
-        means = ndi.uniform_filter(np.asarray(hu)[:: f[0], :: f[1], :: f[2]].astype(np.float32), size=(1, 3, 3))
-        denser = ok[lab] & (means >= 0)
+        # (the 3x3 sum in integers, edges mirrored as uniform_filter's "reflect" mode:
+        # the same sign as the mean without a float copy)
+        hs = np.pad(np.asarray(hu)[:: f[0], :: f[1], :: f[2]], ((0, 0), (1, 1), (1, 1)), mode="symmetric")
+        sums = hs[:, :, :-2].astype(np.int32)
+        sums += hs[:, :, 1:-1]
+        sums += hs[:, :, 2:]
+        rows = sums[:, :-2]
+        rows += sums[:, 1:-1]
+        rows += sums[:, 2:]
+        del hs
+        denser = ok[lab] & (rows >= 0)
+        del sums, rows
         grow = keep | denser
         glab = cc3d.connected_components(grow, connectivity=6)
         hit = np.zeros(int(glab.max()) + 1, dtype=bool)
@@ -568,35 +641,29 @@ def body_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -> 
     # beside the head: outside along one axis. Where the body reaches a side of the
     # image (a scan cropped to the chest), that side counts as body: the lungs of a
     # cropped CTA are not outside.
-    inside = keep.copy()
+    # (Per row: between its first and its last body cell, from argmax; a slice whose
+    # body touches a side has that side open.)
+    inside: np.ndarray | None = None
     for axis in (1, 2):
-        fwd = np.logical_or.accumulate(keep, axis=axis)
-        bwd = np.flip(np.logical_or.accumulate(np.flip(keep, axis=axis), axis=axis), axis=axis)
-        first = [slice(None)] * 3
-        last = [slice(None)] * 3
-        first[axis] = slice(0, 1)
-        last[axis] = slice(-1, None)
-        touches_lo = keep[tuple(first)].any(axis=(1, 2) if axis == 1 else (1, 2), keepdims=True)
-        touches_hi = keep[tuple(last)].any(axis=(1, 2), keepdims=True)
-        fwd |= touches_lo
-        bwd |= touches_hi
-        inside_axis = fwd & bwd
-        inside = inside_axis if axis == 1 else inside & inside_axis
+        n = keep.shape[axis]
+        pos = np.arange(n).reshape((1, n, 1) if axis == 1 else (1, 1, n))
+        has = keep.any(axis=axis, keepdims=True)
+        first = np.where(has, keep.argmax(axis=axis, keepdims=True), n)
+        last = np.where(has, n - 1 - np.flip(keep, axis=axis).argmax(axis=axis, keepdims=True), -1)
+        side_lo = keep.take([0], axis=axis).any(axis=(1, 2), keepdims=True)
+        side_hi = keep.take([n - 1], axis=axis).any(axis=(1, 2), keepdims=True)
+        first = np.where(side_lo, 0, first)
+        last = np.where(side_hi, n - 1, last)
+        inside_axis = (pos >= first) & (pos <= last)
+        inside = inside_axis if inside is None else inside & inside_axis
     keep = keep | inside
     if generous is None:
-        return upsample(keep, f, hu.shape)
+        return _BodyCells(keep, None, f)
     # Everything of the generous body belongs to the patient except what is dense and
     # outside the strict one (a couch's carbon-fibre skin under a pad): fat, skin and
     # a soft-tissue-density pad stay, invisible in any bone or vessel class.
     extra_c = generous & ~keep
-    body = upsample(keep, f, hu.shape)
-    if extra_c.any():
-        eb = _bbox(extra_c, 0)
-        assert eb is not None
-        fb = tuple(slice(b.start * k, min(n, b.stop * k)) for b, k, n in zip(eb, f, hu.shape, strict=False))
-        extra = upsample(extra_c[eb], f, tuple(b.stop - b.start for b in fb))  # type: ignore[arg-type]
-        body[fb] |= extra & (np.asarray(hu)[fb] < BODY_DENSE_HU)
-    return body
+    return _BodyCells(keep, extra_c if extra_c.any() else None, f)
 
 
 @dataclass(frozen=True, eq=False)
@@ -710,6 +777,7 @@ def bone_object(
             small_b[g] |= lab[g] == i
     else:
         small[box] = s & ~big
+    del lab, s, seeds  # the label image is 4 bytes a voxel of the box
     if not big.any():
         return _BoneObject(bone, small)
     # Enclosed space on a coarse grid: block-OR keeps thin cortex closed.
@@ -805,12 +873,32 @@ def noise_sd(hu: np.ndarray, body: np.ndarray, max_samples: int = 200_000) -> fl
     of soft tissue (0..100 HU) inside the body. Homogeneous tissue's local spread is
     noise; the lower quartile keeps edges and texture out."""
     soft = _interior(voxelwise(lambda h, b: (h >= 0) & (h <= 100) & b, hu, body))
-    idx = np.flatnonzero(soft)
+    idx = strided_nonzero(soft, max_samples)
     if idx.size == 0:
         return 20.0
-    if idx.size > max_samples:
-        idx = idx[:: idx.size // max_samples + 1]
     return float(np.percentile(_local_sd_at(hu, idx), 25))
+
+
+def strided_nonzero(mask: np.ndarray, max_samples: int) -> np.ndarray:
+    """``np.flatnonzero(mask)[::step]`` with ``step = n // max_samples + 1`` when there are
+    more than ``max_samples`` True voxels (else all of them), slab by slab: the
+    whole-volume index array of tens of millions of soft-tissue voxels (int64) took
+    0.2-0.3 GB for a 512^2 x 600 scan."""
+    counts = [int(np.count_nonzero(mask[z0:z1])) for z0, z1 in _slabs(mask.shape)]
+    n = sum(counts)
+    if n <= max_samples:
+        return np.flatnonzero(mask)
+    step = n // max_samples + 1
+    per = int(np.prod(mask.shape[1:]))
+    parts = []
+    seen = 0
+    for (z0, z1), c in zip(_slabs(mask.shape), counts, strict=True):
+        if c:
+            # the global ranks seen..seen+c-1 of this slab; keep those divisible by step
+            first = (-seen) % step
+            parts.append(np.flatnonzero(mask[z0:z1])[first::step] + z0 * per)
+        seen += c
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
 
 class LumenCore(NamedTuple):
@@ -1199,23 +1287,31 @@ def _prepare(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: 
             if p.key == key:
                 hit = _Prepared(p.key, p.body_c, p.crop, p.soft_hu, p.cancellous_hu, p.noise_hu, cached=True)
                 return hit, (np.ascontiguousarray(hu[p.crop]) if p.crop is not None else hu)
-    body = body_mask(hu, spacing) if remove_table else np.ones(hu.shape, dtype=bool)
-    # Soft-tissue mode and the cancellous floor from the scan's own histogram.
+    whole = (slice(0, hu.shape[0]), slice(0, hu.shape[1]), slice(0, hu.shape[2]))
+    crop = None
+    if remove_table:
+        cells = _body_cells(hu, spacing)
+        b = _body_box(cells, hu.shape, (0, CROP_MARGIN, CROP_MARGIN))
+        if b is not None:
+            b = (whole[0], b[1], b[2])
+            kept = (b[1].stop - b[1].start) * (b[2].stop - b[2].start) / (hu.shape[1] * hu.shape[2])
+            crop = b if kept <= 1.0 - CROP_MIN_SAVING else None
+        body_c = _body_in_box(hu, cells, crop if crop is not None else whole)
+    else:
+        body_c = np.ones(hu.shape, dtype=bool)
+    body_c.setflags(write=False)  # shared by the cached calls
+    # Soft-tissue mode and the cancellous floor from the scan's own histogram (a strided
+    # sample of the body; the body outside the crop is empty).
     step = max(1, int(round((hu.size / 2_000_000) ** (1 / 3))))
-    samp = hu[::step, ::step, ::step][body[::step, ::step, ::step]]
+    grid = [np.arange(0, n, step) for n in hu.shape]
+    box = crop if crop is not None else whole
+    body_s = np.zeros(tuple(g.size for g in grid), dtype=bool)
+    inb = [(g >= q.start) & (g < q.stop) for g, q in zip(grid, box, strict=False)]
+    body_s[np.ix_(*inb)] = body_c[np.ix_(*[g[m] - q.start for g, m, q in zip(grid, inb, box, strict=False)])]
+    samp = hu[::step, ::step, ::step][body_s]
     mode = _hist_mode(samp.astype(np.float32), -60.0, 120.0) if samp.size else None
     soft = 40.0 if mode is None else mode
     cancellous = float(np.clip(soft + 100.0, 120.0, 160.0))
-    crop = None
-    if remove_table:
-        b = _bbox(body, (0, CROP_MARGIN, CROP_MARGIN))
-        if b is not None:
-            b = (slice(0, hu.shape[0]), b[1], b[2])
-            kept = (b[1].stop - b[1].start) * (b[2].stop - b[2].start) / (hu.shape[1] * hu.shape[2])
-            crop = b if kept <= 1.0 - CROP_MIN_SAVING else None
-    body_c = np.ascontiguousarray(body[crop]) if crop is not None else body
-    body_c.setflags(write=False)  # shared by the cached calls
-    del body
     hu_c = np.ascontiguousarray(hu[crop]) if crop is not None else hu
     noise = noise_sd(hu_c, body_c)
     prep = _Prepared(key, body_c, crop, soft, cancellous, noise)
@@ -1256,16 +1352,22 @@ def compose_labels(
     return labels
 
 
-def split_labels(labels: np.ndarray, codes: tuple[int, ...]) -> list[np.ndarray]:
-    """``[labels == c for c in codes]`` in one slab pass over ``labels``."""
-    out = [np.empty(labels.shape, dtype=bool) for _ in codes]
+def split_labels(
+    labels: np.ndarray, codes: tuple[int, ...], crop: tuple[slice, slice, slice] | None = None
+) -> list[np.ndarray]:
+    """``[labels == c for c in codes]`` in one slab pass over ``labels``; with ``crop``
+    only inside it (False outside: ``np.zeros`` leaves those pages untouched)."""
+    out = [np.zeros(labels.shape, dtype=bool) for _ in codes]
+    box = crop if crop is not None else (slice(None),) * 3
+    lab = labels[box]
+    views = [o[box] for o in out]
 
     def work(z0: int, z1: int) -> None:
-        sl = labels[z0:z1]
-        for o, c in zip(out, codes, strict=True):
+        sl = lab[z0:z1]
+        for o, c in zip(views, codes, strict=True):
             np.equal(sl, c, out=o[z0:z1])
 
-    _run_slabs(work, labels.shape)
+    _run_slabs(work, lab.shape)
     return out
 
 

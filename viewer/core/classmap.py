@@ -193,7 +193,8 @@ def class_transfer_points(
     # threshold would leave transparent), else from the bone threshold.
     bt = float(tf.bone_threshold_hu) if bone_low_hu is None else float(bone_low_hu)
     b_op = tf.bone.opacity if tf.bone.visible else 0.0
-    bone_rgb = tuple(float(c) for c in tf.bone.color)
+    r, g, b = (float(c) for c in tf.bone.color)
+    bone_rgb = (r, g, b)
     black = (0.0, 0.0, 0.0)
 
     # Bone range, written in HU and mapped to codes (code decreases as HU rises).

@@ -330,6 +330,16 @@ def test_pick_on_the_3d_surface(window: MainWindow, qtbot) -> None:  # type: ign
     lps2 = w.view3d.pick_at(float(xs[k]), float(h - 1 - ys[k]) + 0.0)
     assert lps2 is not None
     assert len(w.state.measurements) == 1
+    # In lesion mode a pick on the surface centres the lesion sphere there.
+    w.pointer_tools.set_tool("lesion")
+    w.lesion_panel.radius_spin.setValue(15.0)
+    hit = w.view3d.pick_at(float(xs[k]), float(h - 1 - ys[k]))
+    assert hit is not None and w.state.lesion == Lesion.sphere(hit, 15.0)
+    # A click on the empty background picks nothing and says so.
+    missed: list[bool] = []
+    w.view3d.pick_missed.connect(lambda: missed.append(True))
+    assert w.view3d.pick_at(2.0, 2.0) is None and missed
+    assert w.state.lesion == Lesion.sphere(hit, 15.0)
     w.pointer_tools.set_tool("crosshair")
     assert not w.view3d.pick_mode
     w.state.measurements = ()

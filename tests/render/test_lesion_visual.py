@@ -15,11 +15,12 @@ import pytest
 from render_helpers import Leg, is_ivory, is_red
 
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks, class_masks
+from viewer.core.extraction import ClassMasks
 from viewer.core.lesion import Branch, EntryPoint, Lesion
 from viewer.core.measure import Angle, Ruler
 from viewer.core.presets import default_preset
 from viewer.core.transfer import TransferFunction
+from viewer.export.lesion_report import scene_class_masks
 from viewer.render.lesion_visual import CENTRELINE_RGB, ENTRY_RGB, LESION_RGB, MEASURE_RGB
 from viewer.render.scene import Scene
 
@@ -33,15 +34,7 @@ def tf() -> TransferFunction:
 
 @pytest.fixture(scope="module")
 def masks(leg: Leg, tf: TransferFunction) -> ClassMasks:
-    v = leg.volume
-    return class_masks(
-        v.hu,
-        v.spacing_mm,
-        tf.bone_threshold_hu,
-        tf.vessel_window_hu,
-        remove_table=tf.remove_table,
-        real_ct=tf.real_ct_separation,
-    )
+    return scene_class_masks(leg.volume, tf)
 
 
 @pytest.fixture()

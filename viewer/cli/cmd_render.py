@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from viewer.cli.cmd_lesion import add_lesion_arguments, lesion_from_args, load_with_landmarks
 from viewer.core.errors import ViewerError
 from viewer.core.progress import ProgressFn
 
@@ -124,6 +125,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="separated mode: draw what the body mask removed (the couch) as a grey ghost",
     )
+    add_lesion_arguments(p, required=False)
+    p.add_argument("--keyhole", action="store_true", help="remove the bone inside the lesion (vessels and mass stay)")
+    p.add_argument(
+        "--vessel-colour",
+        choices=("off", "lesion", "bone"),
+        default="off",
+        help="colour vessels by distance (mm) to the lesion or to bone, with a colour bar",
+    )
+    p.add_argument("--colour-max", type=_positive(float), default=30.0, metavar="MM", help="colour bar maximum (mm)")
+    p.add_argument(
+        "--ruler",
+        nargs=6,
+        type=float,
+        action="append",
+        metavar=("AL", "AP", "AS", "BL", "BP", "BS"),
+        help="draw a ruler between two LPS points (mm); repeatable",
+    )
+    p.add_argument(
+        "--angle",
+        nargs=9,
+        type=float,
+        action="append",
+        metavar=("AL", "AP", "AS", "VL", "VP", "VS", "BL", "BP", "BS"),
+        help="draw the angle at vertex V between points A and B (LPS mm); repeatable",
+    )
     p.add_argument("--view", choices=VIEWS, default=None, help="camera view (default: anterior)")
     p.add_argument(
         "--size",
@@ -224,6 +250,27 @@ def _progress_printer(quiet: bool) -> ProgressFn:
     return progress
 
 
+def _measurements(args: argparse.Namespace) -> list[Any]:
+    from viewer.core.measure import Angle, Ruler
+
+    out: list[Any] = [Ruler(tuple(r[:3]), tuple(r[3:])) for r in args.ruler or ()]
+    out += [Angle(tuple(a[:3]), tuple(a[3:6]), tuple(a[6:])) for a in args.angle or ()]
+    return out
+
+
+def _apply_lesion(scene: Any, volume: Any, lesion: Any, args: argparse.Namespace, measurements: list[Any]) -> None:
+    """The lesion, keyhole, distance colouring and measurements of the arguments."""
+    if lesion is not None:
+        from viewer.core.lesion import validate_lesion
+
+        validate_lesion(lesion, volume)
+        scene.set_lesion(lesion)
+    scene.set_keyhole(args.keyhole)
+    scene.set_vessel_colouring(args.vessel_colour, args.colour_max)
+    if measurements:
+        scene.set_measurements(measurements)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``vessel-viewer render``; returns the exit status."""
     os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
@@ -276,9 +323,18 @@ def run(args: argparse.Namespace) -> int:
         tf = tf.with_changes(show_uncertain=True)
     if args.show_removed:
         tf = tf.with_changes(show_removed=True)
+    lesion = None if args.phantom_lesion else lesion_from_args(args, None)
+    measurements = _measurements(args)
+    if (args.keyhole or args.vessel_colour == "lesion") and lesion is None and not args.phantom_lesion:
+        raise ViewerError("--keyhole and --vessel-colour lesion need a lesion: give --lesion L P S R or --lesion-box")
+    if args.keyhole or args.vessel_colour != "off":
+        tf = tf.with_changes(separated=True)  # both work on the separated classes
 
     progress = _progress_printer(args.quiet)
-    if args.path is not None:
+    if args.path is not None and args.phantom_lesion:
+        volume, landmarks = load_with_landmarks(args.path, progress)
+        lesion = lesion_from_args(args, landmarks)
+    elif args.path is not None:
         volume = open_source(args.path, args.series, progress)
     else:
         assert session is not None
@@ -308,6 +364,7 @@ def run(args: argparse.Namespace) -> int:
             scene.set_volume(volume)
             scene.set_transfer_function(tf)
             scene.set_view(args.view or "anterior")
+        _apply_lesion(scene, volume, lesion, args, measurements)
         ctx = FigureContext(
             transfer_function=tf,
             preset_name=preset_name,

@@ -16,6 +16,7 @@ four views are at the same scale and one scale bar value holds for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -53,10 +54,13 @@ _LATERALITY_WORDS = {"l": "left", "left": "left", "r": "right", "right": "right"
 
 @dataclass(frozen=True)
 class SheetCell:
-    """One cell: the standard view rendered and the label drawn on it."""
+    """One cell: the standard view rendered and the label drawn on it; with
+    ``camera`` set, that camera instead (kept as it is, outside the common zoom: e.g.
+    the lesion report's close-up)."""
 
     view: str  # a Scene.set_view name: "anterior", "posterior", "left", "right"
     label: str
+    camera: CameraState | None = None
 
 
 def leg_side(volume: Volume | None) -> tuple[Side | None, str]:
@@ -109,16 +113,20 @@ def render_report_sheet(
     ctx: FigureContext,
     opts: ExportOptions,
     gap_px: int | None = None,
+    cells: Sequence[SheetCell] | None = None,
 ) -> Figure:
     """Render the 2x2 sheet. Each cell is ``opts.width`` x ``opts.height`` times
     ``opts.scale``; the sheet adds a gap between cells and, with ``opts.caption``, a
-    caption band at the bottom. The scene's camera is restored afterwards."""
+    caption band at the bottom. ``cells`` (four, reading order) replaces
+    :func:`sheet_cells`. The scene's camera is restored afterwards."""
     w, h = opts.size_px
     gap = max(2, h // 100) if gap_px is None else int(gap_px)
-    cells = sheet_cells(ctx.volume)
+    cells = list(sheet_cells(ctx.volume) if cells is None else cells)
+    if len(cells) != 4:
+        raise ViewerError(f"a report sheet has four cells, got {len(cells)}")
     before = scene.camera_state()
     try:
-        cams = [_view_camera(scene, c.view) for c in cells]
+        cams = [c.camera if c.camera is not None else _view_camera(scene, c.view) for c in cells]
     finally:
         scene.set_camera_state(before)
     # One zoom for all four cells: the widest view's, so nothing is cut off and one
@@ -126,9 +134,10 @@ def render_report_sheet(
     # exact when a bar is drawn; otherwise the user's projection is kept.
     if opts.scale_bar and opts.exact_scale:
         cams = [parallel_equivalent(c) for c in cams]
-    if all(c.parallel_projection for c in cams):
-        common = max(c.parallel_scale_mm for c in cams)
-        cams = [replace(c, parallel_scale_mm=common) for c in cams]
+    standard = [cell.camera is None for cell in cells]
+    if all(c.parallel_projection for c, std in zip(cams, standard, strict=True) if std) and any(standard):
+        common = max(c.parallel_scale_mm for c, std in zip(cams, standard, strict=True) if std)
+        cams = [replace(c, parallel_scale_mm=common) if std else c for c, std in zip(cams, standard, strict=True)]
     images = []
     labels_all = {}
     bar = None

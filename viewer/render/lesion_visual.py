@@ -30,7 +30,7 @@ import numpy as np
 
 from viewer.core.classmap import DISTANCE_COLOUR_STOPS, RAW_MIN_HU
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks
+from viewer.core.extraction import ClassMasks, dilate6
 from viewer.core.lesion import Branch, EntryPoint, Lesion, distance_to_bone_mm
 from viewer.core.measure import Angle, Measurement, Ruler
 from viewer.core.transfer import TransferFunction
@@ -83,13 +83,18 @@ def keyhole_air(volume: Volume, lesion: Lesion, render_bone: np.ndarray, removed
 VESSEL_RAMP_HU = 40.0
 
 
-def vessel_voxels(inner: np.ndarray, tf: TransferFunction) -> np.ndarray:
+def vessel_voxels(inner: np.ndarray, tf: TransferFunction, masks: ClassMasks | None = None) -> np.ndarray:
     """bool: the voxels of the class-encoded ``inner`` drawn in the vessel colour (raw
     codes in ``tf.vessel_window_hu`` widened by its ramps; bone, hidden and removed
-    voxels have other codes)."""
+    voxels have other codes) -- and, where the masks hold a vessel class (the real-CT
+    separation), only those within one voxel of it: on a real scan the window also
+    holds enhancing organs (heart, liver, kidneys), which are no vessels to colour."""
     lo_hu, hi_hu = (float(v) for v in tf.vessel_window_hu)
     lo_hu = max(lo_hu - VESSEL_RAMP_HU, float(RAW_MIN_HU) + 1.0)
-    return np.asarray((inner > lo_hu) & (inner < min(hi_hu + VESSEL_RAMP_HU, float(tf.bone_threshold_hu))))
+    out = (inner > lo_hu) & (inner < min(hi_hu + VESSEL_RAMP_HU, float(tf.bone_threshold_hu)))
+    if masks is not None and masks.vessel is not None:
+        out &= dilate6(np.asarray(masks.vessel, dtype=bool))
+    return np.asarray(out)
 
 
 def vessel_iso_hu(tf: TransferFunction) -> float:
@@ -98,15 +103,31 @@ def vessel_iso_hu(tf: TransferFunction) -> float:
 
 
 #: Most triangles the distance-coloured vessel mesh keeps (more are decimated away):
-#: llvmpipe draws ~1 M triangles/s on 2 cores, so 60 k cost ~0.03 s a frame.
-VESSEL_MESH_MAX_TRIANGLES = 60_000
+#: llvmpipe draws ~1 M triangles/s on 2 cores (frame cost in docs/benchmarks.md).
+VESSEL_MESH_MAX_TRIANGLES = 100_000
 
 
-def vessel_surface(volume: Volume, vessel: np.ndarray, iso_hu: float) -> object:
+def _max_pool(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
+    """Block maximum of ``a`` ``(nz, ny, nx)`` over ``f`` = (fz, fy, fx) blocks (edge
+    blocks padded with the array's minimum)."""
+    if f == (1, 1, 1):
+        return a
+    pad = [(0, (-n) % k) for n, k in zip(a.shape, f, strict=True)]
+    p = np.pad(a, pad, constant_values=a.min())
+    nz, ny, nx = (n // k for n, k in zip(p.shape, f, strict=True))
+    return np.asarray(p.reshape(nz, f[0], ny, f[1], nx, f[2]).max(axis=(1, 3, 5)))
+
+
+def vessel_surface(
+    volume: Volume, vessel: np.ndarray, iso_hu: float, max_triangles: int = VESSEL_MESH_MAX_TRIANGLES
+) -> object:
     """Smooth surface (vtkPolyData, LPS mm, with normals) of the vessel voxels: the
     ``iso_hu`` iso-surface of the HU, with every non-vessel voxel capped just below the
     iso (so no surface forms round bone or plaque that touches a vessel). Flying edges
-    on the vessels' bounding box; decimated to :data:`VESSEL_MESH_MAX_TRIANGLES`."""
+    on the vessels' bounding box. A surface much larger than ``max_triangles`` is made
+    on a coarser grid (block maximum: thin vessels survive, a little fatter) rather
+    than decimated hard (decimating ~90 % away left shards on a real CTA); the rest is
+    decimated to ``max_triangles``."""
     from vtkmodules.util.numpy_support import numpy_to_vtk
     from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
     from vtkmodules.vtkCommonTransforms import vtkTransform
@@ -123,9 +144,22 @@ def vessel_surface(volume: Volume, vessel: np.ndarray, iso_hu: float) -> object:
     iso = float(iso_hu)
     field = np.minimum(volume.hu[win], np.int16(np.floor(iso) - 1))
     np.copyto(field, volume.hu[win], where=vessel[win])
+    # Flying edges makes about 2 triangles per boundary voxel face; estimate from the
+    # vessel voxels' faces against non-vessel voxels along each axis.
+    sub = vessel[win]
+    faces = sum(int(np.count_nonzero(np.diff(sub, axis=ax))) for ax in range(3))
+    sx, sy, sz = volume.spacing_mm
+    f = (1, 1, 1)
+    if 2 * faces > 2.5 * max_triangles:
+        grid = min(sx, sy, sz) * float(np.sqrt(2 * faces / max_triangles))
+        f = tuple(max(1, int(round(grid / sp))) for sp in (sz, sy, sx))  # type: ignore[assignment]
+        field = _max_pool(field, f)
+    m = np.eye(4)
+    m[:3, :3] = np.diag([f[2], f[1], f[0]]).astype(float)
+    # Pooled voxel (i', j', k') is centred at original index i0 + fx*i' + (fx-1)/2 ...
+    m[:3, 3] = (i0 + (f[2] - 1) / 2.0, j0 + (f[1] - 1) / 2.0, k0 + (f[0] - 1) / 2.0)
     img = vtkImageData()
-    img.SetDimensions(i1 - i0, j1 - j0, k1 - k0)
-    img.SetOrigin(float(i0), float(j0), float(k0))  # index space; the transform places it
+    img.SetDimensions(field.shape[2], field.shape[1], field.shape[0])
     img.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(field).reshape(-1), deep=True))
     fe = vtkFlyingEdges3D()
     fe.SetInputData(img)
@@ -134,17 +168,17 @@ def vessel_surface(volume: Volume, vessel: np.ndarray, iso_hu: float) -> object:
     fe.ComputeGradientsOff()
     fe.ComputeScalarsOff()
     tr = vtkTransform()
-    tr.SetMatrix([float(v) for v in np.asarray(volume.ijk_to_lps, dtype=np.float64).reshape(-1)])
+    tr.SetMatrix([float(v) for v in (np.asarray(volume.ijk_to_lps, dtype=np.float64) @ m).reshape(-1)])
     place = vtkTransformFilter()
     place.SetTransform(tr)
     place.SetInputConnection(fe.GetOutputPort())
     place.Update()
     mesh = place.GetOutput()
     n = mesh.GetNumberOfPolys()
-    if n > VESSEL_MESH_MAX_TRIANGLES:
+    if n > max_triangles:
         dec = vtkDecimatePro()
         dec.SetInputData(mesh)
-        dec.SetTargetReduction(1.0 - VESSEL_MESH_MAX_TRIANGLES / n)
+        dec.SetTargetReduction(1.0 - max_triangles / n)
         dec.PreserveTopologyOff()
         dec.BoundaryVertexDeletionOn()
         dec.Update()

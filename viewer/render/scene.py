@@ -618,7 +618,7 @@ class Scene:
             encode_classes(v.hu, bone, out=inner, hidden_mask=hidden, air_mask=air)
             if self._colouring_in_use()[0] != "off":
                 # The vessels become a distance-coloured mesh and leave the volume.
-                vessel = vessel_voxels(inner, self._tf)
+                vessel = vessel_voxels(inner, self._tf, masks)
                 vm = self._vessel_mesh
                 mesh_key = (id(masks), tuple(self._tf.vessel_window_hu))
                 if vm.mesh_key != mesh_key:

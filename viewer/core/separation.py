@@ -441,6 +441,24 @@ def _pool_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
+def _cell_means(a: np.ndarray, f: tuple[int, int, int], cells: np.ndarray) -> np.ndarray:
+    """``_pool_mean(a, f)[cells]`` (float32, C order) computed at those cells only: a few
+    gathers per cell instead of pooling the whole box."""
+    cz, cy, cx = np.nonzero(cells)
+    acc = np.zeros(cz.size, dtype=np.float64 if a.dtype.kind == "f" else np.int64)
+    cnt = np.zeros(cz.size, dtype=np.int32)
+    for i in range(f[0]):
+        z = cz * f[0] + i
+        for j in range(f[1]):
+            y = cy * f[1] + j
+            for k in range(f[2]):
+                x = cx * f[2] + k
+                ok = (z < a.shape[0]) & (y < a.shape[1]) & (x < a.shape[2])
+                acc[ok] += a[z[ok], y[ok], x[ok]]
+                cnt += ok
+    return acc.astype(np.float32) / cnt.astype(np.float32)
+
+
 def _bbox(mask: np.ndarray, margin: int | tuple[int, int, int] = 0) -> tuple[slice, slice, slice] | None:
     m = (margin,) * 3 if isinstance(margin, int) else margin
     out = []
@@ -795,11 +813,10 @@ def bone_object(
     # A large enclosed space of soft-tissue density is not marrow: the brain in the
     # skull, pelvic organs inside the pelvic ring. Vessels there must stay vessels.
     if enclosed_c.any():
-        hu_c = _pool_mean(hu[box], f)
         elab = cc3d.connected_components(enclosed_c, connectivity=6)
         # Per piece, over the enclosed cells only (label 0 is never used below).
         el = elab[enclosed_c]
-        hv_e = hu_c[enclosed_c]
+        hv_e = _cell_means(hu[box], f, enclosed_c)
         n_e = np.bincount(el, minlength=int(elab.max()) + 1)
         s_e = np.bincount(el, weights=hv_e, minlength=n_e.size)
         mean_e = s_e / np.maximum(n_e, 1)
@@ -815,20 +832,30 @@ def bone_object(
     # Cells the closing added that border the enclosed space: the bridges over gaps.
     bridge_c = closed & ~solid & dilate6(enclosed_c)
     inner_c = enclosed_c | bridge_c
-    inner = upsample(inner_c, f, big.shape)
     # Mixed cells (part cortex) next to the enclosed space: their non-cortex voxels lie
     # between the cortex and the cavity (endosteal surface) -- bone too.
-    mixed_inner = upsample(solid & dilate6(enclosed_c), f, big.shape) & ~big
-    b = big | inner
-    mb = _bbox(mixed_inner, 1)
-    if mb is not None:
-        # only the voxels that touch the cavity side, not the outer surface (in the
-        # mixed voxels' box grown by one: the neighbours they need are in it).
-        bi, ii, mi = big[mb], inner[mb], mixed_inner[mb]
-        b[mb] |= mi & dilate6(ii & ~bi) & ~dilate6(~(bi | ii | mi))
-    if body is not None:
-        b &= body[box]
-    bone[box] = b
+    mixed_c = solid & dilate6(enclosed_c)
+    out_b = bone[box]
+    body_b = body[box] if body is not None else None
+    n0 = big.shape[0]
+
+    def work(z0: int, z1: int) -> None:
+        # The slab and one slice each side (the neighbours the one-voxel tests need),
+        # upsampled from the coarse cells here: no whole-box upsampled copies.
+        h0, h1 = max(0, z0 - 1), min(n0, z1 + 1)
+        sb = (slice(h0, h1), slice(0, big.shape[1]), slice(0, big.shape[2]))
+        bi = big[h0:h1]
+        ii = upsample_box(inner_c, f, sb)
+        mi = upsample_box(mixed_c, f, sb) & ~bi
+        b = bi | ii
+        # only the mixed voxels that touch the cavity side, not the outer surface.
+        b |= mi & dilate6(ii & ~bi) & ~dilate6(~(bi | ii | mi))
+        r = b[z0 - h0 : z1 - h0]
+        if body_b is not None:
+            r &= body_b[z0:z1]
+        out_b[z0:z1] = r
+
+    _run_slabs(work, big.shape)
     return _BoneObject(bone, small)
 
 
@@ -1320,24 +1347,30 @@ def _prepare(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: 
     return prep, hu_c
 
 
-def _embed(part: np.ndarray, crop: tuple[slice, slice, slice], shape: tuple[int, ...], fill: object) -> np.ndarray:
-    """``part`` placed at ``crop`` in a new array of ``shape`` filled with ``fill``."""
-    out = np.zeros(shape, dtype=part.dtype) if not fill else np.full(shape, fill, dtype=part.dtype)
-    out[crop] = part
-    return out
-
-
 def compose_labels(
     bone: np.ndarray,
     calcification: np.ndarray,
     vessel: np.ndarray | None,
     uncertain: np.ndarray | None,
     body: np.ndarray | None,
+    shape: tuple[int, ...] | None = None,
+    crop: tuple[slice, slice, slice] | None = None,
 ) -> np.ndarray:
     """The label volume (codes of :data:`LABELS`) from the class masks, in one slab pass:
     bone over calcification over uncertain over vessel; outside ``body`` (when given)
-    everything is removed."""
-    labels = np.empty(bone.shape, dtype=np.uint8)
+    everything is removed. With ``shape`` and ``crop`` the masks are the part ``crop``
+    of a volume of ``shape`` (all slices: the crop is in-plane), outside which every
+    voxel is removed."""
+    full = np.empty(shape if shape is not None else bone.shape, dtype=np.uint8)
+    labels = full
+    if crop is not None:
+        # outside the crop: removed (the slabs of the crop are written below)
+        labels = full[crop]
+        y, x = crop[1], crop[2]
+        full[:, : y.start] = REMOVED
+        full[:, y.stop :] = REMOVED
+        full[:, y, : x.start] = REMOVED
+        full[:, y, x.stop :] = REMOVED
 
     def work(z0: int, z1: int) -> None:
         out = labels[z0:z1]
@@ -1349,7 +1382,7 @@ def compose_labels(
             np.copyto(out, REMOVED, where=~body[z0:z1])
 
     _run_slabs(work, bone.shape)
-    return labels
+    return full
 
 
 def split_labels(
@@ -1534,22 +1567,14 @@ def separate(
         if box is not None:
             d = dense[box]
             lab = cc3d.connected_components(d, connectivity=26)
-            # Per piece from the dense voxels' coordinates (no whole-box gathers).
-            zz, yy, xx = np.nonzero(d)
-            pl = lab[zz, yy, xx]
-            counts = np.bincount(pl, minlength=int(lab.max()) + 1)
-            counts[0] = 0
-            zz += box[0].start
-            yy += box[1].start
-            xx += box[2].start
+            counts = _counts(lab, d)
             # Bone has some mineral over 300 HU; an enhancing organ or a venous-phase
             # aorta (150-200 HU) has none, and is not bone.
-            bright = np.bincount(pl[hu[zz, yy, xx] >= 300], minlength=counts.size)
+            bright = np.bincount(lab[voxelwise(lambda q, h: q & (h >= 300), d, hu[box])], minlength=counts.size)
             ok = (counts * vox >= MIN_BONE_MM3_NO_CONTRAST) & (bright >= 3)
             ok[0] = False
-            sel = ok[pl]
-            bone[zz[sel], yy[sel], xx[sel]] = True
-            del lab, zz, yy, xx, pl, sel
+            bone[box] |= _select(ok, lab, d)
+            del lab
         del dense
         # The rim over the window's low end goes with the bone (no red fringe).
         allowed = voxelwise(lambda h, b: (h >= lo) & b, hu, body)
@@ -1563,12 +1588,12 @@ def separate(
             f"contrast (largest lumen-like piece {lumen.largest_mm3:.0f} mm^3, a contrast-filled "
             f"artery gives {CONTRAST_MIN_MM3:.0f} or more); the vessel class is empty"
         )
-    labels = compose_labels(bone, calc, vessel, uncertain, body if remove_table else None)
+    labels = compose_labels(bone, calc, vessel, uncertain, body if remove_table else None, full_shape, crop)
     del bone, calc, vessel, uncertain
     body_full = body
     if crop is not None:
-        labels = _embed(labels, crop, full_shape, REMOVED)
-        body_full = _embed(body, crop, full_shape, False)
+        body_full = np.zeros(full_shape, dtype=bool)
+        body_full[crop] = body
     t["vessel_s"] = time.perf_counter() - t3
     t["total_s"] = time.perf_counter() - t0
     report(progress, 1.0, "separation: done")

@@ -1,0 +1,167 @@
+"""The separation's fast paths (issue 8's speed target) give the answers of the plain
+whole-volume operations they replace: slab-wise threaded morphology, gather
+upsampling, block means, strided samples, label compose/split in a crop, the body's
+crop and the per-volume cache of the threshold-independent stages.
+
+Volumes here are larger than ``_PARALLEL_VOXELS`` where the threaded path matters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from viewer.core import separation as S
+
+WINDOW = (170.0, 600.0)
+CROSS = ndi.generate_binary_structure(3, 1)
+
+
+@pytest.fixture(scope="module")
+def big_mask() -> np.ndarray:
+    # 3.2 M voxels: above _PARALLEL_VOXELS, several slabs on the thread pool
+    rng = np.random.default_rng(0)
+    return ndi.binary_opening(rng.random((50, 256, 250)) > 0.55)
+
+
+def _axes_structure(axes: tuple[int, ...]) -> np.ndarray:
+    st = np.zeros((3, 3, 3), dtype=bool)
+    st[1, 1, 1] = True
+    for ax in axes:
+        idx = [1, 1, 1]
+        for v in (0, 2):
+            idx[ax] = v
+            st[tuple(idx)] = True
+    return st
+
+
+@pytest.mark.parametrize("axes", [(0, 1, 2), (1, 2), (0,), (2,)])
+def test_dilate6_and_erode6_match_scipy(big_mask: np.ndarray, axes: tuple[int, ...]) -> None:
+    assert big_mask.size > S._PARALLEL_VOXELS
+    st = _axes_structure(axes)
+    assert np.array_equal(S.dilate6(big_mask, axes), ndi.binary_dilation(big_mask, st))
+    # the array's sides do not erode (as ~dilate(~a))
+    assert np.array_equal(S.erode6(big_mask, axes), ndi.binary_erosion(big_mask, st, border_value=1))
+
+
+def test_fused_dilation_within_without(big_mask: np.ndarray) -> None:
+    rng = np.random.default_rng(1)
+    within = rng.random(big_mask.shape) > 0.3
+    without = rng.random(big_mask.shape) > 0.8
+    want = ndi.binary_dilation(big_mask, CROSS) & within & ~without
+    assert np.array_equal(S.dilate6(big_mask, within=within, without=without), want)
+
+
+def test_box_erode_matches_scipy(big_mask: np.ndarray) -> None:
+    r = (1, 2, 3)
+    st = np.ones(tuple(2 * k + 1 for k in r), dtype=bool)
+    assert np.array_equal(S._box_dilate(big_mask, r), ndi.binary_dilation(big_mask, st))
+    assert np.array_equal(S._box_erode(big_mask, r), ndi.binary_erosion(big_mask, st, border_value=1))
+
+
+@pytest.mark.parametrize("f", [(1, 3, 3), (2, 2, 2), (3, 1, 2)])
+def test_upsample_and_upsample_box_repeat_cells(f: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(2)
+    shape = (31, 40, 47)
+    coarse = rng.random(tuple(-(-n // k) for n, k in zip(shape, f, strict=True))) > 0.5
+    want = coarse.repeat(f[0], 0).repeat(f[1], 1).repeat(f[2], 2)[: shape[0], : shape[1], : shape[2]]
+    assert np.array_equal(S.upsample(coarse, f, shape), want)
+    box = (slice(3, 29), slice(7, 40), slice(0, 11))
+    assert np.array_equal(S.upsample_box(coarse, f, box), want[box])
+    # a coarse grid one cell short repeats its last cell
+    short = coarse[:-1]
+    got = S.upsample(short, f, shape)
+    assert np.array_equal(got[-1], got[(short.shape[0] * f[0]) - 1])
+
+
+def test_block_means_exact_and_at_cells() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.integers(-1024, 3000, (21, 30, 35)).astype(np.int16)
+    f = (2, 3, 2)
+    want = np.zeros(tuple(-(-n // k) for n, k in zip(a.shape, f, strict=True)), dtype=np.float64)
+    for idx in np.ndindex(want.shape):
+        block = a[tuple(slice(i * k, (i + 1) * k) for i, k in zip(idx, f, strict=True))]
+        want[idx] = block.mean()
+    got = S._pool_mean(a, f)
+    assert got.dtype == np.float32
+    assert np.allclose(got, want, atol=1e-3)
+    cells = rng.random(want.shape) > 0.6
+    assert np.array_equal(S._cell_means(a, f, cells), got[cells])
+
+
+def test_strided_nonzero_is_flatnonzero_strided(big_mask: np.ndarray) -> None:
+    idx = np.flatnonzero(big_mask)
+    for m in (1000, 77_777, idx.size + 1):
+        want = idx[:: idx.size // m + 1] if idx.size > m else idx
+        assert np.array_equal(S.strided_nonzero(big_mask, m), want)
+
+
+def test_compose_and_split_labels_in_a_crop() -> None:
+    rng = np.random.default_rng(4)
+    shape = (12, 40, 50)
+    crop = (slice(0, 12), slice(5, 31), slice(9, 44))
+    part = tuple(s.stop - s.start for s in crop)
+    bone, calc, vessel, unc, body = (rng.random(part) > p for p in (0.7, 0.9, 0.8, 0.9, 0.2))
+    labels = S.compose_labels(bone, calc, vessel, unc, body, shape, crop)
+    want = np.full(shape, S.REMOVED, dtype=np.uint8)
+    w = np.zeros(part, dtype=np.uint8)
+    w[vessel] = S.VESSEL
+    w[unc] = S.UNCERTAIN
+    w[calc] = S.CALCIFICATION
+    w[bone] = S.BONE
+    w[~body] = S.REMOVED
+    want[crop] = w
+    assert np.array_equal(labels, want)
+    codes = (S.BONE, S.VESSEL, S.NONE)
+    for got, c in zip(S.split_labels(labels, codes, crop), codes, strict=True):
+        inside = np.zeros(shape, dtype=bool)
+        inside[crop] = True
+        assert np.array_equal(got, (labels == c) & inside)
+
+
+@pytest.fixture(scope="module")
+def small_phantom():  # type: ignore[no-untyped-def]
+    from viewer.phantom import generate
+
+    return generate("small").volume
+
+
+def test_crop_changes_no_label(small_phantom, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    v = small_phantom
+    monkeypatch.setattr(S, "CROP_MIN_SAVING", -1.0)  # always crop
+    cropped = S.separate(v.hu, v.spacing_mm, WINDOW, 650.0)
+    assert cropped.crop is not None
+    monkeypatch.setattr(S, "CROP_MIN_SAVING", 2.0)  # never crop
+    S._PREP_CACHE.clear()
+    whole = S.separate(v.hu, v.spacing_mm, WINDOW, 650.0)
+    assert whole.crop is None
+    assert np.array_equal(cropped.labels, whole.labels)
+    assert np.array_equal(cropped.body, whole.body)
+    assert cropped.thresholds == whole.thresholds
+
+
+def test_threshold_change_reuses_the_body_and_matches_a_fresh_run(small_phantom) -> None:  # type: ignore[no-untyped-def]
+    v = small_phantom
+    S._PREP_CACHE.clear()
+    first = S.separate(v.hu, v.spacing_mm, WINDOW, 650.0)
+    assert "cached_body" not in first.timings_s
+    again = S.separate(v.hu, v.spacing_mm, WINDOW, 700.0)
+    assert again.timings_s.get("cached_body") == 1.0
+    S._PREP_CACHE.clear()
+    fresh = S.separate(v.hu, v.spacing_mm, WINDOW, 700.0)
+    assert "cached_body" not in fresh.timings_s
+    assert np.array_equal(again.labels, fresh.labels)
+    assert again.thresholds == fresh.thresholds
+
+
+def test_cache_does_not_serve_another_volume_or_setting(small_phantom) -> None:  # type: ignore[no-untyped-def]
+    v = small_phantom
+    S._PREP_CACHE.clear()
+    S.separate(v.hu, v.spacing_mm, WINDOW, 650.0)
+    other = v.hu.copy()
+    other[other > 0] += 40  # another volume (another buffer, other voxels)
+    assert "cached_body" not in S.separate(other, v.spacing_mm, WINDOW, 650.0).timings_s
+    assert "cached_body" not in S.separate(other, v.spacing_mm, WINDOW, 650.0, remove_table=False).timings_s
+    spacing = tuple(s * 1.5 for s in v.spacing_mm)
+    assert "cached_body" not in S.separate(other, spacing, WINDOW, 650.0, remove_table=False).timings_s

@@ -27,8 +27,8 @@ import time
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkCommand
@@ -306,7 +306,13 @@ class View3DWidget(QWidget):
         )
 
     def _on_planning_field(self, setter_name: str, value: Any) -> None:
-        getattr(self.scene, setter_name)(value)
+        # The scene re-encodes the volume for the keyhole and the distance colouring
+        # on this thread (seconds on a 360x224x380 scan, docs/benchmarks.md): show it.
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            getattr(self.scene, setter_name)(value)
+        finally:
+            QApplication.restoreOverrideCursor()
         self.request_render()
 
     def _on_analysis_changed(self, analysis: Any) -> None:

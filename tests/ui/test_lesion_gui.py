@@ -174,6 +174,8 @@ def test_lesion_from_the_phantom_legend(window: MainWindow, qtbot, small_phantom
     w = window
     w.state.lesion = None
     assert w.lesion_panel.legend_button.isEnabled()
+    # The legend was kept when the phantom was generated: no second generation.
+    assert w.lesion_controller.cached_landmarks(w.state.volume) is not None
     qtbot.mouseClick(w.lesion_panel.legend_button, Qt.MouseButton.LeftButton)
     expected = lesion_from_phantom(small_phantom.landmarks)
     qtbot.waitUntil(lambda: w.state.lesion is not None, timeout=LOAD_TIMEOUT_MS)

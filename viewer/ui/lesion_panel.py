@@ -159,6 +159,11 @@ class LesionController(QObject):
         md = volume.metadata
         return (md.get("phantom_size"), md.get("phantom_seed"), md.get("phantom_clean"), md.get("patient_position"))
 
+    def remember_landmarks(self, volume: Volume, landmarks: Mapping[str, Any]) -> None:
+        """Keep the legend of a phantom just generated (callable from the load worker:
+        one dict assignment), so the legend shortcut need not generate it again."""
+        self._landmarks[self._landmark_key(volume)] = landmarks
+
     def cached_landmarks(self, volume: Volume) -> Mapping[str, Any] | None:
         return self._landmarks.get(self._landmark_key(volume)) if is_phantom(volume) else None
 

@@ -575,7 +575,9 @@ class MainWindow(QMainWindow):
                     except FutureTimeout:
                         progress(0.1, "generating the phantom")
             else:
-                vol = phantom.generate(size=size, progress=lambda f, m: progress(0.8 * f, m)).volume
+                ph = phantom.generate(size=size, progress=lambda f, m: progress(0.8 * f, m))
+                vol = ph.volume
+                self.lesion_controller.remember_landmarks(vol, ph.landmarks)  # the legend, without regenerating
             return _finish_volume(vol, mask_key, progress)
 
         source = {"kind": "phantom", "size": size}

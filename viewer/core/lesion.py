@@ -474,6 +474,10 @@ ENTER_MM = 2.5
 APPROACH_MM = 3.0
 APPROACH_SLOPE = 0.3
 
+#: The analysis box is the vessel voxels' bounding box grown by this (mm): every bone
+#: voxel the entry tests can reach (TOUCH_MM + APPROACH_MM + ENTER_MM) lies inside it.
+PAD_MM = TOUCH_MM + APPROACH_MM + ENTER_MM + 1.0
+
 #: How far (mm, along the skeleton) the nearest named artery is looked for from an entry.
 FEEDER_SEARCH_MM = 60.0
 
@@ -849,23 +853,34 @@ def analyse_lesion(
         return _empty(lesion, f"No contrast: {reason}", {"total_s": time.perf_counter() - t0})
     report(progress, 0.0, "lesion: vessels in the region")
     window = lesion.ijk_slices(volume, MARGIN_MM)
+    sx, sy, sz = volume.spacing_mm
+    vessel = _clean_vessels(_vessel_voxels(volume, masks, window), sx * sy * sz)
+    spacing_zyx = (sz, sy, sx)
+    idx = np.argwhere(vessel)
+    origin = np.array([window[2].start, window[1].start, window[0].start], dtype=np.float64)
+    n_inside = int(lesion.contains_lps(volume.lps_of_ijk(idx[:, ::-1] + origin)).sum()) if len(idx) else 0
+    lumen_ml = n_inside * sx * sy * sz / 1000.0
+    if n_inside == 0:
+        timings["total_s"] = timings["crop_s"] = time.perf_counter() - t0
+        return _empty(lesion, _no_vessel_message(lesion), timings)
+    # From here on only the box around the vessel voxels, grown by as far as the entry
+    # tests look for bone (PAD_MM): the distance transforms cost per voxel of the box,
+    # and most of a 60 mm sphere's crop holds no vessel.
+    pad = [int(math.ceil(PAD_MM / h)) for h in spacing_zyx]
+    lo_kji = np.maximum(idx.min(axis=0) - pad, 0)
+    hi_kji = np.minimum(idx.max(axis=0) + 1 + np.asarray(pad), vessel.shape)
+    local = tuple(slice(int(a), int(b)) for a, b in zip(lo_kji, hi_kji, strict=True))
+    vessel = vessel[local]
+    window = tuple(slice(w.start + b.start, w.start + b.stop) for w, b in zip(window, local, strict=True))  # type: ignore[assignment]
     sk_, sj_, si_ = window
     off = np.array([si_.start, sj_.start, sk_.start], dtype=np.float64)
     shape = (sk_.stop - sk_.start, sj_.stop - sj_.start, si_.stop - si_.start)
     bone = np.asarray(masks.bone[window], dtype=bool)
-    sx, sy, sz = volume.spacing_mm
-    vessel = _clean_vessels(_vessel_voxels(volume, masks, window), sx * sy * sz)
-    spacing_zyx = (sz, sy, sx)
 
     def to_lps(idx_zyx: np.ndarray) -> np.ndarray:
         return volume.lps_of_ijk(np.asarray(idx_zyx, dtype=np.float64)[:, ::-1] + off)
 
-    n_inside = int(lesion.contains_lps(to_lps(np.argwhere(vessel))).sum())
-    lumen_ml = n_inside * sx * sy * sz / 1000.0
     timings["crop_s"] = time.perf_counter() - t0
-    if n_inside == 0:
-        timings["total_s"] = time.perf_counter() - t0
-        return _empty(lesion, _no_vessel_message(lesion), timings)
 
     report(progress, 0.1, "lesion: distance transforms")
     t = time.perf_counter()

@@ -258,6 +258,8 @@ def test_analyse_fills_tables_and_draws_markers(window: MainWindow, qtbot, small
     # Hiding the entry points takes them out of the 3D view.
     w.lesion_panel.entry_check.setChecked(False)
     assert w.scene.lesion_overlay.entry_points == ()
+    v.repaint()
+    assert v.drawn_entry_numbers == []
     w.lesion_panel.entry_check.setChecked(True)
     assert w.scene.lesion_overlay.entry_points == a.entry_points
     # A branch row moves the crosshair onto its centreline.

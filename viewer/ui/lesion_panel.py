@@ -659,6 +659,13 @@ def install_lesion_planning(window: Any) -> LesionPanel:
     view.point_picked.connect(tools.point)
     view.pick_missed.connect(lambda: status("Nothing under the mouse in the 3D view: click on bone or a vessel"))
     panel.overlays_changed.connect(view.set_planning_overlays)
+
+    def slice_markers(show_entry_points: bool, _centrelines: bool) -> None:
+        for v in window.slice_views.values():
+            v.show_entry_points = show_entry_points
+            v.update()
+
+    panel.overlays_changed.connect(slice_markers)
     tools.message.connect(status)
     tools.message.connect(panel.message_label.setText)
     controller.message.connect(status)

@@ -91,6 +91,8 @@ class SliceViewWidget(QWidget):
         self.tools: PointerTools | None = None
         self._tool_press: tuple[QPointF, tuple[float, float, float]] | None = None
         self._tool_drag: QPointF | None = None
+        #: Whether the analysis' entry points are drawn (the lesion panel's check box).
+        self.show_entry_points = True
         #: Numbers of the entry points drawn in the last paint (for tests, status).
         self.drawn_entry_numbers: list[int] = []
         #: How many measurements the last paint drew (projected or in plane).
@@ -309,7 +311,7 @@ class SliceViewWidget(QWidget):
     def _paint_entry_points(self, p: QPainter) -> None:
         self.drawn_entry_numbers = []
         analysis = self.state.lesion_analysis
-        if analysis is None:
+        if analysis is None or not self.show_entry_points:
             return
         for ep in analysis.entry_points:
             if abs(self._depth_mm(ep.lps_mm)) > MARKER_DEPTH_MM:

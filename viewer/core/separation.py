@@ -441,6 +441,12 @@ def _pool_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
+def _cell_labels(lab_c: np.ndarray, f: tuple[int, int, int], mask: np.ndarray) -> np.ndarray:
+    """``upsample(lab_c, f, mask.shape)[mask]`` (C order) without the upsampled image."""
+    cells = tuple(np.minimum(q // k, m - 1) for q, k, m in zip(np.nonzero(mask), f, lab_c.shape, strict=True))
+    return lab_c[cells]
+
+
 def _cell_means(a: np.ndarray, f: tuple[int, int, int], cells: np.ndarray) -> np.ndarray:
     """``_pool_mean(a, f)[cells]`` (float32, C order) computed at those cells only: a few
     gathers per cell instead of pooling the whole box."""
@@ -1179,20 +1185,24 @@ def thick_cancellous(
         zone_c = _box_dilate(zone_c, (min(1, a[0]), 1, 1)) & (grow_c | core)
     lab_c = cc3d.connected_components(zone_c, connectivity=26)
     n = int(lab_c.max()) + 1
-    lab = upsample(lab_c, f, c.shape)
-    lab[~c] = 0
+    # A voxel's part is its cell's label where it is in the window (0 elsewhere): read
+    # at the voxels that need it (_cell_labels), no full-grid label image.
     hb = np.ascontiguousarray(hu[box])
-    zone_all = lab > 0
+    zone_all = upsample(lab_c > 0, f, c.shape)
+    zone_all &= c
     # Edge layer (two voxels) vs interior: cortex is brighter than what it holds; a
     # lumen's edge is darker than its middle (partial volume with the wall).
     inner = erode6(erode6(zone_all))
     edge = zone_all & ~inner
     deep = erode6(inner)
-    hv = hb.astype(np.float32)
-    n_edge = np.bincount(lab[edge], minlength=n)
-    m_edge = np.bincount(lab[edge], weights=hv[edge], minlength=n) / np.maximum(n_edge, 1)
-    n_deep = np.bincount(lab[deep], minlength=n)
-    m_deep = np.bincount(lab[deep], weights=hv[deep], minlength=n) / np.maximum(n_deep, 1)
+    l_edge = _cell_labels(lab_c, f, edge)
+    n_edge = np.bincount(l_edge, minlength=n)
+    m_edge = np.bincount(l_edge, weights=hb[edge], minlength=n) / np.maximum(n_edge, 1)
+    del l_edge
+    l_deep = _cell_labels(lab_c, f, deep)
+    n_deep = np.bincount(l_deep, minlength=n)
+    m_deep = np.bincount(l_deep, weights=hb[deep], minlength=n) / np.maximum(n_deep, 1)
+    del l_deep, inner, edge
     bright_edge = (n_deep > 0) & (m_edge - m_deep >= max(BONE_EDGE_CONTRAST_HU, 3.0 * noise_hu))
     # Texture in the interior (sampled): trabecular bone's spread is several x noise.
     dl = deep.copy()
@@ -1204,7 +1214,12 @@ def thick_cancellous(
     if idx.size:
         idx = idx[:: max(1, idx.size // 200_000)]
         sd = _local_sd_at(hb, idx)
-        pl = lab.reshape(-1)[idx]
+        pl = lab_c[
+            tuple(
+                np.minimum(q // k, m - 1)
+                for q, k, m in zip(np.unravel_index(idx, c.shape), f, lab_c.shape, strict=True)
+            )
+        ]
         tex = sd >= LUMEN_SD_FACTOR * max(noise_hu, 12.5)
         textured_share = np.bincount(pl, weights=tex, minlength=n) / np.maximum(np.bincount(pl, minlength=n), 1)
     # The lumen level from homogeneous lumen cores *outside* the thick parts (vessels,
@@ -1228,10 +1243,7 @@ def thick_cancellous(
         hit[0] = False
         near = near | hit[dl_lab]
     touches = np.zeros(n, dtype=bool)
-    touches[np.unique(lab[near & zone_all])] = True
-    # How much of the part's edge lies on the bone object itself (two voxels).
-    on_bone = edge & dilate6(dilate6(bone[box]))
-    np.bincount(lab[on_bone], minlength=n) / np.maximum(n_edge, 1)
+    touches[np.unique(_cell_labels(lab_c, f, near & zone_all))] = True
     if lumen_hu is None:
         darker = np.ones(n, dtype=bool)
     else:
@@ -1252,10 +1264,10 @@ def thick_cancellous(
     if not is_bone.any():
         return empty, lumen_hu if lumen_hu is not None else -1e9
     # The zone's cells hold cancellous voxels that noise took under the window too.
+    # (is_bone of a voxel's part is is_bone of its cell's label where it is in the window)
     zone_cells = upsample(is_bone[lab_c], f, c.shape)
-    zone = (is_bone[lab] & c) | (zone_cells & (hb >= ZONE_FLOOR_HU) & (hb <= hu_hi))
     out_b = np.zeros(hu.shape, dtype=bool)
-    out_b[box] = zone
+    voxelwise(lambda z, w, h: z & (w | ((h >= ZONE_FLOOR_HU) & (h <= hu_hi))), zone_cells, c, hb, out=out_b[box])
     return out_b, (lumen_hu if lumen_hu is not None else -1e9)
 
 

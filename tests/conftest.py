@@ -127,9 +127,10 @@ def _top_level_widgets(settle: bool = True) -> list[object]:
     app = QApplication.instance()
     if app is None:
         return []
+    # Only the deferred deletions, not every pending event (a queued render would cost
+    # a frame per test for nothing); twice, for what a deletion or collection releases.
     for _ in range(2 if settle else 0):
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        app.processEvents()
         gc.collect()
     return [w for w in QApplication.topLevelWidgets() if w.parentWidget() is None]
 

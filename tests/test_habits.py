@@ -104,3 +104,24 @@ def test_a_left_over_top_level_widget_fails_the_test(pytester: pytest.Pytester, 
     res.assert_outcomes(passed=4, errors=2)
     res.stdout.fnmatch_lines(["*leak check*1 top-level Qt widget(s)*QDialog 'forgotten'*"])
     res.stdout.fnmatch_lines(["*leak check*1 top-level Qt widget(s)*QWidget*"])
+
+
+LEAKY_FIXTURE = """
+import pytest
+from viewer.render.scene import Scene
+kept = []
+@pytest.fixture(scope="module")
+def shared():
+    s = Scene(offscreen=True)
+    kept.append(s)  # never closed by the fixture's teardown
+    yield s
+def test_uses_the_shared_scene(shared):
+    assert not shared.closed
+"""
+
+
+def test_a_fixture_that_never_closes_its_scene_fails_the_run(pytester: pytest.Pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    res = _run(pytester, monkeypatch, LEAKY_FIXTURE, ci=False)
+    # The test itself is not blamed (the scene was there before it); the run is.
+    res.assert_outcomes(passed=1, errors=1)
+    res.stdout.fnmatch_lines(["*leak check at the end of the run: 1 open Scene(s)*"])

@@ -314,8 +314,8 @@ def test_phantom_entry_points_are_the_nutrient_arteries(default_phantom_masks) -
     assert all(0.5 <= e.calibre_mm <= 2.5 for e in a.entry_points)
 
 
-@pytest.mark.parametrize("radius_mm", [25.0, 45.0, 60.0])
-def test_phantom_collateral_crossings_and_diameters(default_phantom_masks, radius_mm: float) -> None:
+@pytest.mark.parametrize(("radius_mm", "min_matched"), [(25.0, 1), (45.0, 10), (60.0, 15)])
+def test_phantom_collateral_crossings_and_diameters(default_phantom_masks, radius_mm: float, min_matched: int) -> None:
     """Issue 10: collateral branches crossing the sphere within +-1 of the truth's count
     (surface crossings of the ``collaterals`` centrelines), diameters within 0.5 mm of
     2 x ``vessel_radii_mm`` for every branch matched to a collateral (matching:
@@ -326,7 +326,7 @@ def test_phantom_collateral_crossings_and_diameters(default_phantom_masks, radiu
     s = score_against_truth(a, ph.landmarks)
     assert s.collateral_crossings_true >= 2
     assert abs(s.collateral_crossings_found - s.collateral_crossings_true) <= 1, s
-    assert len(s.diameter_errors_mm) >= 2
+    assert len(s.diameter_errors_mm) >= min_matched
     assert max(abs(e) for e in s.diameter_errors_mm) <= 0.5, s.diameter_errors_mm
     assert a.n_branches_crossing >= s.collateral_crossings_found
     # a branch crosses the radius exactly when one of its ends lies on the sphere

@@ -450,6 +450,10 @@ MERGE_MM = 3.0
 SPUR_RADII = 1.5
 SPUR_VOXELS = 2.0
 
+#: ... or one that sticks out of the parent's wall by less than this many of its own
+#: diameters (a wall bump is about as long as it is wide).
+SPUR_DIAMETERS = 2.0
+
 #: Spurs are pruned again after each round (pruning joins paths and uncovers new
 #: spurs) up to this many times; the phantom's skeleton settles in 2-3 rounds, a real
 #: aorta (28 mm wide) keeps giving spurs for longer.
@@ -551,6 +555,22 @@ def _summarize(sk: Any) -> Any:
         return skan.summarize(sk, separator="_")
 
 
+def _stubby(sk: Any, path: int, junction: int, r_junction_mm: float, length_mm: float, radius_mm: np.ndarray) -> bool:
+    """True when the spur ``path`` sticks out of its parent's wall by less than
+    SPUR_DIAMETERS of its own diameters (its mean diameter beyond the parent's radius
+    from the junction): a bump of the wall, not a branch."""
+    ids = np.asarray(sk.path(path))
+    if int(ids[0]) != junction:
+        ids = ids[::-1]
+    pts = np.asarray(sk.coordinates[ids], dtype=np.float64) * np.asarray(sk.spacing)
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    outside = along > r_junction_mm
+    if not outside.any():
+        return True
+    own_diameter = 2.0 * float(radius_mm[tuple(np.round(sk.coordinates[ids[outside]]).astype(int).T)].mean())
+    return length_mm - r_junction_mm < SPUR_DIAMETERS * own_diameter
+
+
 def _skeleton(vessel: np.ndarray, radius_mm: np.ndarray, spacing_zyx: tuple[float, float, float]) -> Any:
     """skan Skeleton of the vessel mask, spurs and specks pruned (see SPUR_RADII)."""
     import skan
@@ -571,6 +591,8 @@ def _skeleton(vessel: np.ndarray, radius_mm: np.ndarray, spacing_zyx: tuple[floa
         junction = np.where(sk.degrees[src] > 1, src, dst)
         r_junction = radius_mm[tuple(np.round(sk.coordinates[junction]).astype(int).T)]
         spur = (kind == 1) & (length < np.maximum(SPUR_RADII * r_junction, min_spur_mm))
+        for n in np.nonzero((kind == 1) & ~spur)[0].tolist():
+            spur[n] = _stubby(sk, n, int(junction[n]), float(r_junction[n]), float(length[n]), radius_mm)
         speck = (kind == 0) & (length < MIN_ISOLATED_MM)
         drop = np.nonzero(spur | speck)[0]
         if drop.size == 0:

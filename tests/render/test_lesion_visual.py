@@ -21,7 +21,7 @@ from viewer.core.measure import Angle, Ruler
 from viewer.core.presets import default_preset
 from viewer.core.transfer import TransferFunction
 from viewer.export.lesion_report import scene_class_masks
-from viewer.render.lesion_visual import CENTRELINE_RGB, ENTRY_RGB, LESION_RGB, MEASURE_RGB
+from viewer.render.lesion_visual import CENTRELINE_RGB, ENTRY_RGB, LESION_RGB, MEASURE_RGB, OTHER_WINDOW_RGB
 from viewer.render.scene import Scene
 
 W, H = 400, 400
@@ -106,6 +106,8 @@ def test_distance_colouring_recolours_vessels_by_mm(scene: Scene, leg: Leg) -> N
     scene.set_vessel_colouring("lesion", 20.0)
     img = scene.render_still(W, H)
     assert _is_blue(img).sum() > 200, "vessels far from the lesion are blue"
+    # What stays in the volume's vessel window (no vessel class) is no longer "near" red.
+    assert scene._ctf.GetColor(300.0) == pytest.approx(OTHER_WINDOW_RGB)
     # The vessel mesh's colours are the exact distances of its vertices to the lesion.
     vm = scene._vessel_mesh
     pts = vm.points_lps()
@@ -123,6 +125,7 @@ def test_distance_colouring_recolours_vessels_by_mm(scene: Scene, leg: Leg) -> N
     # Off again: the preset's vessel red, no colour bar.
     scene.set_vessel_colouring("off")
     again = scene.render_still(W, H)
+    assert scene._ctf.GetColor(300.0) == pytest.approx(scene.transfer_function.vessel.color, abs=0.02)
     assert _is_blue(again).sum() < 20
     assert abs(int(is_red(again).sum()) - int(is_red(off).sum())) < 0.05 * is_red(off).sum() + 20
 

@@ -69,7 +69,8 @@ def lesion_from_args(args: argparse.Namespace, landmarks: Mapping[str, object] |
 
 def load_with_landmarks(path: str, progress: Any = None) -> tuple[Any, Mapping[str, object] | None]:
     """``(volume, landmarks)``: the phantom's legend for ``phantom[:size]``, else None."""
-    from viewer.export.sessions import is_builtin_source, open_source, phantom_size
+    from viewer.core.session import is_builtin_source
+    from viewer.export.sessions import open_source, phantom_size
 
     if is_builtin_source(path):
         from viewer import phantom
@@ -88,7 +89,7 @@ def named_arteries(landmarks: Mapping[str, object] | None) -> dict[str, Any] | N
     return {k: v for k, v in lines.items() if k in names} or None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     from viewer.cli.cmd_render import parse_size
 
     p = subparsers.add_parser(
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     # Cheap checks first: arguments and output folders, before the (slow) load.
     lesion = None if args.phantom_lesion else lesion_from_args(args, None)
     if args.phantom_lesion:
-        from viewer.export.sessions import is_builtin_source
+        from viewer.core.session import is_builtin_source
 
         if not is_builtin_source(args.path):
             raise ViewerError("--phantom-lesion needs the built-in phantom (PATH 'phantom'); give --lesion L P S R")

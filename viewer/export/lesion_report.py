@@ -79,8 +79,8 @@ def close_up_camera(volume: Volume, lesion: Lesion, *, margin: float = 1.6) -> C
     half = float(np.max(b[1::2] - b[0::2]) / 2.0)
     dist = float(np.linalg.norm(hi - lo)) + 10.0
     return CameraState(
-        position_lps=tuple(c + dist * out),  # type: ignore[arg-type]
-        focal_point_lps=tuple(c),  # type: ignore[arg-type]
+        position_lps=tuple(c + dist * out),
+        focal_point_lps=tuple(c),
         view_up=(0.0, 0.0, 1.0),
         view_angle_deg=30.0,
         parallel_projection=True,

@@ -33,7 +33,7 @@ from viewer.core.errors import ViewerError
 from viewer.core.extraction import ClassMasks, dilate6
 from viewer.core.lesion import Branch, EntryPoint, Lesion, distance_to_bone_mm
 from viewer.core.measure import Angle, Measurement, Ruler
-from viewer.core.transfer import TransferFunction
+from viewer.core.transfer import ColorPoint, TransferFunction
 from viewer.core.volume import Volume
 from viewer.render._vtk import vtkActor, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkRenderWindow
 
@@ -97,6 +97,23 @@ def vessel_voxels(inner: np.ndarray, tf: TransferFunction, masks: ClassMasks | N
     return np.asarray(out)
 
 
+#: Colour of what stays in the vessel window outside the vessel class while vessels are
+#: coloured by distance (enhancing tissue, partial-volume specks): a muted grey-rose,
+#: so nothing but the distance map reads as "near" red.
+OTHER_WINDOW_RGB = (0.55, 0.48, 0.48)
+
+
+def muted_vessel_window(color: Sequence[ColorPoint], tf: TransferFunction) -> tuple[ColorPoint, ...]:
+    """The separated colour points with the raw vessel window (and its ramps) recoloured
+    :data:`OTHER_WINDOW_RGB`; the encoded bone range and the gap are untouched."""
+    lo_hu, hi_hu = (float(v) for v in tf.vessel_window_hu)
+    lo, hi = (
+        max(lo_hu - VESSEL_RAMP_HU, float(RAW_MIN_HU)),
+        min(hi_hu + VESSEL_RAMP_HU, float(tf.bone_threshold_hu) - 1.0),
+    )
+    return tuple(ColorPoint(c.hu, *OTHER_WINDOW_RGB) if lo <= c.hu <= hi else c for c in color)
+
+
 def vessel_iso_hu(tf: TransferFunction) -> float:
     """HU of the vessel mesh's surface: where the volume's vessel opacity is half."""
     return float(tf.vessel_window_hu[0]) - VESSEL_RAMP_HU / 2.0
@@ -118,13 +135,12 @@ def _max_pool(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     return np.asarray(p.reshape(nz, f[0], ny, f[1], nx, f[2]).max(axis=(1, 3, 5)))
 
 
-def vessel_surface(
-    volume: Volume, vessel: np.ndarray, iso_hu: float, max_triangles: int = VESSEL_MESH_MAX_TRIANGLES
-) -> object:
+def vessel_surface(volume: Volume, vessel: np.ndarray, iso_hu: float, max_triangles: int | None = None) -> object:
     """Smooth surface (vtkPolyData, LPS mm, with normals) of the vessel voxels: the
     ``iso_hu`` iso-surface of the HU, with every non-vessel voxel capped just below the
     iso (so no surface forms round bone or plaque that touches a vessel). Flying edges
-    on the vessels' bounding box. A surface much larger than ``max_triangles`` is made
+    on the vessels' bounding box. A surface much larger than ``max_triangles`` (default
+    :data:`VESSEL_MESH_MAX_TRIANGLES`) is made
     on a coarser grid (block maximum: thin vessels survive, a little fatter) rather
     than decimated hard (decimating ~90 % away left shards on a real CTA); the rest is
     decimated to ``max_triangles``."""
@@ -134,6 +150,7 @@ def vessel_surface(
     from vtkmodules.vtkFiltersCore import vtkDecimatePro, vtkFlyingEdges3D, vtkPolyDataNormals
     from vtkmodules.vtkFiltersGeneral import vtkTransformFilter
 
+    max_triangles = VESSEL_MESH_MAX_TRIANGLES if max_triangles is None else int(max_triangles)
     idx = [np.flatnonzero(vessel.any(axis=tuple(x for x in range(3) if x != ax))) for ax in range(3)]
     if any(ix.size == 0 for ix in idx):
         return vtkPolyData()
@@ -607,4 +624,5 @@ __all__ = [
     "check_colouring",
     "colour_bar_title",
     "keyhole_air",
+    "muted_vessel_window",
 ]

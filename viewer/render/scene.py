@@ -64,6 +64,7 @@ from viewer.render.lesion_visual import (
     check_colouring,
     colour_bar_title,
     keyhole_air,
+    muted_vessel_window,
     vertex_distances,
     vessel_iso_hu,
     vessel_surface,
@@ -665,6 +666,8 @@ class Scene:
         elif tf.separated:
             m = self.class_masks if self._volume is not None else None
             op, col = class_transfer_points(tf, bone_low_hu=None if m is None else m.bone_display_low_hu)
+            if self._colouring_in_use()[0] != "off":
+                col = muted_vessel_window(col, tf)
         else:
             op, col = tf.opacity_points(), tf.color_points()
         _set_points(self._otf, self._ctf, op, col)

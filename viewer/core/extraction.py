@@ -466,9 +466,14 @@ def calcification_mask(
         return out
     solid = solid_full[box]
     del solid_full
-    cand = solid & ~bone[box] if bone is not None else solid
     if bone is not None:
-        solid = solid | bone[box]
+        # (slab by slab: no whole-box temporaries)
+        from viewer.core.separation import voxelwise
+
+        cand = voxelwise(lambda q, b: q & ~b, solid, bone[box])
+        solid = voxelwise(lambda q, b: q | b, solid, bone[box])
+    else:
+        cand = solid
     if not cand.any():
         report(progress, 1.0, "calcification: none")
         return out

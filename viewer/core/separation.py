@@ -905,11 +905,42 @@ def noise_sd(hu: np.ndarray, body: np.ndarray, max_samples: int = 200_000) -> fl
     """The scan's noise (HU): the 25th percentile of the local (3x3x3) standard deviation
     of soft tissue (0..100 HU) inside the body. Homogeneous tissue's local spread is
     noise; the lower quartile keeps edges and texture out."""
-    soft = _interior(voxelwise(lambda h, b: (h >= 0) & (h <= 100) & b, hu, body))
+    soft = _soft_interior(hu, body)
     idx = strided_nonzero(soft, max_samples)
     if idx.size == 0:
         return 20.0
     return float(np.percentile(_local_sd_at(hu, idx), 25))
+
+
+def _soft_interior(hu: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """``_interior((0 <= hu <= 100) & body)`` slab by slab: each slab's soft-tissue mask
+    is made with one slice each side and eroded there (no whole-volume mask first)."""
+    out = np.empty(hu.shape, dtype=bool)
+    n = hu.shape[0]
+
+    def work(z0: int, z1: int) -> None:
+        h0, h1 = max(0, z0 - 1), min(n, z1 + 1)
+        h = hu[h0:h1]
+        m = (h >= 0) & (h <= 100) & body[h0:h1]
+        e = m.copy()
+        e[1:] &= m[:-1]
+        e[:-1] &= m[1:]
+        e[:, 1:] &= m[:, :-1]
+        e[:, :-1] &= m[:, 1:]
+        e[:, :, 1:] &= m[:, :, :-1]
+        e[:, :, :-1] &= m[:, :, 1:]
+        r = out[z0:z1]
+        r[...] = e[z0 - h0 : z1 - h0]
+        # never on the array's sides (a 3x3x3 neighbourhood must fit)
+        r[:, [0, -1]] = False
+        r[:, :, [0, -1]] = False
+        if z0 == 0:
+            r[0] = False
+        if z1 == n:
+            r[-1] = False
+
+    _run_slabs(work, hu.shape)
+    return out
 
 
 def strided_nonzero(mask: np.ndarray, max_samples: int) -> np.ndarray:
@@ -1542,7 +1573,7 @@ def separate(
                 front = dilate6(front, within=r, without=u)
                 u |= front
             uncertain[box] = u
-        bone |= rim & ~uncertain
+        voxelwise(lambda b, r, u: b | (r & ~u), bone, rim, uncertain, out=bone)
         # Window voxels of no class next to bone (the cortex's blur past the rim's first
         # voxel that did not join a vessel, pieces too small to be one): bone's edge.
         # Left classless they would be hidden, pits in the bone's surface.

@@ -8,7 +8,7 @@ Run by hand: ``.venv/bin/python benchmarks/lesion_pictures.py`` (writes docs/img
 * ``lesion-phantom-bone-distance.png``: the same view coloured by distance to bone;
 * ``lesion-report-phantom.png``: the report sheet (four cells of 480 x 360);
 * ``lesion-cta.png``: the real CTA (``../shared/data/cta-aorta-nifti``), a 25 mm lesion on
-  the aorta, distance colours and keyhole, anterior.
+  the aorta, distance colours and keyhole, cropped to 50 mm around it, from the left.
 """
 
 from __future__ import annotations
@@ -85,10 +85,19 @@ def main() -> int:
             s.set_volume(v)
             s.set_transfer_function(tf)
             s.set_class_masks(m)
-            s.set_lesion(Lesion.sphere((17.0, -142.0, 690.0), 25.0))
+            les = Lesion.sphere((17.0, -142.0, 690.0), 25.0)
+            s.set_lesion(les)
             s.set_keyhole(True)
             s.set_vessel_colouring("lesion", 40.0)
-            s.set_view("anterior")
+            # The crop box cuts the mesh too: 50 mm around the lesion, from the left.
+            c = np.asarray(les.center_lps)
+            s.set_crop_box_lps(tuple(np.ravel(np.stack([c - 50.0, c + 50.0], axis=1))))
+            s.set_view("left")
+            cam = s.camera_state()
+            shift = c - np.asarray(cam.focal_point_lps)
+            cam = replace(cam, focal_point_lps=tuple(c), position_lps=tuple(np.asarray(cam.position_lps) + shift))
+            s.set_camera_state(cam)  # type: ignore[arg-type]
+            s.zoom(1.6)
             Image.fromarray(s.render_still(900, 900)).save(IMG / "lesion-cta.png")
     for p in sorted(IMG.glob("lesion-*.png")):
         print(p.relative_to(ROOT))

@@ -66,7 +66,7 @@ def test_report_writes_sheet_and_tables_without_identity(case, tmp_path: Path) -
             cell = img[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w]
             assert (cell.max(axis=-1) > 30).mean() > 0.05, f"cell {r},{c} is not black"
             # The distance colour bar at the cell's right edge holds both ends of the map.
-            bar = cell[int(0.2 * h) : int(0.8 * h), int(0.88 * w) : int(0.98 * w)]
+            bar = cell[int(0.2 * h) : int(0.8 * h), int(0.82 * w) : int(0.96 * w)]
             assert _is_blue(bar).sum() > 10 and _is_red(bar).sum() > 10
     settings = read_settings(sheet)
     assert settings["lesion_report"]["lesion"] == analysis.lesion.to_dict()

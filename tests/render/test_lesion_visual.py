@@ -120,7 +120,7 @@ def test_distance_colouring_recolours_vessels_by_mm(scene: Scene, leg: Leg) -> N
     assert (near & _is_warm(img)).sum() > 5
     assert (near & _is_blue(img)).sum() == 0
     # The colour bar: a vertical run of both ends of the colour map at the right edge.
-    bar = img[int(0.2 * H) : int(0.8 * H), int(0.88 * W) : int(0.98 * W)]
+    bar = img[int(0.2 * H) : int(0.8 * H), int(0.82 * W) : int(0.96 * W)]
     assert _is_blue(bar).sum() > 20 and is_red(bar).sum() > 20
     # Off again: the preset's vessel red, no colour bar.
     scene.set_vessel_colouring("off")

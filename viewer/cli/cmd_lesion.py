@@ -124,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--colour-max", type=float, default=30.0, metavar="MM", help="sheet: colour bar maximum, mm")
     p.add_argument("--keyhole", action="store_true", help="sheet: remove the bone inside the lesion")
+    p.add_argument("--centrelines", action="store_true", help="sheet: draw the branch centrelines too")
     p.add_argument("--size", type=parse_size, default=None, metavar="WxH", help="sheet cell size (default 800x600)")
     p.add_argument("--show-identity", action="store_true", help="sheet/JSON: include the patient's identity")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but the result and errors")
@@ -217,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
             colouring=args.vessel_colour,
             max_mm=args.colour_max,
             keyhole=args.keyhole,
+            centrelines=args.centrelines,
             cell_px=args.size or REPORT_CELL_PX,
         )
         if not args.quiet:

@@ -136,10 +136,12 @@ def write_lesion_report(
     max_mm: float = 30.0,
     keyhole: bool = False,
     cell_px: Sequence[int] = REPORT_CELL_PX,
-    centrelines: bool = True,
+    centrelines: bool = False,
 ) -> list[Path]:
     """Write the sheet, the two CSV tables and the JSON; returns their paths (sheet
     first). ``out_dir_or_sheet_path``: see :func:`report_paths` (a folder is created).
+    ``centrelines`` draws the branch map too (off by default: dense maps hide the
+    distance colours at sheet scale).
     No patient identity in the sheet, its metadata or the JSON unless ``show_identity``."""
     from viewer.render.scene import Scene
 

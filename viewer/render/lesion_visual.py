@@ -536,8 +536,9 @@ class LesionOverlay:
         if self._bar is None:
             bar = vtkScalarBarActor()
             bar.SetOrientationToVertical()
-            bar.SetPosition(0.88, 0.2)
-            bar.SetWidth(0.1)
+            # Far enough from the right edge that the title fits in a 480 px cell.
+            bar.SetPosition(0.83, 0.2)
+            bar.SetWidth(0.12)
             bar.SetHeight(0.6)
             bar.SetNumberOfLabels(4)
             bar.SetLabelFormat("%.0f")

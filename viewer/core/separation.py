@@ -1590,13 +1590,17 @@ def separate(
             # at the lumen's brightness) within GIVE_BACK_STEPS of the vessel.
             floor_hu = min(level - 2.5 * noise, CANCELLOUS_MAX_HU)
             bright = voxelwise(lambda t, h: t & (h >= floor_hu) & (h <= hi), thick_bone, hu)
-            front = vessel | uncertain
-            back = np.zeros(hu.shape, dtype=bool)
-            for _ in range(GIVE_BACK_STEPS):
-                front = dilate6(front, within=bright, without=back)
-                back |= front
-            uncertain |= back
-            bone &= ~back
+            # (in the bright part's box grown by one: the growth never leaves it)
+            gb = _bbox(bright, 1)
+            if gb is not None:
+                br = bright[gb]
+                front = vessel[gb] | uncertain[gb]
+                back = np.zeros(br.shape, dtype=bool)
+                for _ in range(GIVE_BACK_STEPS):
+                    front = dilate6(front, within=br, without=back)
+                    back |= front
+                uncertain[gb] |= back
+                bone[gb] &= ~back
         if HALO_TRIM:
             halo = _halo(hu, vessel | uncertain, soft)
             vessel &= ~halo

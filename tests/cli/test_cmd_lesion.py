@@ -83,6 +83,9 @@ def test_bad_lesions_fail_in_one_line(small_bounds, capsys: pytest.CaptureFixtur
     corner = [f"{v:.1f}" for v in lo + 4.0]  # in the air at the scan's corner
     assert "vessel" in _bad(["lesion", "phantom:small", "--lesion", *corner, "3", "-q"], capsys).lower()
     assert "phantom" in _bad(["lesion", str(ROOT / "README.md"), "--phantom-lesion", "-q"], capsys)
+    assert "min < max" in _bad(["lesion", "phantom:small", "--lesion-box", "10", "0", "0", "10", "0", "10"], capsys)
+    box = [f"{v:.1f}" for v in (hi[0] + 10, hi[0] + 40, lo[1], hi[1], lo[2], hi[2])]
+    assert "outside the scan" in _bad(["lesion", "phantom:small", "--lesion-box", *box, "-q"], capsys)
     assert "keyhole" in _bad(["render", "phantom:small", "--keyhole", "--out", "/tmp/x.png", "-q"], capsys)
 
 

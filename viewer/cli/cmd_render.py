@@ -130,8 +130,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--vessel-colour",
         choices=("off", "lesion", "bone"),
-        default="off",
-        help="colour vessels by distance (mm) to the lesion or to bone, with a colour bar",
+        default=None,
+        help="colour vessels by distance (mm) to the lesion or to bone, with a colour bar (default: off)",
     )
     p.add_argument("--colour-max", type=_positive(float), default=30.0, metavar="MM", help="colour bar maximum (mm)")
     p.add_argument(
@@ -250,6 +250,9 @@ def _progress_printer(quiet: bool) -> ProgressFn:
     return progress
 
 
+NEEDS_LESION = "--keyhole and --vessel-colour lesion need a lesion: give --lesion L P S R or --lesion-box"
+
+
 def _measurements(args: argparse.Namespace) -> list[Any]:
     from viewer.core.measure import Angle, Ruler
 
@@ -265,8 +268,13 @@ def _apply_lesion(scene: Any, volume: Any, lesion: Any, args: argparse.Namespace
 
         validate_lesion(lesion, volume)
         scene.set_lesion(lesion)
-    scene.set_keyhole(args.keyhole)
-    scene.set_vessel_colouring(args.vessel_colour, args.colour_max)
+    if (args.keyhole or args.vessel_colour == "lesion") and scene.lesion is None:
+        raise ViewerError(NEEDS_LESION)  # the session had none either
+    # Only what was asked for: a restored session keeps its own keyhole and colours.
+    if args.keyhole:
+        scene.set_keyhole(True)
+    if args.vessel_colour is not None:
+        scene.set_vessel_colouring(args.vessel_colour, args.colour_max)
     if measurements:
         scene.set_measurements(measurements)
 
@@ -325,9 +333,10 @@ def run(args: argparse.Namespace) -> int:
         tf = tf.with_changes(show_removed=True)
     lesion = None if args.phantom_lesion else lesion_from_args(args, None)
     measurements = _measurements(args)
-    if (args.keyhole or args.vessel_colour == "lesion") and lesion is None and not args.phantom_lesion:
-        raise ViewerError("--keyhole and --vessel-colour lesion need a lesion: give --lesion L P S R or --lesion-box")
-    if args.keyhole or args.vessel_colour != "off":
+    needs_lesion = args.keyhole or args.vessel_colour == "lesion"
+    if needs_lesion and lesion is None and not args.phantom_lesion and args.session is None:
+        raise ViewerError(NEEDS_LESION)
+    if args.keyhole or args.vessel_colour not in (None, "off"):
         tf = tf.with_changes(separated=True)  # both work on the separated classes
 
     progress = _progress_printer(args.quiet)

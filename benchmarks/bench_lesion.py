@@ -78,42 +78,46 @@ def _fmt_t(t: Mapping[str, float]) -> str:
 def accuracy(vol: Volume, masks: ClassMasks, landmarks: Mapping[str, Any]) -> dict[str, Any]:
     """Scores for the legend's lesion and the spheres around the mass centre."""
     named = _named(landmarks)
-    out: dict[str, Any] = {}
     lesions = {"legend_box": lesion_from_phantom(landmarks)}
     lesions.update({f"sphere_{r:.0f}mm": Lesion.sphere(landmarks["mass_center_lps"], r) for r in RADII_MM})
-    for key, les in lesions.items():
-        a = analyse_lesion(vol, masks, les, artery_centerlines_lps=named)
-        s = score_against_truth(a, landmarks)
-        de = np.abs(np.asarray(s.diameter_errors_mm))
-        out[key] = {
-            "n_true_entries": s.n_true_entries,
-            "markers": len(a.entry_points),
-            "entry_recall": s.entry_recall,
-            "false_markers": s.false_markers,
-            "entry_error_mean_mm": float(np.mean(s.entry_errors_mm)) if s.entry_errors_mm else None,
-            "entry_error_max_mm": float(np.max(s.entry_errors_mm)) if s.entry_errors_mm else None,
-            "feeders_right": s.feeders_right,
-            "collateral_crossings_true": s.collateral_crossings_true,
-            "collateral_crossings_found": s.collateral_crossings_found,
-            "n_diameters": int(de.size),
-            "diameter_abs_error_mean_mm": float(de.mean()) if de.size else None,
-            "diameter_abs_error_max_mm": float(de.max()) if de.size else None,
-            "diameter_bias_mm": float(np.mean(s.diameter_errors_mm)) if de.size else None,
-            "branches": len(a.branches),
-            "n_branches_crossing": a.n_branches_crossing,
-            "lumen_volume_ml": a.lumen_volume_ml,
-        }
-        r = out[key]
-        print(
-            f"  {key:>13}: entries {r['markers']} (true {r['n_true_entries']}), recall {r['entry_recall']:.2f}, "
-            f"false {r['false_markers']}, error mean/max {_mm(r['entry_error_mean_mm'])}/"
-            f"{_mm(r['entry_error_max_mm'])}, "
-            f"feeders right {r['feeders_right']}; collateral crossings {r['collateral_crossings_found']} "
-            f"(true {r['collateral_crossings_true']}); diameters n={r['n_diameters']} |err| mean "
-            f"{_mm(r['diameter_abs_error_mean_mm'])} max {_mm(r['diameter_abs_error_max_mm'])} bias "
-            f"{_mm(r['diameter_bias_mm'])}; branches {r['branches']}, lumen {r['lumen_volume_ml']:.2f} ml"
-        )
-    return out
+    return {
+        key: score_line(key, analyse_lesion(vol, masks, les, artery_centerlines_lps=named), landmarks)
+        for key, les in lesions.items()
+    }
+
+
+def score_line(key: str, a: LesionAnalysis, landmarks: Mapping[str, Any]) -> dict[str, Any]:
+    """Score one analysis against the phantom legend, print one line, return the figures."""
+    s = score_against_truth(a, landmarks)
+    de = np.abs(np.asarray(s.diameter_errors_mm))
+    r = {
+        "n_true_entries": s.n_true_entries,
+        "markers": len(a.entry_points),
+        "entry_recall": s.entry_recall,
+        "false_markers": s.false_markers,
+        "entry_error_mean_mm": float(np.mean(s.entry_errors_mm)) if s.entry_errors_mm else None,
+        "entry_error_max_mm": float(np.max(s.entry_errors_mm)) if s.entry_errors_mm else None,
+        "feeders_right": s.feeders_right,
+        "collateral_crossings_true": s.collateral_crossings_true,
+        "collateral_crossings_found": s.collateral_crossings_found,
+        "n_diameters": int(de.size),
+        "diameter_abs_error_mean_mm": float(de.mean()) if de.size else None,
+        "diameter_abs_error_max_mm": float(de.max()) if de.size else None,
+        "diameter_bias_mm": float(np.mean(s.diameter_errors_mm)) if de.size else None,
+        "branches": len(a.branches),
+        "n_branches_crossing": a.n_branches_crossing,
+        "lumen_volume_ml": a.lumen_volume_ml,
+    }
+    print(
+        f"  {key:>13}: entries {r['markers']} (true {r['n_true_entries']}), recall {r['entry_recall']:.2f}, "
+        f"false {r['false_markers']}, error mean/max {_mm(r['entry_error_mean_mm'])}/"
+        f"{_mm(r['entry_error_max_mm'])}, "
+        f"feeders right {r['feeders_right']}; collateral crossings {r['collateral_crossings_found']} "
+        f"(true {r['collateral_crossings_true']}); diameters n={r['n_diameters']} |err| mean "
+        f"{_mm(r['diameter_abs_error_mean_mm'])} max {_mm(r['diameter_abs_error_max_mm'])} bias "
+        f"{_mm(r['diameter_bias_mm'])}; branches {r['branches']}, lumen {r['lumen_volume_ml']:.2f} ml"
+    )
+    return r
 
 
 def _mm(v: float | None) -> str:
@@ -272,13 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"large phantom {big.volume.dims_xyz} at {big.volume.spacing_mm} mm: made {made:.1f} s, masks {bms:.1f} s"
         )
-        results["time_large"] = timings(
-            "large phantom",
-            big.volume,
-            bm,
-            Lesion.sphere(big.landmarks["mass_center_lps"], 60.0),
-            _named(big.landmarks),
-        )
+        big60 = Lesion.sphere(big.landmarks["mass_center_lps"], 60.0)
+        big_named = _named(big.landmarks)
+        results["time_large"] = timings("large phantom", big.volume, bm, big60, big_named)
+        print("accuracy (large phantom):")
+        big_analysis = analyse_lesion(big.volume, bm, big60, artery_centerlines_lps=big_named)
+        results["accuracy_large"] = score_line("sphere_60mm", big_analysis, big.landmarks)
         del bm, big
     acc = results["accuracy"]
     box = acc["legend_box"]

@@ -405,3 +405,11 @@ def test_real_non_contrast_scan_says_so(shared_data) -> None:
     a = analyse_lesion(vol, m, Lesion.sphere(tuple((lo + hi) / 2), 40.0))
     assert a.message.startswith("No contrast: ")
     assert a.branches == () and a.entry_points == () and a.n_branches_crossing == 0
+
+
+def test_crossings_closer_than_the_lumen_are_one_vessel() -> None:
+    from viewer.core.lesion import _distinct_crossings
+
+    p = [np.array([0.0, 0.0, 0.0]), np.array([0.8, 0.0, 0.0]), np.array([5.0, 0.0, 0.0])]
+    assert _distinct_crossings(p, [0.7, 0.5, 0.7]) == [0, 2]  # 0.8 mm apart inside a 1.4 mm lumen: one
+    assert _distinct_crossings(p, [0.3, 0.3, 0.3]) == [0, 1, 2]  # thin vessels side by side: two

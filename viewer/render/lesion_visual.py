@@ -121,7 +121,7 @@ def vessel_iso_hu(tf: TransferFunction) -> float:
 
 #: Most triangles the distance-coloured vessel mesh keeps (more are decimated away):
 #: llvmpipe draws ~1 M triangles/s on 2 cores (frame cost in docs/benchmarks.md).
-VESSEL_MESH_MAX_TRIANGLES = 100_000
+VESSEL_MESH_MAX_TRIANGLES = 60_000
 
 
 def _max_pool(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:

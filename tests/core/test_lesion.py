@@ -413,3 +413,16 @@ def test_crossings_closer_than_the_lumen_are_one_vessel() -> None:
     p = [np.array([0.0, 0.0, 0.0]), np.array([0.8, 0.0, 0.0]), np.array([5.0, 0.0, 0.0])]
     assert _distinct_crossings(p, [0.7, 0.5, 0.7]) == [0, 2]  # 0.8 mm apart inside a 1.4 mm lumen: one
     assert _distinct_crossings(p, [0.3, 0.3, 0.3]) == [0, 1, 2]  # thin vessels side by side: two
+
+
+def test_classic_masks_without_a_vessel_class(small_phantom) -> None:
+    """The classic (phantom-tuned) masks carry no vessel class: the vessel window outside
+    bone and calcification stands in for it."""
+    from viewer.core.extraction import class_masks
+
+    vol = small_phantom.volume
+    m = class_masks(vol.hu, vol.spacing_mm, 650.0, (170.0, 600.0), real_ct=False)
+    assert m.vessel is None
+    a = analyse_lesion(vol, m, Lesion.sphere(small_phantom.landmarks["mass_center_lps"], 45.0))
+    assert a.message == "" and a.lumen_volume_ml > 0.5 and len(a.branches) >= 5
+    assert all(b.diameter_mm > 0 and b.length_mm > 0 for b in a.branches)

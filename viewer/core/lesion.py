@@ -439,7 +439,7 @@ MARGIN_MM = 10.0
 
 #: A vessel end this close (mm, centreline to the nearest bone voxel centre) to bone
 #: ends on the cortex: a candidate entry point. Measured on the default phantom: the
-#: nutrient arteries' skeleton ends lie 0.7-1.2 mm from the bone voxels of the canal.
+#: nutrient arteries' skeleton ends lie about 1.0-1.4 mm from the bone voxels of the canal.
 TOUCH_MM = 1.6
 
 #: Entry candidates closer together than this (mm) are one entry.
@@ -456,8 +456,7 @@ SPUR_VOXELS = 2.0
 SPUR_DIAMETERS = 2.0
 
 #: Spurs are pruned again after each round (pruning joins paths and uncovers new
-#: spurs) up to this many times; the phantom's skeleton settles in 2-3 rounds, a real
-#: aorta (28 mm wide) keeps giving spurs for longer.
+#: spurs), up to this many rounds.
 PRUNE_ROUNDS = 8
 
 #: Isolated skeleton pieces shorter than this (mm) are noise specks, not vessels.

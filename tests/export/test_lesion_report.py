@@ -121,3 +121,28 @@ def test_close_up_looks_at_the_lesion_from_its_side(case) -> None:  # type: igno
     assert np.sign(cam.position_lps[0] - cam.focal_point_lps[0]) == side
     cells = report_cells(vol, les)
     assert [c.view for c in cells][:2] == ["anterior", "posterior"] and cells[3].camera == cam
+
+
+def test_turntable_movie_shows_the_lesion_visuals(case, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from viewer.export.image import ExportOptions, FigureContext
+    from viewer.export.movie import export_turntable
+    from viewer.render.scene import Scene
+
+    vol, masks, analysis = case
+    tf = default_preset().with_changes(separated=True)
+    with Scene(offscreen=True) as scene:
+        scene.set_volume(vol)
+        scene.set_transfer_function(tf)
+        scene.set_class_masks(masks)
+        scene.set_lesion(analysis.lesion)
+        scene.set_keyhole(True)
+        scene.set_vessel_colouring("lesion", 30.0)
+        res = export_turntable(
+            scene, tmp_path / "spin.gif", FigureContext(tf), opts=ExportOptions(width=200, height=200), n_frames=3
+        )
+    assert res.n_frames == 3
+    with Image.open(tmp_path / "spin.gif") as im:
+        for n in range(3):
+            im.seek(n)
+            frame = np.asarray(im.convert("RGB"))
+            assert _is_blue(frame).sum() > 20, f"frame {n}: distance colours and colour bar in the movie"

@@ -27,6 +27,7 @@ from viewer.export.lesion_report import (
     report_cells,
     report_paths,
     scene_class_masks,
+    show_lesion,
     write_lesion_report,
 )
 
@@ -131,12 +132,7 @@ def test_turntable_movie_shows_the_lesion_visuals(case, tmp_path: Path) -> None:
     vol, masks, analysis = case
     tf = default_preset().with_changes(separated=True)
     with Scene(offscreen=True) as scene:
-        scene.set_volume(vol)
-        scene.set_transfer_function(tf)
-        scene.set_class_masks(masks)
-        scene.set_lesion(analysis.lesion)
-        scene.set_keyhole(True)
-        scene.set_vessel_colouring("lesion", 30.0)
+        show_lesion(scene, vol, masks, analysis, tf=tf, keyhole=True)
         res = export_turntable(
             scene, tmp_path / "spin.gif", FigureContext(tf), opts=ExportOptions(width=200, height=200), n_frames=3
         )

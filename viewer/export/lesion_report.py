@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from viewer.export.imagefile import image_format_for, save_image
 from viewer.export.overlays import direction_letters
 from viewer.export.sheet import SheetCell, leg_side, render_report_sheet
 from viewer.render.camera import CameraState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from viewer.render.scene import Scene
 
 #: File suffixes taken as "write the sheet here" (anything else is a folder).
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -123,6 +126,28 @@ def summary_lines(analysis: LesionAnalysis, colouring: str) -> list[str]:
     return lines
 
 
+def show_lesion(
+    scene: Scene,
+    volume: Volume,
+    masks: ClassMasks,
+    analysis: LesionAnalysis,
+    *,
+    tf: TransferFunction,
+    colouring: str = "lesion",
+    max_mm: float = 30.0,
+    keyhole: bool = False,
+) -> None:
+    """Put ``volume`` with its masks in ``scene`` (separated) with the analysis's lesion
+    and entry points, the keyhole and the distance colours."""
+    scene.set_volume(volume)
+    scene.set_transfer_function(tf.with_changes(separated=True))
+    scene.set_class_masks(masks)
+    scene.set_lesion(analysis.lesion)
+    scene.set_keyhole(keyhole)
+    scene.set_vessel_colouring(colouring, max_mm)
+    scene.set_entry_points(analysis.entry_points)
+
+
 def write_lesion_report(
     volume: Volume,
     masks: ClassMasks,
@@ -167,13 +192,7 @@ def write_lesion_report(
     )
     ctx = FigureContext(transfer_function=tf, preset_name=preset_name or tf.name, volume=volume)
     with Scene(offscreen=True) as scene:
-        scene.set_volume(volume)
-        scene.set_transfer_function(tf)
-        scene.set_class_masks(masks)
-        scene.set_lesion(analysis.lesion)
-        scene.set_keyhole(keyhole)
-        scene.set_vessel_colouring(colouring, max_mm)
-        scene.set_entry_points(analysis.entry_points)
+        show_lesion(scene, volume, masks, analysis, tf=tf, colouring=colouring, max_mm=max_mm, keyhole=keyhole)
         if centrelines:
             scene.set_centrelines(analysis.branches)
         fig = render_report_sheet(scene, ctx, opts, cells=report_cells(volume, analysis.lesion))
@@ -202,6 +221,7 @@ __all__ = [
     "report_cells",
     "report_paths",
     "scene_class_masks",
+    "show_lesion",
     "summary_lines",
     "write_lesion_report",
 ]

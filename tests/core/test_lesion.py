@@ -82,6 +82,8 @@ def test_validate_lesion_messages_name_the_values() -> None:
         Lesion.sphere((0.0, 0.0, 118.0), float("nan"))
     with pytest.raises(ViewerError, match="outside the scan"):
         validate_lesion(Lesion.box((100.0, 110.0, 0.0, 1.0, 110.0, 111.0)), vol)
+    with pytest.raises(ViewerError, match=r"lesion box \(half its diagonal\) .* larger than the scan"):
+        validate_lesion(Lesion.box((-300.0, 300.0, -300.0, 300.0, 0.0, 600.0)), vol)
     with pytest.raises(ViewerError, match="min < max.*on P"):
         Lesion.box((0.0, 1.0, 2.0, 1.0, 110.0, 111.0))
 

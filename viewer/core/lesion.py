@@ -239,9 +239,10 @@ def validate_lesion(lesion: Lesion, volume: Volume) -> None:
             f"lesion centre ({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm (L, P, S) lies outside the scan: {scan}"
         )
     if lesion.radius_mm > extent:
+        what = "radius" if lesion.box_lps is None else "box (half its diagonal)"
         raise ViewerError(
-            f"lesion radius {lesion.radius_mm:.1f} mm is larger than the scan itself "
-            f"(largest extent {extent:.1f} mm): choose a smaller radius"
+            f"lesion {what} {lesion.radius_mm:.1f} mm is larger than the scan itself "
+            f"(largest extent {extent:.1f} mm): choose a smaller {'radius' if lesion.box_lps is None else 'box'}"
         )
 
 

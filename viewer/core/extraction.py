@@ -696,19 +696,19 @@ def class_masks(
     S.voxelwise(lambda n, h: n & (h >= floor), none[crop], hc, out=hidden[crop])
     del none
     removed = S.split_labels(sep.labels, (S.REMOVED,))[0] if remove_table else None
-    calc = calc if calc[crop].any() else None
-    hidden = hidden if hidden[crop].any() else None
-    uncertain = uncertain if uncertain[crop].any() else None
+    calc_m = calc if calc[crop].any() else None
+    hidden_m = hidden if hidden[crop].any() else None
+    uncertain_m = uncertain if uncertain[crop].any() else None
     t3 = time.perf_counter()
     report(progress, 1.0, "separation: done")
     return ClassMasks(
         bone=bone,
-        calcification=calc,
+        calcification=calc_m,
         bone_threshold_hu=float(bone_threshold_hu),
         vessel_window_hu=(lo, hi),
-        hidden=hidden,
+        hidden=hidden_m,
         removed=removed if removed is not None and removed.any() else None,
-        uncertain=uncertain,
+        uncertain=uncertain_m,
         vessel=vessel,
         contrast=sep.contrast,
         message=sep.message,

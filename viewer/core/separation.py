@@ -32,6 +32,13 @@ steps here, each measured on the real scans in ``../shared/data`` and on the pha
 
 Labels (:data:`LABELS`) are one uint8 volume so that every consumer (renderer, CLI,
 sessions, counts) reads the same answer.
+
+Speed (docs/separation.md "Speed"): after the body mask everything runs in the body's
+in-plane box (:attr:`Separation.crop`); whole-volume expressions and morphology go slab
+by slab on a small thread pool (:func:`voxelwise`, :func:`dilate6`), so their
+temporaries stay small and both cores work; the threshold-independent stages (body,
+soft-tissue mode, noise) are kept for the last volume, so a bone-threshold edit skips
+them.
 """
 
 from __future__ import annotations
@@ -444,7 +451,8 @@ def _pool_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
 def _cell_labels(lab_c: np.ndarray, f: tuple[int, int, int], mask: np.ndarray) -> np.ndarray:
     """``upsample(lab_c, f, mask.shape)[mask]`` (C order) without the upsampled image."""
     cells = tuple(np.minimum(q // k, m - 1) for q, k, m in zip(np.nonzero(mask), f, lab_c.shape, strict=True))
-    return lab_c[cells]
+    out: np.ndarray = lab_c[cells]
+    return out
 
 
 def _cell_means(a: np.ndarray, f: tuple[int, int, int], cells: np.ndarray) -> np.ndarray:
@@ -680,6 +688,7 @@ def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -
         last = np.where(side_hi, n - 1, last)
         inside_axis = (pos >= first) & (pos <= last)
         inside = inside_axis if inside is None else inside & inside_axis
+    assert inside is not None
     keep = keep | inside
     if generous is None:
         return _BodyCells(keep, None, f)

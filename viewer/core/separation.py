@@ -1704,5 +1704,10 @@ __all__ = [
     "erode6",
     "pool_any",
     "upsample",
+    "upsample_box",
     "separate",
+    "compose_labels",
+    "split_labels",
+    "strided_nonzero",
+    "voxelwise",
 ]

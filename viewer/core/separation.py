@@ -180,7 +180,8 @@ class Separation:
 
     def mask(self, name: str) -> np.ndarray:
         """Boolean mask of one class by name (see :data:`LABELS`)."""
-        return self.labels == LABELS[name]
+        mask: np.ndarray = self.labels == LABELS[name]
+        return mask
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -192,7 +193,7 @@ def _spacing(spacing_mm: tuple[float, float, float] | None) -> tuple[float, floa
     s = tuple(float(v) for v in spacing_mm)
     if len(s) != 3 or not all(np.isfinite(v) and 0 < v < 100 for v in s):
         raise ViewerError(f"voxel spacing must be three positive numbers (x, y, z) mm below 100 mm, got {spacing_mm}")
-    return s  # type: ignore[return-value]
+    return s
 
 
 def _factors(spacing_zyx: tuple[float, float, float], grid_mm: float) -> tuple[int, int, int]:
@@ -361,7 +362,8 @@ def upsample(coarse: np.ndarray, f: tuple[int, int, int], shape: tuple[int, int,
 def pool_any(mask: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     """Block-OR downsampling by integer factors ``f`` (the last block may be partial)."""
     if f == (1, 1, 1):
-        return mask.copy()
+        same: np.ndarray = mask.copy()
+        return same
     shape = tuple(-(-n // k) for n, k in zip(mask.shape, f, strict=False))
     out = np.zeros(shape, dtype=bool)
     for i in range(f[0]):
@@ -609,7 +611,8 @@ def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -
     counts = _counts(lab, core)
     # A body part is thick somewhere (a limb, the trunk, the head: > 2 x BODY_THICK_MM
     # across); a head holder, a couch or a mask is a shell a few mm thick everywhere.
-    rt = tuple(max(1, int(round(BODY_THICK_MM / c))) for c in (sz * f[0], sy * f[1], sx * f[2]))
+    tz, ty, tx = (max(1, int(round(BODY_THICK_MM / c))) for c in (sz * f[0], sy * f[1], sx * f[2]))
+    rt = (tz, ty, tx)
     thick = _box_erode(np.pad(core, [(k, k) for k in rt], mode="edge"), rt)[tuple(slice(k, -k) for k in rt)]
     has_thick = np.zeros(counts.size, dtype=bool)
     has_thick[np.unique(lab[thick])] = True
@@ -822,7 +825,8 @@ def bone_object(
         f = (f[0], max(2, f[1]), max(2, f[2]))
     solid = pool_any(big, f)
     cs = (sz * f[0], sy * f[1], sx * f[2])
-    rc = tuple(max(0, int(round(CLOSING_MM / c))) for c in cs)
+    rcz, rcy, rcx = (max(0, int(round(CLOSING_MM / c))) for c in cs)
+    rc = (rcz, rcy, rcx)
     solid_p = np.pad(solid, [(r + 1, r + 1) for r in rc])
     closed = _box_erode(_box_dilate(solid_p, rc), rc)
     closed = closed[tuple(slice(r + 1, -(r + 1)) for r in rc)]
@@ -884,7 +888,8 @@ def _local_sd_at(h: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
     offs = np.array([dz * ny * nx + dy * nx + dx for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
     flat = h.reshape(-1)
     v = flat[flat_idx[:, None] + offs[None, :]].astype(np.float32)
-    return v.std(axis=1)
+    sd: np.ndarray = v.std(axis=1)
+    return sd
 
 
 def _local_sd_in_range(h: np.ndarray, flat_idx: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -897,7 +902,7 @@ def _local_sd_in_range(h: np.ndarray, flat_idx: np.ndarray, lo: float, hi: float
     n = ok.sum(axis=1)
     m = np.where(ok, v, 0).sum(axis=1) / np.maximum(n, 1)
     var = np.where(ok, (v - m[:, None]) ** 2, 0).sum(axis=1) / np.maximum(n, 1)
-    out = np.sqrt(var)
+    out: np.ndarray = np.sqrt(var)
     out[n < 8] = np.inf
     return out
 

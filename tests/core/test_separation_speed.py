@@ -165,3 +165,11 @@ def test_cache_does_not_serve_another_volume_or_setting(small_phantom) -> None: 
     assert "cached_body" not in S.separate(other, v.spacing_mm, WINDOW, 650.0, remove_table=False).timings_s
     spacing = tuple(s * 1.5 for s in v.spacing_mm)
     assert "cached_body" not in S.separate(other, spacing, WINDOW, 650.0, remove_table=False).timings_s
+
+
+def test_float_hu_gives_the_labels_of_the_same_int16_volume(small_phantom) -> None:  # type: ignore[no-untyped-def]
+    v = small_phantom
+    a = S.separate(v.hu, v.spacing_mm, WINDOW, 650.0)
+    b = S.separate(v.hu.astype(np.float32), v.spacing_mm, WINDOW, 650.0)
+    assert b.crop == a.crop
+    assert np.array_equal(a.labels, b.labels)

@@ -652,10 +652,12 @@ def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -
         # the same sign as the mean without a float copy; in-plane, so slab by slab)
         strided = np.asarray(hu)[:: f[0], :: f[1], :: f[2]]
         denser = ok[lab]
+        kind = strided.dtype.kind
+        acc = np.float64 if kind not in "iub" else (np.int32 if strided.dtype.itemsize <= 2 else np.int64)
 
         def work(z0: int, z1: int) -> None:
             hs = np.pad(strided[z0:z1], ((0, 0), (1, 1), (1, 1)), mode="symmetric")
-            sums = hs[:, :, :-2].astype(np.int32)
+            sums = hs[:, :, :-2].astype(acc)
             sums += hs[:, :, 1:-1]
             sums += hs[:, :, 2:]
             rows = sums[:, :-2]

@@ -174,7 +174,7 @@ def _max1d(a: np.ndarray, axis: int) -> np.ndarray:
 
     Two shifted in-place ORs: 10-25x faster here than ``maximum_filter1d`` on uint8
     (measured on a 640x240x298 box: 0.01-0.02 s vs 0.26 s)."""
-    out = a.copy()
+    out: np.ndarray = a.copy()
     out[_shifted(axis, 1, None)] |= a[_shifted(axis, None, -1)]
     out[_shifted(axis, None, -1)] |= a[_shifted(axis, 1, None)]
     return out
@@ -183,7 +183,7 @@ def _max1d(a: np.ndarray, axis: int) -> np.ndarray:
 def _min1d(a: np.ndarray, axis: int) -> np.ndarray:
     """Erosion of a bool array by 3 voxels along ``axis``; outside the array counts as
     False, as ``binary_erosion``'s default ``border_value=0``."""
-    out = a.copy()
+    out: np.ndarray = a.copy()
     out[_shifted(axis, 1, None)] &= a[_shifted(axis, None, -1)]
     out[_shifted(axis, None, -1)] &= a[_shifted(axis, 1, None)]
     out[_shifted(axis, 0, 1)] = False
@@ -194,7 +194,8 @@ def _min1d(a: np.ndarray, axis: int) -> np.ndarray:
 def dilate6(a: np.ndarray) -> np.ndarray:
     """One 6-connected dilation step of a 3D bool array (outside counts as False): the
     OR of three 1D dilations, several times faster than ``binary_dilation``."""
-    return _max1d(a, 0) | _max1d(a, 1) | _max1d(a, 2)
+    out: np.ndarray = _max1d(a, 0) | _max1d(a, 1) | _max1d(a, 2)
+    return out
 
 
 def _disk_dilate(a: np.ndarray, radius: int) -> np.ndarray:
@@ -205,7 +206,8 @@ def _disk_dilate(a: np.ndarray, radius: int) -> np.ndarray:
     sq = _max1d(_max1d(a, 1), 2)
     if radius == 1:
         return sq
-    return _max1d(sq, 1) | _max1d(sq, 2)
+    disk: np.ndarray = _max1d(sq, 1) | _max1d(sq, 2)
+    return disk
 
 
 def _disk_erode(a: np.ndarray, radius: int) -> np.ndarray:
@@ -214,7 +216,8 @@ def _disk_erode(a: np.ndarray, radius: int) -> np.ndarray:
     sq = _min1d(_min1d(a, 1), 2)
     if radius == 1:
         return sq
-    return _min1d(sq, 1) & _min1d(sq, 2)
+    disk: np.ndarray = _min1d(sq, 1) & _min1d(sq, 2)
+    return disk
 
 
 _IN_PLANE_4 = np.zeros((3, 3, 3), dtype=bool)
@@ -225,7 +228,8 @@ def _disk_structure(radius: int) -> np.ndarray:
     """In-plane disk of ``radius`` voxels as a (1, d, d) 3D structure."""
     r = int(radius)
     y, x = np.mgrid[-r : r + 1, -r : r + 1]
-    return (x * x + y * y <= r * r + r)[None, :, :]
+    disk: np.ndarray = (x * x + y * y <= r * r + r)[None, :, :]
+    return disk
 
 
 def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
@@ -238,12 +242,14 @@ def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
     bg = ~mask
     lab, n = ndi.label(bg, structure=_IN_PLANE_4)
     if n == 0:
-        return mask.copy()
+        unchanged: np.ndarray = mask.copy()
+        return unchanged
     edge = np.zeros(n + 1, dtype=bool)
     for border in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
         edge[np.unique(border)] = True
     edge[0] = True  # label 0 is the mask itself
-    return mask | ~edge[lab]
+    filled: np.ndarray = mask | ~edge[lab]
+    return filled
 
 
 def bone_mask(
@@ -507,7 +513,7 @@ def calcification_mask(
             continue
         # Wall test: the solid voxels next to the cavity, by what they are.
         wall = dilate6(piece) & ~piece
-        n_wall = np.count_nonzero(wall)
+        n_wall = int(np.count_nonzero(wall))
         if np.count_nonzero(wall & cand_c[g]) < 0.5 * max(n_wall, 1):
             continue  # walled by bone: a marrow cavity, a skull
         cavity_c[g] |= piece

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import viewer.render.scene as scene_mod
+import viewer.render.scene_data as scene_data
 from viewer.core.presets import list_presets
 from viewer.render.offscreen import render_to_array
 from viewer.render.scene import Scene
@@ -53,6 +53,6 @@ def _render(volume) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 def test_padded_bone_mask_removes_slice_terraces(volume, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     smooth = _shaft_roughness(_render(volume))
-    monkeypatch.setattr(scene_mod, "_render_bone", lambda hu, masks: np.asarray(masks.bone, bool))
+    monkeypatch.setattr(scene_data, "render_bone", lambda hu, masks: np.asarray(masks.bone, bool))
     terraced = _shaft_roughness(_render(volume))
     assert smooth < 0.75 * terraced, (smooth, terraced)

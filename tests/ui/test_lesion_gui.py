@@ -62,11 +62,17 @@ def window(qapp: QApplication, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def still(qtbot, w: MainWindow) -> np.ndarray:  # type: ignore[no-untyped-def]
     """The 3D view's pixels after every pending render has run."""
+    scene_ready(qtbot, w)
     n = w.view3d.n_renders
     w.view3d.request_render()
     qtbot.waitUntil(lambda: w.view3d.n_renders > n, timeout=RENDER_TIMEOUT_MS)
     qtbot.wait(30)
     return w.view3d.grab_image()
+
+
+def scene_ready(qtbot, w: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the 3D view's scene preparation (a worker, issue 9) to be applied."""
+    qtbot.waitUntil(lambda: not w.view3d.scene_busy, timeout=LOAD_TIMEOUT_MS)
 
 
 def separated(qtbot, w: MainWindow) -> None:  # type: ignore[no-untyped-def]
@@ -110,6 +116,7 @@ def test_click_on_slice_marks_lesion_shown_in_slices_and_3d(window: MainWindow, 
     assert w.state.crosshair_lps == target, "a lesion-mode click must not move the crosshair"
     # The panel shows it; the 3D view draws its outline.
     assert w.lesion_panel.centre_spins[0].value() == pytest.approx(lesion.center_lps[0], abs=0.1)
+    scene_ready(qtbot, w)
     assert w.scene.lesion == lesion
     after = still(qtbot, w)
     assert np.abs(after.astype(int) - before.astype(int)).sum(axis=2).astype(bool).sum() > 200
@@ -194,6 +201,7 @@ def test_keyhole_and_distance_colouring_reach_the_scene(window: MainWindow, qtbo
     w.view3d.set_view("left")
     base = still(qtbot, w)
     qtbot.mouseClick(w.lesion_panel.keyhole_check, Qt.MouseButton.LeftButton)
+    scene_ready(qtbot, w)
     assert w.state.keyhole is True and w.scene.keyhole is True
     keyhole = still(qtbot, w)
     # Bone is cut away in the lesion region: the picture changes there.
@@ -201,10 +209,12 @@ def test_keyhole_and_distance_colouring_reach_the_scene(window: MainWindow, qtbo
     w.state.keyhole = False
     combo = w.lesion_panel.colour_combo
     combo.setCurrentIndex(combo.findData("bone"))
+    scene_ready(qtbot, w)
     assert w.state.vessel_colouring == "bone" and w.scene.vessel_colouring[0] == "bone"
     coloured = still(qtbot, w)
     assert changed_pixels(base, coloured) > 100
     combo.setCurrentIndex(combo.findData("lesion"))
+    scene_ready(qtbot, w)
     assert w.scene.vessel_colouring[0] == "lesion"
     # Clearing the lesion turns "distance to the lesion" off (nothing to measure to).
     qtbot.mouseClick(w.lesion_panel.clear_button, Qt.MouseButton.LeftButton)
@@ -366,6 +376,7 @@ def test_session_keeps_lesion_measurements_and_toggles(window: MainWindow, qtbot
     st = w.state
     assert st.lesion == lesion and st.measurements == ms
     assert st.vessel_colouring == "lesion" and st.keyhole is True
+    scene_ready(qtbot, w)
     assert w.scene.lesion == lesion and w.scene.keyhole and w.scene.vessel_colouring[0] == "lesion"
     assert w.scene.lesion_overlay.measurements == ms
     assert w.measure_tools.list.count() == 2
@@ -420,6 +431,7 @@ def test_movie_and_still_exports_carry_the_planning_view(window: MainWindow, qtb
         assert clone.lesion_overlay.measurements == ms
     finally:
         clone.close()
+    scene_ready(qtbot, w)  # stills of the window's scene show what its 3D view shows
     twin = w.scene.offscreen_twin()
     assert twin.lesion == lesion and twin.keyhole is True
     w.state.update(lesion=None, keyhole=False, vessel_colouring="off", measurements=())

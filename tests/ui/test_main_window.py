@@ -81,7 +81,9 @@ def loaded(window: MainWindow, qapp: QApplication) -> MainWindow:
 
 
 def wait_for_frame(qtbot, w: MainWindow, after: int) -> None:
-    """Wait for a full-quality render newer than render count ``after``."""
+    """Wait for a full-quality render newer than render count ``after`` (after the 3D
+    view's scene preparation, a worker since issue 9, was applied)."""
+    qtbot.waitUntil(lambda: not w.view3d.scene_busy, timeout=LOAD_TIMEOUT_MS)
     qtbot.waitUntil(lambda: w.view3d.n_renders > after and not w.view3d.interactive, timeout=RENDER_TIMEOUT_MS)
     qtbot.wait(50)  # let a pending coalesced render run too
 
@@ -308,6 +310,7 @@ def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, q
     )
     assert w.state.class_masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu)
     assert np.array_equal(w.state.class_masks.bone, expected.bone)
+    qtbot.waitUntil(lambda: not w.view3d.scene_busy, timeout=LOAD_TIMEOUT_MS)
     assert w.scene.class_masks is w.state.class_masks
     n = w.view3d.n_renders
     wait_for_frame(qtbot, w, n - 1)
@@ -669,6 +672,7 @@ def test_real_chest_without_contrast_is_ivory_not_red_and_the_table_toggles(
     # The overlay switches reach the transfer function the scene draws.
     w.controls.show_removed_check.click()
     w.controls.show_uncertain_check.click()
+    qtbot.waitUntil(lambda: not w.view3d.scene_busy, timeout=LOAD_TIMEOUT_MS)
     assert w.scene.transfer_function.show_removed and w.scene.transfer_function.show_uncertain
     w.controls.show_removed_check.click()
     w.controls.show_uncertain_check.click()

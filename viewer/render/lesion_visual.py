@@ -31,7 +31,7 @@ import numpy as np
 from viewer.core.classmap import DISTANCE_COLOUR_STOPS, RAW_MIN_HU
 from viewer.core.errors import ViewerError
 from viewer.core.extraction import ClassMasks, dilate6
-from viewer.core.lesion import Branch, EntryPoint, Lesion, distance_to_bone_mm
+from viewer.core.lesion import Branch, EntryPoint, Lesion
 from viewer.core.measure import Angle, Measurement, Ruler
 from viewer.core.transfer import ColorPoint, TransferFunction
 from viewer.core.volume import Volume
@@ -295,18 +295,20 @@ def vertex_distances(
 
 
 class BoneDistanceCache:
-    """Distance to bone (mm) for one bone mask, computed once (an EDT of the scan)."""
+    """Distance to bone (mm) for one bone mask, computed once (an EDT of the scan) by
+    ``viewer.render.scene_data.prepare_scene`` and kept here for the next edits."""
 
     def __init__(self) -> None:
         self._key: object = None
         self._value: np.ndarray | None = None
 
-    def get(self, volume: Volume, masks: ClassMasks) -> np.ndarray:
-        key = (id(volume), id(masks.bone))
-        if self._value is None or self._key != key:
-            self._value = distance_to_bone_mm(volume, masks.bone)
-            self._key = key
-        return self._value
+    def peek(self) -> tuple[object, np.ndarray | None]:
+        """``(key, distances_mm)`` held now (``(None, None)`` when empty)."""
+        return self._key, self._value
+
+    def put(self, key: object, value: np.ndarray) -> None:
+        """Hold ``value`` (mm, ``(nz, ny, nx)``), the distance field made for ``key``."""
+        self._key, self._value = key, value
 
     def clear(self) -> None:
         self._key, self._value = None, None

@@ -18,6 +18,12 @@ window edit or a class toggle is a transfer-function edit (no re-encode, no grad
 recompute); a bone threshold change re-makes the bone mask and re-encodes -- unless
 the GUI supplies the mask itself with :meth:`Scene.set_bone_mask` (computed off the
 GUI thread), in which case the threshold edit restyles the current mask at once.
+
+Heavy work off the render thread (issue 9): every edit that needs voxels read or meshes
+built is prepared by :func:`viewer.render.scene_data.prepare_scene` from a
+:meth:`Scene.scene_inputs` snapshot (thread-safe, no render window touched) and
+installed by :meth:`Scene.apply_prepared` (cheap). The setters below do both in turn;
+the GUI runs the preparation in a worker and applies the result on its thread.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, class_transfer_points, encode_classes, mip_transfer_points
+from viewer.core.classmap import class_transfer_points, mip_transfer_points
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks, class_masks
+from viewer.core.extraction import ClassMasks
 from viewer.core.lesion import Branch, EntryPoint, Lesion
 from viewer.core.measure import Measurement
 from viewer.core.transfer import ColorPoint, OpacityPoint, TransferFunction
@@ -63,14 +70,21 @@ from viewer.render.lesion_visual import (
     VesselDistanceMesh,
     check_colouring,
     colour_bar_title,
-    keyhole_air,
     muted_vessel_window,
-    vertex_distances,
-    vessel_iso_hu,
-    vessel_surface,
-    vessel_voxels,
 )
 from viewer.render.offscreen import MapperKind, choose_mapper_kind, gl_renderer_string, grab_window
+from viewer.render.scene_data import (
+    CALC_MESH_GRID_MM,
+    OVERLAY_NAMES,
+    PreparedScene,
+    Same,
+    SceneInputs,
+    calc_shown,
+    colouring_in_use,
+    masks_match,
+    overlay_shown,
+    prepare_scene,
+)
 
 Bounds6 = tuple[float, float, float, float, float, float]
 RGB = tuple[float, float, float]
@@ -103,55 +117,8 @@ def compute_bone_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float], bo
     return bone_mask(hu, spacing_mm, bone_threshold_hu)
 
 
-#: Grid (mm) the calcification mesh is built on: a 0.3 mm scan gave a 530 k triangle
-#: mesh that cost llvmpipe 90 ms a frame; on a 1.2 mm grid it is ~50 k triangles.
-CALC_MESH_GRID_MM = 1.2
-
-
-def _display_mesh(mask: np.ndarray, volume: Volume) -> vtkPolyData:  # noqa: F821 - from surfaces
-    """Smoothed surface of ``mask`` in LPS for display: cropped to its bounding box,
-    block-OR pooled to about :data:`CALC_MESH_GRID_MM` (a thin shell stays closed; the
-    surface may sit up to half a pooled cell outward), windowed-sinc smoothed (the
-    voxel staircase would show as terraces)."""
-    from viewer.core.extraction import block_or_downsample
-    from viewer.render.surfaces import mask_to_surface
-
-    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
-    if any(ix.size == 0 for ix in idx):
-        return mask_to_surface(np.zeros((1, 1, 1), bool), volume.ijk_to_lps)
-    (k0, k1), (j0, j1), (i0, i1) = ((int(ix[0]), int(ix[-1])) for ix in idx)
-    sub = mask[k0 : k1 + 1, j0 : j1 + 1, i0 : i1 + 1]
-    sx, sy, sz = volume.spacing_mm
-    f = tuple(max(1, int(round(CALC_MESH_GRID_MM / sp))) for sp in (sz, sy, sx))  # (z, y, x)
-    pooled = block_or_downsample(sub, f)  # type: ignore[arg-type]
-    # Pooled voxel (i', j', k') is centred at original index i0 + fx*i' + (fx-1)/2 ...
-    fz, fy, fx = f
-    m = np.eye(4)
-    m[:3, :3] = np.diag([fx, fy, fz]).astype(float)
-    m[:3, 3] = (i0 + (fx - 1) / 2.0, j0 + (fy - 1) / 2.0, k0 + (fz - 1) / 2.0)
-    return mask_to_surface(pooled, volume.ijk_to_lps @ m, smooth_iterations=30, pass_band=0.01)
-
-
-def _render_bone(hu: np.ndarray, masks: ClassMasks) -> np.ndarray:
-    """The bone mask as rendered: ``masks.bone`` plus one more 6-connected layer of
-    voxels *below the vessel window* (transparent in either class).
-
-    Why: the class code jumps by ~4000 at the mask's edge. VTK's central-difference
-    gradients at the bone's iso-surface (one voxel inside that edge after the rim
-    dilation) would see the jump and follow the mask's voxel staircase, so the shaded
-    bone showed slice-by-slice terraces. One more layer moves the jump out of reach of
-    the surface's gradients; restricting it to sub-window voxels leaves vessels that
-    touch bone untouched (no red voxel becomes bone)."""
-    from viewer.core.extraction import dilate6
-
-    bone = np.asarray(masks.bone, dtype=bool)
-    below = hu < masks.vessel_window_hu[0]
-    one = bone | (dilate6(bone) & below)
-    if masks.bone_display_low_hu is None:
-        return one
-    # Bone drawn from the cancellous floor (real-CT masks): the visible surface is at the
-    # mask's edge, so the code jump must be two layers out of the gradients' reach.
-    return one | (dilate6(one) & below)
+#: Stands for "as the scene has it" in :meth:`Scene.scene_inputs`.
+_KEEP: Any = object()
 
 
 def _set_points(
@@ -228,7 +195,6 @@ class Scene:
         # int16 (nz+2, ny+2, nx+2): raw HU or class codes, with a one-voxel air border.
         self._buffer: np.ndarray | None = None
         self._buffer_key: tuple[object, ...] | None = None
-        self._mask_version = 0  # bumped whenever the class masks in use change
         # Masks handed in by the caller (the GUI computes them off its thread), or
         # computed here on demand for the current thresholds (CLI, export, tests).
         self._manual_masks: ClassMasks | None = None
@@ -239,7 +205,11 @@ class Scene:
         self._calc_actor = vtkActor()
         self._calc_actor.SetMapper(self._calc_mapper)
         self._calc_actor.VisibilityOff()
-        self._calc_version = -1  # mask version the mesh was built from
+        self._calc_key: object = None  # Same(masks) the mesh was built from
+        # Uncertain / removed overlay meshes: (actor, mapper, Same(masks)) by name.
+        self._overlay: dict[str, tuple[Any, Any, object]] = {}
+        self._overlay_mesh: dict[str, object] = {}
+        self._overlay_clip: dict[str, object] = {}
         self._crop_lps: Bounds6 | None = None
         self._clip: tuple[np.ndarray, np.ndarray] | None = None
         self._interactive = False
@@ -331,20 +301,24 @@ class Scene:
             raise ViewerError("the 3D scene has been closed")
 
     # ----- volume -------------------------------------------------------------------
-    def set_volume(self, volume: Volume) -> None:
-        """Show ``volume``; placed in LPS by its ``ijk_to_lps`` (see module doc)."""
+    def set_volume(self, volume: Volume, *, prepare: bool = True) -> None:
+        """Show ``volume``; placed in LPS by its ``ijk_to_lps`` (see module doc).
+
+        ``prepare=False``: place it only; the volume stays hidden until a prepared
+        result (:meth:`scene_inputs`, ``prepare_scene`` in a worker,
+        :meth:`apply_prepared`) brings its scalars."""
         self._check_open()
         if not isinstance(volume, Volume):
             raise ViewerError(f"set_volume needs a Volume, got {type(volume).__name__}")
         self._volume = volume
         self._manual_masks = None
         self._auto_masks = None
-        self._mask_version += 1
         self._buffer = None
         self._buffer_key = None
+        self._actor.SetVisibility(0)
         nx, ny, nz = volume.dims_xyz
         self._image = vtkImageData()
-        # +2: the air border of the render buffer (see _update_scalars).
+        # +2: the air border of the render buffer (see scene_data.encode_buffer).
         self._image.SetDimensions(nx + 2, ny + 2, nz + 2)
         self._image.SetSpacing(*volume.spacing_mm)
         self._image.SetOrigin(0.0, 0.0, 0.0)
@@ -359,9 +333,8 @@ class Scene:
                 vm.SetElement(r, c, float(m[r, c]))
         self._actor.SetUserMatrix(vm)
         self._ensure_mapper()
-        self._update_scalars()
-        self._apply_property()
-        self._update_calcification()
+        if prepare:
+            self._sync()
         self._apply_sampling()
         if self.renderer.GetVolumes().GetNumberOfItems() == 0:
             self.renderer.AddVolume(self._actor)
@@ -374,14 +347,15 @@ class Scene:
     def _ensure_mapper(self) -> None:
         if self._mapper is not None:
             return
+        m: vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper
         if self.mapper_kind == "gpu":
-            m = vtkGPUVolumeRayCastMapper()
-            m.SetUseJittering(1)  # hides wood-grain sampling artefacts at no cost
+            m = gpu = vtkGPUVolumeRayCastMapper()
+            gpu.SetUseJittering(1)  # hides wood-grain sampling artefacts at no cost
         else:
-            m = vtkFixedPointVolumeRayCastMapper()
+            m = cpu = vtkFixedPointVolumeRayCastMapper()
             # Intermixing opaque geometry needs a depth-buffer read per frame; our
             # scene has none (the marker is in its own renderer).
-            m.IntermixIntersectingGeometryOff()
+            cpu.IntermixIntersectingGeometryOff()
         # Sample distances are chosen here (full quality for stills, coarser while
         # interacting), not by VTK's frame-rate guesser.
         m.SetAutoAdjustSampleDistances(0)
@@ -447,63 +421,132 @@ class Scene:
         thresholds, when it needs them.
         """
         self._check_open()
-        if masks is not None:
-            if self._volume is None:
-                raise ViewerError("set a volume before its class masks")
-            bone = np.asarray(masks.bone)
-            if bone.shape != self._volume.shape:
-                raise ViewerError(f"bone mask shape {bone.shape} does not match the volume {self._volume.shape}")
-            calc = masks.calcification
-            if calc is not None and np.asarray(calc).shape != self._volume.shape:
-                raise ViewerError(f"calcification mask shape {np.asarray(calc).shape} does not match the volume")
-            if bone.dtype != np.bool_ or bone is not masks.bone:
-                masks = ClassMasks(bone.astype(bool, copy=False), calc, masks.bone_threshold_hu, masks.vessel_window_hu)
-        self._manual_masks = masks
-        self._mask_version += 1
+        self._manual_masks = self._checked_masks(masks)
         if self._volume is not None:
-            self._update_scalars()
-            self._apply_property()
-            self._update_calcification()
+            self._sync()
 
-    def _current_masks(self) -> ClassMasks:
-        assert self._volume is not None
-        if self._manual_masks is not None:
-            return self._manual_masks
-        tf = self._tf
-        m = self._auto_masks
-        if (
-            m is None
-            or not m.matches(tf.bone_threshold_hu, tf.vessel_window_hu, tf.remove_table)
-            or ((m.contrast is not None) != tf.real_ct_separation)
-        ):
-            t0 = time.perf_counter()
-            self._auto_masks = class_masks(
-                self._volume.hu,
-                self._volume.spacing_mm,
-                tf.bone_threshold_hu,
-                tf.vessel_window_hu,
-                remove_table=tf.remove_table,
-                real_ct=tf.real_ct_separation,
-            )
-            self._mask_version += 1
-            self.last_timings_s["class_masks"] = time.perf_counter() - t0
-        assert self._auto_masks is not None
-        return self._auto_masks
+    def _checked_masks(self, masks: ClassMasks | None) -> ClassMasks | None:
+        if masks is None:
+            return None
+        if self._volume is None:
+            raise ViewerError("set a volume before its class masks")
+        bone = np.asarray(masks.bone)
+        if bone.shape != self._volume.shape:
+            raise ViewerError(f"bone mask shape {bone.shape} does not match the volume {self._volume.shape}")
+        calc = masks.calcification
+        if calc is not None and np.asarray(calc).shape != self._volume.shape:
+            raise ViewerError(f"calcification mask shape {np.asarray(calc).shape} does not match the volume")
+        if bone.dtype != np.bool_ or bone is not masks.bone:
+            masks = ClassMasks(bone.astype(bool, copy=False), calc, masks.bone_threshold_hu, masks.vessel_window_hu)
+        return masks
+
+    # ----- prepare (any thread) / apply (the render thread) ------------------------------
+    def scene_inputs(
+        self,
+        *,
+        tf: TransferFunction = _KEEP,
+        masks: ClassMasks | None = _KEEP,
+        lesion: Lesion | None = _KEEP,
+        keyhole: bool = _KEEP,
+        colouring: tuple[str, float] = _KEEP,
+    ) -> SceneInputs:
+        """A snapshot of this scene with the given changes, for
+        :func:`viewer.render.scene_data.prepare_scene` (cheap; call it on the thread
+        that owns the scene). ``masks=None`` asks for masks the scene computes itself;
+        ``colouring`` is ``(mode, max_mm)`` as :meth:`set_vessel_colouring` takes."""
+        self._check_open()
+        if self._volume is None:
+            raise ViewerError("set a volume before preparing the 3D scene")
+        tf = self._tf if tf is _KEEP else tf
+        if not isinstance(tf, TransferFunction):
+            raise ViewerError(f"the 3D scene needs a TransferFunction, got {type(tf).__name__}")
+        manual = self._manual_masks if masks is _KEEP else self._checked_masks(masks)
+        lesion = self._lesion if lesion is _KEEP else lesion
+        if lesion is not None and not isinstance(lesion, Lesion):
+            raise ViewerError(f"set_lesion needs a Lesion or None, got {type(lesion).__name__}")
+        use = manual if manual is not None else (self._auto_masks if masks_match(self._auto_masks, tf) else None)
+        vm = self._vessel_mesh
+        bkey, bvalue = self._bone_distance.peek()
+        return SceneInputs(
+            volume=self._volume,
+            tf=tf,
+            masks=use,
+            supplied=manual is not None,
+            lesion=lesion,
+            keyhole=self._keyhole if keyhole is _KEEP else bool(keyhole),
+            colouring=self._colouring if colouring is _KEEP else check_colouring(*colouring),
+            buffer_key=self._buffer_key,
+            vessel_mesh=vm.mesh,
+            vessel_mesh_key=vm.mesh_key,
+            vessel_colour_key=vm.colour_key,
+            bone_distance_key=bkey,
+            bone_distance=bvalue,
+            calc_key=self._calc_key,
+            overlay_keys={name: e[2] for name, e in self._overlay.items()},
+        )
+
+    def apply_prepared(self, prepared: PreparedScene) -> bool:
+        """Install ``prepared`` (made from :meth:`scene_inputs` by ``prepare_scene``):
+        the state it was made for, its scalars and meshes, then the restyle. Cheap;
+        call it on the thread that owns the render window. Returns False, changing
+        nothing, when the scene moved on since the snapshot (another volume, or scalars
+        or meshes the result relies on were replaced): a stale result is dropped."""
+        self._check_open()
+        p, inp = prepared, prepared.inputs
+        vm = self._vessel_mesh
+        held = (
+            (p.buffer is None, self._buffer_key, inp.buffer_key),
+            (p.vessel_mesh_key is None, vm.mesh_key, inp.vessel_mesh_key),
+            (p.colour_key is None, vm.colour_key, inp.vessel_colour_key),
+            (p.calc_key is None, self._calc_key, inp.calc_key),
+        )
+        if inp.volume is not self._volume or any(kept and now != then for kept, now, then in held):
+            return False
+        if any(self._overlay.get(n, (None, None, None))[2] != k for n, k in inp.overlay_keys.items()):
+            return False
+        if inp.supplied:
+            self._manual_masks = inp.masks
+        else:
+            self._manual_masks = None
+            if p.masks is not None:
+                self._auto_masks = p.masks
+        self._tf = inp.tf
+        if inp.lesion != self._lesion_overlay.lesion:
+            self._lesion_overlay.set_lesion(inp.lesion)
+        self._lesion, self._keyhole, self._colouring = inp.lesion, inp.keyhole, inp.colouring
+        if p.buffer is not None:
+            self._buffer, self._buffer_key = p.buffer, p.buffer_key
+            self._set_scalars(p.buffer)
+        if p.vessel_mesh_key is not None:
+            vm.set_mesh(p.vessel_mesh, p.vessel_mesh_key, p.masks)
+            vm.clip = self._feed_clipped(vm.mapper, vm.mesh)
+        if p.distances_mm is not None:
+            vm.colour(p.distances_mm, inp.colouring[1], p.colour_key)
+        if p.bone_distance is not None:
+            self._bone_distance.put(p.bone_distance_key, p.bone_distance)
+        if p.calc_key is not None:
+            self._set_calc_mesh(p.calc_mesh)
+            self._calc_key = p.calc_key
+        for name, mesh in p.overlay_meshes.items():
+            self._install_overlay(name, mesh, p.overlay_keys[name])
+        self._apply_property()
+        self._update_calcification()
+        self.last_timings_s.update(p.timings_s)
+        return True
+
+    def _sync(self) -> None:
+        """Prepare and apply now, on this thread (the synchronous setters' one path)."""
+        if self._volume is None:
+            self._apply_property()
+            return
+        self.apply_prepared(prepare_scene(self.scene_inputs()))
 
     def _update_calcification(self) -> None:
-        """Rebuild the calcification mesh when its mask changed; show it when the
-        separated transfer function shows that class."""
+        """Show the calcification mesh (built by ``prepare_scene``) when the separated
+        transfer function shows that class, styled like it; the overlays likewise."""
         tf = self._tf
         masks = self.class_masks if (tf.separated and self._volume is not None) else None
-        calc = None if masks is None else masks.calcification
-        show = calc is not None and tf.calcification.visible and tf.calcification.opacity > 0 and tf.blend_mode != "mip"
-        if show and self._calc_version != self._mask_version:
-            assert self._volume is not None
-            t0 = time.perf_counter()
-            mesh = _display_mesh(np.asarray(calc), self._volume)
-            self._set_calc_mesh(mesh)
-            self._calc_version = self._mask_version
-            self.last_timings_s["calcification_mesh"] = time.perf_counter() - t0
+        show = calc_shown(tf, masks) and self._calc_key == Same(masks)
         prop = self._calc_actor.GetProperty()
         prop.SetColor(*(float(c) for c in tf.calcification.color))
         prop.SetOpacity(float(np.clip(tf.calcification.opacity, 0.0, 1.0)))
@@ -515,7 +558,11 @@ class Scene:
         self._calc_actor.SetVisibility(1 if show else 0)
         if show and not self.renderer.HasViewProp(self._calc_actor):
             self.renderer.AddActor(self._calc_actor)
-        overlays = self._update_overlays(masks)
+        overlays = False
+        for name, (actor, _mapper, key) in self._overlay.items():
+            on = overlay_shown(tf, masks, name) and key == Same(masks)
+            actor.SetVisibility(1 if on else 0)
+            overlays = overlays or on
         if isinstance(self._mapper, vtkFixedPointVolumeRayCastMapper):
             # The CPU ray caster stops its rays at opaque geometry only when told to
             # read the depth buffer (costs a read-back per frame: only when needed).
@@ -525,112 +572,25 @@ class Scene:
     #: mask removed (the couch) a translucent grey ghost.
     OVERLAY_STYLE = {"uncertain": ((0.95, 0.2, 0.95), 1.0), "removed": ((0.55, 0.6, 0.7), 0.35)}
 
-    def _update_overlays(self, masks: ClassMasks | None) -> bool:
-        """Show or hide the uncertain / removed overlay meshes (built once per mask
-        set, on the display grid of the calcification mesh). Returns whether any shows."""
-        tf = self._tf
-        if not hasattr(self, "_overlay"):
-            self._overlay: dict[str, tuple[object, object, int]] = {}
-            self._overlay_mesh: dict[str, object] = {}
-            self._overlay_clip: dict[str, object] = {}
-        wanted = {
-            "uncertain": tf.show_uncertain,
-            "removed": tf.show_removed,
-        }
-        any_shown = False
-        for name, on in wanted.items():
-            # class_masks gives None for an empty class, so this per-edit test reads no
-            # voxels; the mesh is built once per mask set.
-            mask = None if masks is None else getattr(masks, name)
-            show = bool(on) and mask is not None and tf.blend_mode != "mip"
-            entry = self._overlay.get(name)
-            if show and (entry is None or entry[2] != self._mask_version):
-                from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
-
-                assert self._volume is not None
-                mask = np.asarray(mask)
-                if name == "removed":
-                    # Only what had substance: the couch, not the air around it.
-                    mask = mask & (self._volume.hu > -350)
-                mesh = _display_mesh(mask, self._volume)
-                if entry is None:
-                    mapper = vtkPolyDataMapper()
-                    mapper.ScalarVisibilityOff()
-                    actor = vtkActor()
-                    actor.SetMapper(mapper)
-                    self.renderer.AddActor(actor)
-                else:
-                    actor, mapper = entry[0], entry[1]
-                self._overlay_mesh[name] = mesh
-                # Cut by the crop box and clip plane like the calcification mesh.
-                self._overlay_clip[name] = self._feed_clipped(mapper, mesh)
-                color, opacity = self.OVERLAY_STYLE[name]
-                actor.GetProperty().SetColor(*color)  # type: ignore[attr-defined]
-                actor.GetProperty().SetOpacity(opacity)  # type: ignore[attr-defined]
-                entry = (actor, mapper, self._mask_version)
-                self._overlay[name] = entry
-            if entry is not None:
-                entry[0].SetVisibility(1 if show else 0)  # type: ignore[attr-defined]
-            any_shown = any_shown or show
-        return any_shown
-
-    def _update_scalars(self) -> None:
-        """Fill the render buffer with raw HU or the class encoding, only when what it
-        should hold changed (a refill makes the CPU mapper recompute its gradients)."""
-        v = self._volume
-        if v is None:
-            return
-        if self._buffer is None:
-            nz, ny, nx = v.shape
-            # One voxel of air around the data: the scan's cut faces (first/last
-            # slice) then have a real gradient, so shading lights them. Without it a
-            # view along the slice axis shows the cut bone and vessels dark: VTK's
-            # gradient there is in-plane or zero, and zero normals get ambient light
-            # only (vtkEncodedGradientShader's ZeroNormalDiffuseIntensity is 0).
-            self._buffer = np.full((nz + 2, ny + 2, nx + 2), RAW_MIN_HU, dtype=np.int16)
-            self._buffer_key = None
-        inner = self._buffer[1:-1, 1:-1, 1:-1]
-        if self._tf.separated:
-            masks = self._current_masks()
-            key: tuple[object, ...] = ("encoded", self._mask_version, self._lesion_key())
+    def _install_overlay(self, name: str, mesh: object, key: object) -> None:
+        """Use ``mesh`` (built for ``key``) as the ``uncertain`` / ``removed`` overlay."""
+        assert name in OVERLAY_NAMES
+        entry = self._overlay.get(name)
+        if entry is None:
+            mapper = vtkPolyDataMapper()
+            mapper.ScalarVisibilityOff()
+            actor = vtkActor()
+            actor.SetMapper(mapper)
+            self.renderer.AddActor(actor)
+            color, opacity = self.OVERLAY_STYLE[name]
+            actor.GetProperty().SetColor(*color)
+            actor.GetProperty().SetOpacity(opacity)
         else:
-            masks = None
-            key = ("raw",)
-        if key == self._buffer_key:
-            return
-        t0 = time.perf_counter()
-        if masks is None:
-            encode_classes(v.hu, None, out=inner)
-        else:
-            hidden = masks.calcification
-            if hidden is not None:
-                # One voxel more than the shell: its partial-volume edge would
-                # otherwise be a thin red skin on the gold mesh.
-                from viewer.core.extraction import dilate6
-
-                hidden = dilate6(np.asarray(hidden, dtype=bool)) & ~masks.bone
-            if masks.hidden is not None:
-                # Dense voxels of no class (a scan without contrast): transparent.
-                hidden = masks.hidden if hidden is None else hidden | masks.hidden
-            bone = _render_bone(v.hu, masks)
-            air = masks.removed
-            if self._keyhole and self._lesion is not None:
-                air = keyhole_air(v, self._lesion, bone, air)
-            encode_classes(v.hu, bone, out=inner, hidden_mask=hidden, air_mask=air)
-            if self._colouring_in_use()[0] != "off":
-                # The vessels become a distance-coloured mesh and leave the volume.
-                vessel = vessel_voxels(inner, self._tf, masks)
-                vm = self._vessel_mesh
-                mesh_key = (id(masks), tuple(self._tf.vessel_window_hu))
-                if vm.mesh_key != mesh_key:
-                    t1 = time.perf_counter()
-                    vm.set_mesh(vessel_surface(v, vessel, vessel_iso_hu(self._tf)), mesh_key, masks)
-                    vm.clip = self._feed_clipped(vm.mapper, vm.mesh)
-                    self.last_timings_s["vessel_mesh"] = time.perf_counter() - t1
-                inner[vessel] = HIDDEN_HU
-        self.last_timings_s["encode"] = time.perf_counter() - t0
-        self._buffer_key = key
-        self._set_scalars(self._buffer)
+            actor, mapper = entry[0], entry[1]
+        self._overlay_mesh[name] = mesh
+        # Cut by the crop box and clip plane like the calcification mesh.
+        self._overlay_clip[name] = self._feed_clipped(mapper, mesh)
+        self._overlay[name] = (actor, mapper, key)
 
     def _set_scalars(self, arr: np.ndarray) -> None:
         # numpy_to_vtk(deep=False) shares the buffer (0.3 GB for a big CTA: no copy);
@@ -642,6 +602,7 @@ class Scene:
         self._image.Modified()
         assert self._mapper is not None
         self._mapper.SetInputData(self._image)
+        self._actor.SetVisibility(1)
 
     # ----- transfer function ---------------------------------------------------------
     def set_transfer_function(self, tf: TransferFunction) -> None:
@@ -652,10 +613,7 @@ class Scene:
         if not isinstance(tf, TransferFunction):
             raise ViewerError(f"set_transfer_function needs a TransferFunction, got {type(tf).__name__}")
         self._tf = tf
-        if self._volume is not None:
-            self._update_scalars()
-        self._apply_property()
-        self._update_calcification()
+        self._sync()
 
     def _apply_property(self) -> None:
         tf = self._tf
@@ -666,7 +624,7 @@ class Scene:
         elif tf.separated:
             m = self.class_masks if self._volume is not None else None
             op, col = class_transfer_points(tf, bone_low_hu=None if m is None else m.bone_display_low_hu)
-            if self._colouring_in_use()[0] != "off":
+            if colouring_in_use(tf, self._lesion, self._colouring)[0] != "off":
                 col = muted_vessel_window(col, tf)
         else:
             op, col = tf.opacity_points(), tf.color_points()
@@ -714,7 +672,7 @@ class Scene:
                 raise ViewerError(f"crop box must be six finite numbers, got {bounds!r}")
             if b[0] > b[1] or b[2] > b[3] or b[4] > b[5]:
                 raise ViewerError(f"crop box needs min <= max on each axis, got {b}")
-            self._crop_lps = b  # type: ignore[assignment]
+            self._crop_lps = b
         self._apply_planes()
 
     @property
@@ -821,7 +779,7 @@ class Scene:
             half.SetNormal(*(-self._clip[1]))  # negative on the kept side
             keep.AddFunction(half)
         clip = vtkClipPolyData()
-        clip.SetInputData(mesh)  # type: ignore[arg-type]
+        clip.SetInputData(mesh)
         clip.SetClipFunction(keep)
         clip.InsideOutOn()
         mapper.SetInputConnection(clip.GetOutputPort())  # type: ignore[attr-defined]
@@ -864,7 +822,7 @@ class Scene:
             raise ViewerError(f"set_lesion needs a Lesion or None, got {type(lesion).__name__}")
         self._lesion = lesion
         self._lesion_overlay.set_lesion(lesion)
-        self._restyle_lesion()
+        self._sync()
 
     def set_vessel_colouring(self, mode: str, max_mm: float = 30.0) -> None:
         """Colour the vessel class by distance (mm) to the lesion region (``"lesion"``,
@@ -873,14 +831,14 @@ class Scene:
         Separated, composite mode only (a MIP shows no classes)."""
         self._check_open()
         self._colouring = check_colouring(mode, max_mm)
-        self._restyle_lesion()
+        self._sync()
 
     def set_keyhole(self, enabled: bool) -> None:
         """Remove the bone class inside the lesion region (vessels, plaques and the
         calcified mass stay); separated mode, with a lesion set."""
         self._check_open()
         self._keyhole = bool(enabled)
-        self._restyle_lesion()
+        self._sync()
 
     def set_entry_points(self, points: Sequence[EntryPoint]) -> None:
         """Numbered entry-point markers (cut by the crop box and clip plane)."""
@@ -897,41 +855,15 @@ class Scene:
         self._check_open()
         self._lesion_overlay.set_measurements(measurements)
 
-    def _colouring_in_use(self) -> tuple[ColouringMode, float]:
-        mode, max_mm = self._colouring
-        tf = self._tf
-        if not tf.separated or tf.blend_mode == "mip" or (mode == "lesion" and self._lesion is None):
-            return "off", max_mm
-        return mode, max_mm
-
-    def _lesion_key(self) -> tuple[object, ...]:
-        """What of the lesion state the encoded scalars depend on (the keyhole; with
-        distance colouring the vessels leave the volume for the window's voxels)."""
-        hole = self._lesion if self._keyhole else None
-        if self._colouring_in_use()[0] == "off":
-            return (hole,)
-        return (hole, tuple(self._tf.vessel_window_hu))
-
     def _update_vessel_colours(self) -> None:
-        """Colour bar, and the vessel mesh's per-vertex distances when they changed."""
-        mode, max_mm = self._colouring_in_use()
+        """Colour bar; the vessel mesh (coloured by ``prepare_scene``) shown and styled."""
+        mode, max_mm = colouring_in_use(self._tf, self._lesion, self._colouring)
         self._lesion_overlay.set_colour_bar(colour_bar_title(mode), max_mm)
-        vm, v, masks = self._vessel_mesh, self._volume, self.class_masks
-        on = mode != "off" and v is not None and masks is not None and vm.mesh is not None
+        vm = self._vessel_mesh
+        on = mode != "off" and self.class_masks is not None and vm.mesh is not None and vm.colour_key is not None
         if on:
-            key = (mode, max_mm, self._lesion if mode == "lesion" else id(masks), vm.mesh_key)
-            if vm.colour_key != key:
-                assert v is not None and masks is not None
-                d = vertex_distances(vm.points_lps(), v, mode, self._lesion, lambda: self._bone_distance.get(v, masks))
-                vm.colour(d, max_mm, key)
             vm.style(self._tf)
         vm.actor.SetVisibility(1 if (on and self._tf.vessel.visible) else 0)
-
-    def _restyle_lesion(self) -> None:
-        if self._volume is not None:
-            self._update_scalars()
-        self._apply_property()
-        self._update_calcification()
 
     # ----- camera -----------------------------------------------------------------------
     def set_view(self, name: str) -> None:
@@ -953,7 +885,7 @@ class Scene:
         if self._volume is None:
             return np.zeros(3)
         lo, hi = self._volume.bounds_lps()
-        return (lo + hi) / 2.0
+        return np.asarray((lo + hi) / 2.0)
 
     def reset_camera(self) -> None:
         """Frame the whole volume, keeping the viewing direction."""
@@ -1165,7 +1097,6 @@ class Scene:
         if self._manual_masks is None and self._auto_masks is not None and t._auto_masks is not self._auto_masks:
             # Share the already computed masks instead of recomputing them.
             t._auto_masks = self._auto_masks
-            t._mask_version += 1
         t.sample_distance_mm = self.sample_distance_mm
         t.set_transfer_function(self._tf)
         t.set_crop_box_lps(self._crop_lps)
@@ -1210,7 +1141,7 @@ class Scene:
                 if self._owns_window:
                     rw.Finalize()
         finally:
-            self._actor.SetMapper(None)
+            self._actor.SetMapper(None)  # type: ignore[arg-type]  # VTK takes None (detach)
             self._mapper = None
             self._rw = None
             self._image = vtkImageData()
@@ -1233,4 +1164,4 @@ class Scene:
         self.close()
 
 
-__all__ = ["Bounds6", "CameraState", "Scene", "compute_bone_mask", "open_scenes"]
+__all__ = ["CALC_MESH_GRID_MM", "Bounds6", "CameraState", "Scene", "compute_bone_mask", "open_scenes"]

@@ -49,7 +49,7 @@ from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.ui.controls import ControlsPanel
 from viewer.ui.dialogs import SeriesPickerDialog, show_about
-from viewer.ui.lesion_panel import install_lesion_planning
+from viewer.ui.lesion_panel import LesionController, install_lesion_planning
 from viewer.ui.slice_view import AXES, SliceViewWidget
 from viewer.ui.view3d import View3DWidget
 from viewer.ui.workers import LatestOnlyRunner, TaskThread
@@ -148,6 +148,9 @@ class MainWindow(QMainWindow):
     first_full_frame = Signal()
     class_masks_ready = Signal()
 
+    #: Set by :func:`viewer.ui.lesion_panel.install_lesion_planning` in ``__init__``.
+    lesion_controller: LesionController
+
     def __init__(
         self,
         settings: QSettings | None = None,
@@ -223,6 +226,10 @@ class MainWindow(QMainWindow):
         # (a scan without contrast must not look like a failed separation).
         self.contrast_label = QLabel("")
         self.contrast_label.setObjectName("contrast_label")
+        # Busy while the 3D view's scene preparation runs in its worker (issue 9).
+        self.scene_label = QLabel("")
+        self.scene_label.setObjectName("scene_label")
+        sb.addPermanentWidget(self.scene_label)
         sb.addPermanentWidget(self.shading_label)
         sb.addPermanentWidget(self.contrast_label)
         sb.addPermanentWidget(self.mask_label)
@@ -238,6 +245,10 @@ class MainWindow(QMainWindow):
         self.mask_runner.busy_changed.connect(
             lambda busy: self.mask_label.setText("Separating bone, vessels, calcification..." if busy else "")
         )
+        self.view3d.scene_busy_changed.connect(
+            lambda busy: self.scene_label.setText("Updating the 3D view..." if busy else "")
+        )
+        self.view3d.scene_failed.connect(lambda e: self.statusBar().showMessage(f"3D view update failed: {e}", 8000))
         self._mask_timer = QTimer(self)
         self._mask_timer.setSingleShot(True)
         self._mask_timer.setInterval(MASK_DEBOUNCE_MS)
@@ -273,7 +284,7 @@ class MainWindow(QMainWindow):
         self,
         text: str,
         slot: Callable[..., Any],
-        shortcut: str | QKeySequence = "",
+        shortcut: str | QKeySequence | QKeySequence.StandardKey = "",
         tip: str = "",
         checkable: bool = False,
     ) -> QAction:
@@ -588,9 +599,22 @@ class MainWindow(QMainWindow):
         self.cancel_load()
         thread = TaskThread(work, "load")
         thread.progressed.connect(self._on_load_progress)
-        thread.succeeded.connect(lambda r: self._finish_load(thread) or on_done(r))
-        thread.failed.connect(lambda e: self._finish_load(thread) or self._show_load_error(e))
-        thread.cancelled.connect(lambda: self._finish_load(thread) or self._on_load_cancelled())
+
+        def succeeded(result: Any) -> None:
+            self._finish_load(thread)
+            on_done(result)
+
+        def failed(error: Any) -> None:
+            self._finish_load(thread)
+            self._show_load_error(error)
+
+        def cancelled() -> None:
+            self._finish_load(thread)
+            self._on_load_cancelled()
+
+        thread.succeeded.connect(succeeded)
+        thread.failed.connect(failed)
+        thread.cancelled.connect(cancelled)
         # Every load thread stays referenced until it has finished, cancelled or not:
         # a running QThread whose Python object is collected aborts the process.
         self._live_threads.add(thread)
@@ -746,9 +770,9 @@ class MainWindow(QMainWindow):
     # ----- recent files -----
     def recent_files(self) -> list[str]:
         v = self.settings.value("recent_files", [])
-        if isinstance(v, str):
-            v = [v]
-        return [str(x) for x in (v or [])]
+        if isinstance(v, str):  # QSettings gives one item back as a plain string
+            return [v]
+        return [str(x) for x in v] if isinstance(v, (list, tuple)) else []
 
     def _add_recent(self, path: str) -> None:
         items = [p for p in self.recent_files() if p != path]
@@ -902,7 +926,7 @@ class MainWindow(QMainWindow):
                 self,
                 "Count vessels near the crosshair",
                 "Radius around the crosshair (mm):",
-                float(self.settings.value("vessel_count_radius_mm", 30.0)),
+                float(str(self.settings.value("vessel_count_radius_mm", 30.0))),
                 2.0,
                 300.0,
                 1,

@@ -18,6 +18,14 @@ then one full-quality render on release.
 Picking: while :attr:`View3DWidget.pick_mode` is on (a lesion, ruler or angle tool is
 active), a left click does not turn the camera; the point of the rendered surface under
 it (:func:`viewer.render.picking.pick_lps`, LPS mm) is emitted as ``point_picked``.
+
+Scene work off the GUI thread (issue 9): a state edit that needs voxels read or meshes
+built (class encoding, keyhole, distance colouring, calcification and overlay meshes, a
+new scan's scalars) is prepared by ``viewer.render.scene_data.prepare_scene`` in a
+latest-only worker (:attr:`View3DWidget.scene_runner`) from a snapshot of the wanted
+state, and applied here when it arrives -- unless the state moved on meanwhile, then it
+is dropped. An edit that needs none of that (a vessel-window or colour edit) is applied
+at once. ``scene_busy_changed`` drives the window's busy label.
 """
 
 from __future__ import annotations
@@ -27,8 +35,8 @@ import time
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkCommand
@@ -38,9 +46,11 @@ from vtkmodules.vtkIOImage import vtkPNGWriter  # noqa: F401 - registers the IO 
 from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
 from viewer.core.state import ViewerState
-from viewer.export.sessions import apply_planning_to_scene, planning_fields
+from viewer.export.sessions import planning_fields
 from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
+from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene
+from viewer.ui.workers import LatestOnlyRunner
 
 
 class _VTKWidget(QVTKRenderWindowInteractor):
@@ -87,6 +97,10 @@ class View3DWidget(QWidget):
     point_picked = Signal(object)
     #: ... or hit nothing.
     pick_missed = Signal()
+    #: True while a scene preparation runs in the worker, False when it is applied.
+    scene_busy_changed = Signal(bool)
+    #: A scene preparation failed (a ViewerError).
+    scene_failed = Signal(object)
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -104,6 +118,12 @@ class View3DWidget(QWidget):
         self.scene.on_gradient_progress = self._on_gradient_progress
         self._last_gradient_emit = 0.0
         self.scene.set_orientation_marker(True)
+        self.scene_runner = LatestOnlyRunner("3D scene", self)
+        self.scene_runner.finished_latest.connect(self._on_scene_prepared)
+        self.scene_runner.failed_latest.connect(self._on_scene_failed)
+        self._pending_inputs: SceneInputs | None = None
+        #: Prepared results dropped because the state had moved on (for tests).
+        self.n_stale_dropped = 0
         self.interactor = self.render_window.GetInteractor()
         style = vtkInteractorStyleTrackballCamera()
         self.interactor.SetInteractorStyle(style)
@@ -245,16 +265,15 @@ class View3DWidget(QWidget):
     def _on_volume_changed(self, volume: Any) -> None:
         if volume is None:
             return
-        masks = self.state.class_masks
-        self.scene.set_volume(volume)
-        self.scene.set_class_masks(masks if masks is not None and masks.bone.shape == volume.shape else None)
-        self.scene.set_transfer_function(self._effective_tf(self.state.transfer_function))
+        # Placed only: its scalars are prepared in the worker (a raw copy of a big CTA
+        # alone is a few hundred ms), like every later encoding.
+        self.scene.set_volume(volume, prepare=False)
         self.scene.set_crop_box_lps(self.state.crop_box_lps)
         self._apply_clip(self.state.clip_plane)
         self._apply_planning()
         self.scene.set_view("anterior")
         self._place_box()
-        self.request_render()
+        self.sync_scene()
 
     def _effective_tf(self, tf: Any) -> Any:
         # Without masks from the GUI's worker, Scene would compute the class masks
@@ -265,8 +284,7 @@ class View3DWidget(QWidget):
         return tf
 
     def _on_tf_changed(self, tf: Any) -> None:
-        self.scene.set_transfer_function(self._effective_tf(tf))
-        self.request_render()
+        self.sync_scene()
 
     def _on_class_masks_changed(self, masks: Any) -> None:
         vol = self.state.volume
@@ -274,9 +292,69 @@ class View3DWidget(QWidget):
             return
         if masks is not None and masks.bone.shape != vol.shape:
             return  # masks of a previous scan, arriving late
-        self.scene.set_class_masks(masks)
-        self.scene.set_transfer_function(self._effective_tf(self.state.transfer_function))
+        self.sync_scene()
+
+    # ----- scene preparation off the GUI thread -----------------------------------------
+    @property
+    def scene_busy(self) -> bool:
+        """Whether a scene preparation is running (its result not yet applied)."""
+        return self._pending_inputs is not None
+
+    def _set_pending(self, inputs: SceneInputs | None) -> None:
+        was = self._pending_inputs is not None
+        self._pending_inputs = inputs
+        if was != (inputs is not None):
+            self.scene_busy_changed.emit(inputs is not None)
+
+    def wanted_inputs(self) -> SceneInputs | None:
+        """The scene snapshot for the state now (None before the scene has its volume)."""
+        st, vol = self.state, self.state.volume
+        if vol is None or self.scene.closed or self.scene.volume is not vol:
+            return None
+        masks = st.class_masks
+        fields = planning_fields(st)
+        return self.scene.scene_inputs(
+            tf=self._effective_tf(st.transfer_function),
+            masks=masks if masks is not None and masks.bone.shape == vol.shape else None,
+            lesion=fields["lesion"],
+            keyhole=fields["keyhole"],
+            colouring=(fields["vessel_colouring"], self.scene.vessel_colouring[1]),
+        )
+
+    def sync_scene(self) -> None:
+        """Bring the scene to the state: at once when that is a restyle, else in the
+        worker (a newer request supersedes a running one)."""
+        inputs = self.wanted_inputs()
+        if inputs is None:
+            return
+        if not pending_work(inputs):
+            if self._pending_inputs is not None:
+                self.scene_runner.cancel()
+                self._set_pending(None)
+            self.scene.apply_prepared(prepare_scene(inputs))
+            self.request_render()
+            return
+        self._set_pending(inputs)
+        self.scene_runner.submit(functools.partial(self._prepare, inputs))
+
+    @staticmethod
+    def _prepare(inputs: SceneInputs, progress: Any) -> PreparedScene:
+        return prepare_scene(inputs, progress)
+
+    def _on_scene_prepared(self, prepared: PreparedScene) -> None:
+        if self._closed or prepared.inputs is not self._pending_inputs:
+            self.n_stale_dropped += 1  # made for a state that has moved on
+            return
+        self._set_pending(None)
+        if not self.scene.apply_prepared(prepared):
+            self.n_stale_dropped += 1
+            self.sync_scene()
+            return
         self.request_render()
+
+    def _on_scene_failed(self, error: Any) -> None:
+        self._set_pending(None)
+        self.scene_failed.emit(error)
 
     def _on_crop_changed(self, bounds: Any) -> None:
         self.scene.set_crop_box_lps(bounds)
@@ -296,24 +374,22 @@ class View3DWidget(QWidget):
 
     # ----- lesion planning ------------------------------------------------------------
     def _apply_planning(self) -> None:
+        # The overlays only; the lesion, keyhole and colouring come with sync_scene.
         st = self.state
-        apply_planning_to_scene(
-            self.scene,
-            **planning_fields(st),
-            analysis=st.lesion_analysis,
-            show_entry_points=self.show_entry_points,
-            show_centrelines=self.show_centrelines,
-        )
+        self.scene.lesion_overlay.set_lesion(st.lesion)
+        self.scene.set_measurements(st.measurements)
+        self._on_analysis_changed(st.lesion_analysis)
 
     def _on_planning_field(self, setter_name: str, value: Any) -> None:
-        # The scene re-encodes the volume for the keyhole and the distance colouring
-        # on this thread (seconds on a 360x224x380 scan, docs/benchmarks.md): show it.
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            getattr(self.scene, setter_name)(value)
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.request_render()
+        if setter_name == "set_measurements":
+            self.scene.set_measurements(value)
+            self.request_render()
+            return
+        if setter_name == "set_lesion":
+            # The outline follows at once; the keyhole / colours when prepared.
+            self.scene.lesion_overlay.set_lesion(value)
+            self.request_render()
+        self.sync_scene()
 
     def _on_analysis_changed(self, analysis: Any) -> None:
         self.scene.set_entry_points(analysis.entry_points if analysis is not None and self.show_entry_points else ())
@@ -403,6 +479,8 @@ class View3DWidget(QWidget):
             return
         self._closed = True
         self._render_timer.stop()
+        self.scene_runner.shutdown()
+        self._set_pending(None)
         for obj, tag in self._observers:
             obj.RemoveObserver(tag)
         self._observers.clear()

@@ -1,0 +1,142 @@
+"""Scene work split into prepare (any thread) and apply (issue 9), without a window:
+``viewer.render.scene_data.prepare_scene`` on a worker thread gives what the synchronous
+setters give; ``pending_work`` says which edits need it; stale results are refused."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from render_helpers import Leg
+from vtkmodules.util.numpy_support import vtk_to_numpy
+
+from viewer.core.errors import LoadCancelled
+from viewer.core.extraction import ClassMasks
+from viewer.core.lesion import Lesion
+from viewer.core.presets import default_preset
+from viewer.core.transfer import TransferFunction
+from viewer.export.lesion_report import scene_class_masks
+from viewer.render.scene import Scene
+from viewer.render.scene_data import PreparedScene, pending_work, prepare_scene
+
+
+@pytest.fixture(scope="module")
+def tf() -> TransferFunction:
+    return default_preset().with_changes(separated=True)
+
+
+@pytest.fixture(scope="module")
+def masks(leg: Leg, tf: TransferFunction) -> ClassMasks:
+    return scene_class_masks(leg.volume, tf)
+
+
+@pytest.fixture(scope="module")
+def lesion(leg: Leg) -> Lesion:
+    lo, hi = leg.volume.bounds_lps()
+    return Lesion.sphere(tuple((lo + hi) / 2.0), 15.0)
+
+
+def _scene(leg: Leg, tf: TransferFunction, masks: ClassMasks) -> Scene:
+    s = Scene(offscreen=True)
+    s.set_volume(leg.volume)
+    s.set_class_masks(masks)
+    s.set_transfer_function(tf)
+    return s
+
+
+@pytest.fixture()
+def pair(leg: Leg, tf: TransferFunction, masks: ClassMasks) -> Iterator[tuple[Scene, Scene]]:
+    a, b = _scene(leg, tf, masks), _scene(leg, tf, masks)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _distances(s: Scene) -> np.ndarray:
+    mesh = s._vessel_mesh.mesh
+    assert mesh is not None
+    return np.asarray(vtk_to_numpy(mesh.GetPointData().GetScalars()))
+
+
+def test_worker_thread_preparation_equals_the_synchronous_setters(pair: tuple[Scene, Scene], lesion: Lesion) -> None:
+    sync, threaded = pair
+    sync.set_lesion(lesion)
+    sync.set_keyhole(True)
+    sync.set_vessel_colouring("bone", 20.0)
+    inputs = threaded.scene_inputs(lesion=lesion, keyhole=True, colouring=("bone", 20.0))
+    assert set(pending_work(inputs)) >= {"encode", "vessel_mesh", "distances"}
+    with ThreadPoolExecutor(1) as pool:
+        prepared = pool.submit(prepare_scene, inputs).result()
+    assert threaded.keyhole is False, "preparing changes nothing in the scene"
+    assert threaded.apply_prepared(prepared)
+    assert threaded.keyhole and threaded.lesion == lesion and threaded.vessel_colouring == ("bone", 20.0)
+    assert sync._buffer is not None and threaded._buffer is not None
+    np.testing.assert_array_equal(threaded._buffer, sync._buffer)
+    np.testing.assert_allclose(_distances(threaded), _distances(sync))
+    assert threaded._vessel_mesh.visible and threaded.lesion_overlay.colour_bar == ("mm to bone", 20.0)
+    # Now applied: the same request needs no work, and a vessel colour edit is a restyle.
+    assert pending_work(threaded.scene_inputs()) == ()
+    tf2 = threaded.transfer_function
+    recoloured = tf2.with_changes(vessel=replace(tf2.vessel, color=(0.2, 0.9, 0.2)))
+    assert pending_work(threaded.scene_inputs(tf=recoloured)) == ()
+
+
+def test_a_vessel_window_edit_only_restyles_without_distance_colouring(
+    pair: tuple[Scene, Scene], tf: TransferFunction
+) -> None:
+    s, _ = pair
+    lo, hi = tf.vessel_window_hu
+    assert pending_work(s.scene_inputs(tf=tf.with_changes(vessel_window_hu=(lo + 20, hi)))) == ()
+    key = s._buffer_key
+    s.set_transfer_function(tf.with_changes(vessel_window_hu=(lo + 20, hi)))
+    assert s._buffer_key == key, "no re-encode for a window edit"
+    # With distance colouring the window decides which voxels leave the volume: work.
+    s.set_vessel_colouring("bone")
+    assert "encode" in pending_work(s.scene_inputs(tf=tf))
+
+
+def test_a_stale_result_is_refused(pair: tuple[Scene, Scene], leg: Leg, lesion: Lesion) -> None:
+    s, _ = pair
+    s.set_lesion(lesion)
+    old = prepare_scene(s.scene_inputs(keyhole=True))
+    # The buffer the result was planned against is replaced meanwhile ...
+    s.set_vessel_colouring("lesion")
+    nothing = PreparedScene(old.inputs, old.masks)  # a result that relies on the old buffer
+    assert not s.apply_prepared(nothing)
+    assert s.keyhole is False
+    # ... or another volume arrives: refused, the scene untouched.
+    s.set_volume(replace(leg.volume, hu=leg.volume.hu.copy()))
+    buf = s._buffer
+    assert not s.apply_prepared(old)
+    assert s._buffer is buf and s.keyhole is False
+
+
+def test_a_cancelled_preparation_stops(pair: tuple[Scene, Scene], lesion: Lesion) -> None:
+    s, _ = pair
+    calls: list[str] = []
+
+    def progress(fraction: float, message: str = "") -> None:
+        calls.append(message)
+        raise LoadCancelled("superseded")
+
+    with pytest.raises(LoadCancelled):
+        prepare_scene(s.scene_inputs(lesion=lesion, keyhole=True), progress)
+    assert calls == ["encoding the volume"]
+
+
+def test_a_deferred_volume_stays_hidden_until_its_scalars_arrive(leg: Leg, tf: TransferFunction) -> None:
+    with Scene(offscreen=True) as s:
+        s.set_volume(leg.volume, prepare=False)
+        assert s._buffer is None and not s.vtk_volume.GetVisibility()
+        inputs = s.scene_inputs(tf=tf.with_changes(separated=False))
+        assert pending_work(inputs) == ("encode",)
+        assert s.apply_prepared(prepare_scene(inputs))
+        assert s._buffer is not None and s.vtk_volume.GetVisibility()
+        np.testing.assert_array_equal(s._buffer[1:-1, 1:-1, 1:-1], np.clip(leg.volume.hu, -1024, 3071))

@@ -226,6 +226,10 @@ class MainWindow(QMainWindow):
         # (a scan without contrast must not look like a failed separation).
         self.contrast_label = QLabel("")
         self.contrast_label.setObjectName("contrast_label")
+        # Busy while the 3D view's scene preparation runs in its worker (issue 9).
+        self.scene_label = QLabel("")
+        self.scene_label.setObjectName("scene_label")
+        sb.addPermanentWidget(self.scene_label)
         sb.addPermanentWidget(self.shading_label)
         sb.addPermanentWidget(self.contrast_label)
         sb.addPermanentWidget(self.mask_label)
@@ -241,6 +245,10 @@ class MainWindow(QMainWindow):
         self.mask_runner.busy_changed.connect(
             lambda busy: self.mask_label.setText("Separating bone, vessels, calcification..." if busy else "")
         )
+        self.view3d.scene_busy_changed.connect(
+            lambda busy: self.scene_label.setText("Updating the 3D view..." if busy else "")
+        )
+        self.view3d.scene_failed.connect(lambda e: self.statusBar().showMessage(f"3D view update failed: {e}", 8000))
         self._mask_timer = QTimer(self)
         self._mask_timer.setSingleShot(True)
         self._mask_timer.setInterval(MASK_DEBOUNCE_MS)

@@ -657,7 +657,7 @@ def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -
 
         def work(z0: int, z1: int) -> None:
             hs = np.pad(strided[z0:z1], ((0, 0), (1, 1), (1, 1)), mode="symmetric")
-            sums = hs[:, :, :-2].astype(acc)
+            sums: np.ndarray = hs[:, :, :-2].astype(acc)  # float64 or an integer type: any dtype
             sums += hs[:, :, 1:-1]
             sums += hs[:, :, 2:]
             rows = sums[:, :-2]

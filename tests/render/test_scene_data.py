@@ -140,3 +140,20 @@ def test_a_deferred_volume_stays_hidden_until_its_scalars_arrive(leg: Leg, tf: T
         assert s.apply_prepared(prepare_scene(inputs))
         assert s._buffer is not None and s.vtk_volume.GetVisibility()
         np.testing.assert_array_equal(s._buffer[1:-1, 1:-1, 1:-1], np.clip(leg.volume.hu, -1024, 3071))
+
+
+def test_bone_surface_index_matches_the_distance_transform(leg: Leg, masks: ClassMasks) -> None:
+    from viewer.core.lesion import distance_to_bone_mm
+    from viewer.render.lesion_visual import BoneSurfaceIndex
+
+    v = leg.volume
+    field = distance_to_bone_mm(v, masks.bone)
+    rng = np.random.default_rng(1)
+    nz, ny, nx = v.shape
+    kji = np.stack([rng.integers(0, n, 4000) for n in (nz, ny, nx)], axis=1)
+    lps = v.lps_of_ijk(kji[:, ::-1].astype(float))
+    got = BoneSurfaceIndex(v, masks.bone).distances_mm(lps)
+    np.testing.assert_allclose(got, field[kji[:, 0], kji[:, 1], kji[:, 2]], atol=1e-3)
+    assert (got == 0).any() and (got > 10).any()
+    empty = BoneSurfaceIndex(v, np.zeros(v.shape, bool)).distances_mm(lps[:5])
+    assert np.all(empty > 0) and np.all(empty == empty[0])

@@ -277,37 +277,71 @@ def vertex_distances(
     volume: Volume,
     mode: ColouringMode,
     lesion: Lesion | None,
-    bone_distance_mm: Callable[[], np.ndarray],
+    bone_index: Callable[[], BoneSurfaceIndex],
 ) -> np.ndarray:
-    """Distance (mm) of mesh vertices to the lesion region (exact) or to bone (the
-    distance field at the nearest voxel)."""
+    """Distance (mm) of mesh vertices to the lesion region (exact) or to bone (to the
+    nearest bone voxel centre, see :class:`BoneSurfaceIndex`)."""
     if mode == "lesion":
         if lesion is None:
             raise ViewerError("colouring vessels by distance to the lesion needs a lesion: mark one first")
         return lesion.distance_lps(points_lps)
-    field = bone_distance_mm()
-    ijk = np.rint(volume.ijk_of_lps(points_lps)).astype(np.int64)
-    nx, ny, nz = volume.dims_xyz
-    i = np.clip(ijk[:, 0], 0, nx - 1)
-    j = np.clip(ijk[:, 1], 0, ny - 1)
-    k = np.clip(ijk[:, 2], 0, nz - 1)
-    return np.asarray(field[k, j, i], dtype=np.float64)
+    return bone_index().distances_mm(points_lps)
+
+
+class BoneSurfaceIndex:
+    """Distance (mm) from LPS points to the nearest voxel centre of a bone mask: a
+    KD-tree of the mask's boundary voxels (bone voxels with a non-bone 6-neighbour;
+    the bone voxel nearest to an outside point is always one of them), 0 for points in
+    a bone voxel; the scan's diagonal where it holds no bone.
+
+    Why not a distance transform of the whole scan: the ``edt`` package holds the GIL
+    (measured: a 10 ms heartbeat thread stalled 760 ms while it ran on a 360x224x380
+    mask), so on the window's worker it froze the GUI all the same; scipy's releases it
+    but took 5.8 s. Building this index and querying 30 k vertices took 0.63 s on the
+    default phantom with no heartbeat gap over 9 ms (docs/benchmarks.md, issue 9)."""
+
+    def __init__(self, volume: Volume, bone: np.ndarray) -> None:
+        from scipy.spatial import cKDTree
+
+        b = np.asarray(bone, dtype=bool)
+        if b.shape != volume.shape:
+            raise ViewerError(f"bone mask shape {b.shape} does not match the scan's {volume.shape}")
+        self._volume, self._bone = volume, b
+        lo, hi = volume.bounds_lps()
+        self._diagonal_mm = float(np.linalg.norm(hi - lo))
+        k, j, i = np.nonzero(b & dilate6(~b))
+        self._tree = cKDTree(volume.lps_of_ijk(np.stack([i, j, k], axis=1).astype(np.float64))) if k.size else None
+
+    def distances_mm(self, points_lps: np.ndarray) -> np.ndarray:
+        """float64 ``(N,)``: distance (mm) of each ``(N, 3)`` LPS point to bone."""
+        p = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        if self._tree is None:
+            return np.full(len(p), self._diagonal_mm)
+        d, _ = self._tree.query(p, workers=-1)
+        d = np.asarray(d, dtype=np.float64)
+        ijk = np.rint(self._volume.ijk_of_lps(p)).astype(np.int64)
+        nx, ny, nz = self._volume.dims_xyz
+        ok = np.all((ijk >= 0) & (ijk < (nx, ny, nz)), axis=1)
+        inside = np.zeros(len(p), dtype=bool)
+        inside[ok] = self._bone[ijk[ok, 2], ijk[ok, 1], ijk[ok, 0]]
+        d[inside] = 0.0
+        return d
 
 
 class BoneDistanceCache:
-    """Distance to bone (mm) for one bone mask, computed once (an EDT of the scan) by
+    """The :class:`BoneSurfaceIndex` of one bone mask, built once by
     ``viewer.render.scene_data.prepare_scene`` and kept here for the next edits."""
 
     def __init__(self) -> None:
         self._key: object = None
-        self._value: np.ndarray | None = None
+        self._value: BoneSurfaceIndex | None = None
 
-    def peek(self) -> tuple[object, np.ndarray | None]:
-        """``(key, distances_mm)`` held now (``(None, None)`` when empty)."""
+    def peek(self) -> tuple[object, BoneSurfaceIndex | None]:
+        """``(key, index)`` held now (``(None, None)`` when empty)."""
         return self._key, self._value
 
-    def put(self, key: object, value: np.ndarray) -> None:
-        """Hold ``value`` (mm, ``(nz, ny, nx)``), the distance field made for ``key``."""
+    def put(self, key: object, value: BoneSurfaceIndex) -> None:
+        """Hold ``value``, the index made for ``key``."""
         self._key, self._value = key, value
 
     def clear(self) -> None:
@@ -615,6 +649,7 @@ def colour_bar_title(mode: ColouringMode) -> str | None:
 __all__ = [
     "COLOURING_MODES",
     "BoneDistanceCache",
+    "BoneSurfaceIndex",
     "ColouringMode",
     "LesionOverlay",
     "VesselDistanceMesh",

@@ -282,6 +282,12 @@ class Scene:
         return self._interactive
 
     @property
+    def has_scalars(self) -> bool:
+        """Whether the volume's scalars are in place (False between
+        ``set_volume(..., prepare=False)`` and the prepared result)."""
+        return self._buffer is not None
+
+    @property
     def class_masks(self) -> ClassMasks | None:
         """The masks separated mode uses now (supplied or computed), or None."""
         return self._manual_masks if self._manual_masks is not None else self._auto_masks

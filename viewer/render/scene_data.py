@@ -30,11 +30,12 @@ import numpy as np
 
 from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, encode_classes
 from viewer.core.extraction import ClassMasks, class_masks, dilate6
-from viewer.core.lesion import Lesion, distance_to_bone_mm
+from viewer.core.lesion import Lesion
 from viewer.core.progress import ProgressFn
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.render.lesion_visual import (
+    BoneSurfaceIndex,
     ColouringMode,
     vertex_distances,
     vessel_iso_hu,
@@ -90,7 +91,7 @@ class SceneInputs:
     vessel_mesh_key: object = None
     vessel_colour_key: object = None
     bone_distance_key: object = None
-    bone_distance: np.ndarray | None = None
+    bone_distance: BoneSurfaceIndex | None = None
     calc_key: object = None
     overlay_keys: dict[str, object] = field(default_factory=dict)
 
@@ -102,7 +103,7 @@ class PreparedScene:
     ``buffer``: int16 ``(nz+2, ny+2, nx+2)`` raw HU or class codes with the one-voxel
     air border, for ``buffer_key``. ``vessel_mesh`` (vtkPolyData, LPS mm) for
     ``vessel_mesh_key``; ``distances_mm`` per vertex of the mesh in use, for
-    ``colour_key``; ``bone_distance`` (mm, ``(nz, ny, nx)``) for ``bone_distance_key``;
+    ``colour_key``; ``bone_distance`` (the nearest-bone index) for ``bone_distance_key``;
     ``calc_mesh`` for ``calc_key``; ``overlay_meshes`` by name, for ``overlay_keys``."""
 
     inputs: SceneInputs
@@ -113,7 +114,7 @@ class PreparedScene:
     vessel_mesh_key: object = None
     distances_mm: np.ndarray | None = None
     colour_key: object = None
-    bone_distance: np.ndarray | None = None
+    bone_distance: BoneSurfaceIndex | None = None
     bone_distance_key: object = None
     calc_mesh: Any = None
     calc_key: object = None
@@ -358,13 +359,13 @@ def prepare_scene(inp: SceneInputs, progress: ProgressFn | None = None) -> Prepa
         if ckey != inp.vessel_colour_key:
             _step(progress, 0.7, "measuring distances")
             t0 = time.perf_counter()
-            bone_field: list[np.ndarray] = []
+            bone_field: list[BoneSurfaceIndex] = []
             bkey = (Same(v), Same(masks.bone))
 
-            def bone_distance() -> np.ndarray:
+            def bone_distance() -> BoneSurfaceIndex:
                 if inp.bone_distance is not None and inp.bone_distance_key == bkey:
                     return inp.bone_distance
-                bone_field.append(distance_to_bone_mm(v, masks.bone))
+                bone_field.append(BoneSurfaceIndex(v, masks.bone))
                 return bone_field[-1]
 
             d = vertex_distances(_points_lps(mesh), v, mode, inp.lesion, bone_distance)

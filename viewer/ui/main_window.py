@@ -841,7 +841,10 @@ class MainWindow(QMainWindow):
         self.shading_label.repaint()
 
     def _on_frame_rendered(self, full_quality: bool, _seconds: float) -> None:
-        if full_quality and self._first_full_frame_pending and self.state.volume is not None:
+        # The first frame that shows the volume: its scalars come from the 3D view's
+        # worker, a frame or more after the volume itself (issue 9).
+        shown = self.state.volume is not None and self.scene.has_scalars and not self.view3d.scene_busy
+        if full_quality and self._first_full_frame_pending and shown:
             self._first_full_frame_pending = False
             self.first_full_frame.emit()
 

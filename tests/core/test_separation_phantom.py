@@ -47,9 +47,13 @@ def test_arteries_are_vessel_and_not_swallowed_by_bone(default_phantom) -> None:
     ph, lab, L, m = default_phantom
     v = _vessel(m)
     arteries = np.isin(lab, [L["artery"], L["collateral"], L["nutrient"], L["other_artery"]])
-    assert dice(v, arteries) >= 0.75
+    # 0.784 before the lumen reach and the thin-vessel halo trim (lumen_trim), 0.894 after.
+    assert dice(v, arteries) >= 0.87
     assert recall(v, lab == L["artery"]) >= 0.90
     assert recall(v, lab == L["collateral"]) >= 0.85
+    # The paired veins (100-170 HU) whose noise crosses the window's low end: 8.9 %
+    # painted before the lumen reach, 0.7 % after.
+    assert v[lab == L["vein"]].mean() <= 0.03
     # Arteries lying on the low-density bone ends: at most a few percent go to bone.
     assert m.bone[lab == L["artery"]].mean() <= 0.08
 
@@ -80,3 +84,27 @@ def test_nutrient_arteries_reach_the_cortex(default_phantom) -> None:  # type: i
         if v[k - r[2] : k + r[2] + 1, j - r[1] : j + r[1] + 1, i - r[0] : i + r[0] + 1].any():
             found += 1
     assert found >= 2, found
+
+
+def test_lumen_trim_drops_vein_noise_and_thin_halo_not_lumen() -> None:
+    """Synthetic: a 4 mm artery at 400 HU with a 170-190 HU fringe two voxels out (its
+    halo), and next to it a 140 HU vein whose noisy voxels at 175 HU join the vessel
+    class. The vein's voxels and the artery's halo go, the lumen stays."""
+    from viewer.core.separation import lumen_trim
+
+    shape = (20, 40, 40)
+    hu = np.full(shape, 40, np.int16)
+    zz, yy, xx = np.indices(shape)
+    r = np.hypot(yy - 15, xx - 15)
+    lumen = r <= 2.5
+    hu[lumen] = 400
+    halo = (r > 2.5) & (r <= 3.5)
+    hu[halo] = 180
+    vein = np.hypot(yy - 15, xx - 25) <= 2.5
+    hu[vein & ((zz + yy + xx) % 3 == 0)] = 175
+    vessel = hu >= 170
+    drop = lumen_trim(hu, (0.7, 0.7, 1.0), vessel, 45.0)
+    assert not (drop & lumen).any()
+    assert drop[halo].mean() >= 0.9
+    far_vein = vein & vessel & (np.hypot(yy - 15, xx - 25) <= 1.5)
+    assert far_vein.any() and drop[far_vein].all()

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from viewer.core.errors import ViewerError
+from viewer.core.mask_policy import MaskSettings, masks_fit
 from viewer.core.progress import ProgressFn, report
 from viewer.core.separation import pool_any, upsample
 
@@ -601,12 +602,20 @@ class ClassMasks:
     timings_s: Mapping[str, float] = field(default_factory=dict)
 
     def matches(
-        self, bone_threshold_hu: float, vessel_window_hu: tuple[float, float], remove_table: bool | None = None
+        self,
+        bone_threshold_hu: float,
+        vessel_window_hu: tuple[float, float],
+        remove_table: bool | None = None,
+        real_ct: bool | None = None,
     ) -> bool:
-        """True when these masks were computed for exactly these settings."""
-        lo, hi = (float(v) for v in vessel_window_hu)
-        same = self.bone_threshold_hu == float(bone_threshold_hu) and self.vessel_window_hu == (lo, hi)
-        return same and (remove_table is None or bool(remove_table) == self.remove_table)
+        """True when these masks were computed for these settings, the vessel window
+        included (:func:`viewer.core.mask_policy.masks_fit` with ``exact_window``: the
+        table setting counts for real-CT masks only). ``remove_table`` / ``real_ct``
+        None: not compared."""
+        real = (self.contrast is not None) if real_ct is None else bool(real_ct)
+        table = self.remove_table if remove_table is None else bool(remove_table)
+        settings = MaskSettings(float(bone_threshold_hu), vessel_window_hu, table, real)
+        return masks_fit(self, settings, exact_window=True)
 
 
 #: How far below the vessel window's low end classless voxels are hidden on a scan

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from viewer.core.errors import ViewerError
+from viewer.core.mask_policy import MaskSettings, masks_fit
 from viewer.core.progress import ProgressFn, report
 from viewer.core.transfer import TransferFunction
 from viewer.export.image import ExportOptions, FigureContext, decorate, figure_camera, render_view
@@ -394,13 +395,18 @@ def export_threshold_sweep(
             img, _, _ = decorate(img, cam, fctx, replace(opts, caption=True))
             yield img
 
-    # Separated mode: keep the class masks of the user's thresholds for every frame
-    # (a sweep restyles one picture; masks recomputed per window would cost a
-    # re-encode and gradient pass each frame and make the shells flicker).
-    pinned = not scene.has_supplied_masks and tf0.separated and scene.volume is not None
-    if pinned:
-        scene.set_transfer_function(tf0)
-        scene.set_class_masks(scene.class_masks)
+    # Separated mode: keep the class masks of the user's thresholds for every frame.
+    # A sweep moves only the vessel window, which under the one mask policy
+    # (viewer.core.mask_policy) restyles and never makes masks stale; the scene's own
+    # masks follow the exact window, so they are pinned as supplied ones for the sweep
+    # (masks recomputed per window would cost a re-encode and gradient pass each frame
+    # and make the shells flicker).
+    pinned = False
+    if not scene.has_supplied_masks and tf0.separated and scene.volume is not None:
+        scene.set_transfer_function(tf0)  # the scene's masks for the user's thresholds
+        pinned = masks_fit(scene.class_masks, MaskSettings.of(tf0))
+        if pinned:
+            scene.set_class_masks(scene.class_masks)
     report(progress, 0.0, "threshold sweep: rendering")
     try:
         return write_movie(frames(), path, fps, n, progress, "sweep frame")

@@ -499,31 +499,43 @@ def test_about_box_names_version_and_licences(loaded: MainWindow, monkeypatch: p
     assert "BSD-3-Clause" in shown[0] and "LGPL" in shown[0] and "Apache-2.0" in shown[0]
 
 
-def test_new_masks_report_shading_progress_in_the_status_bar(loaded: MainWindow, qtbot) -> None:
-    """New class masks make VTK recompute its shading gradients inside the render,
-    blocking the event loop: the window says so while it happens."""
+def test_new_masks_prepare_shading_off_the_gui_thread_and_say_so(loaded: MainWindow, qtbot) -> None:
+    """New class masks need new scalars and new shading gradients: both are made by the
+    3D view's worker (viewer.render.shading_warmup), the status bar says the 3D view is
+    updating meanwhile, and the GUI thread's render computes no gradients."""
     w = loaded
     stages: list[str] = []
-    seen_text: list[str] = []
+    busy_text: list[str] = []
 
-    def on_stage(stage: str) -> None:
-        stages.append(stage)
-        seen_text.append(w.shading_label.text())
+    def on_busy(busy: bool) -> None:
+        if busy:
+            busy_text.append(w.scene_label.text())
 
-    w.view3d.shading_progress.connect(on_stage)
+    w.view3d.shading_progress.connect(stages.append)
+    w.view3d.scene_busy_changed.connect(on_busy)
     try:
         if not w.state.transfer_function.separated:
             w.set_separated(True)
         qtbot.waitUntil(lambda: w.state.class_masks is not None and not w.mask_runner.busy, timeout=LOAD_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: not w.view3d.scene_busy, timeout=LOAD_TIMEOUT_MS)
         stages.clear()
-        seen_text.clear()
+        busy_text.clear()
+        masks = w.state.class_masks
         w.controls.bone_spin.setValue(int(w.state.transfer_function.bone_threshold_hu) + 30)
-        qtbot.waitUntil(lambda: "end" in stages, timeout=LOAD_TIMEOUT_MS)
+        qtbot.waitUntil(
+            lambda: w.state.class_masks is not masks and not w.mask_runner.busy and not w.view3d.scene_busy,
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        n = w.view3d.n_renders
+        w.view3d.request_render()
+        qtbot.waitUntil(lambda: w.view3d.n_renders > n, timeout=LOAD_TIMEOUT_MS)
     finally:
-        w.view3d.shading_progress.disconnect(on_stage)
-    assert stages[0] == "start" and stages[-1] == "end"
-    assert "Preparing 3D shading" in seen_text[0]  # shown from the start
-    assert w.shading_label.text() == ""
+        w.view3d.shading_progress.disconnect(stages.append)
+        w.view3d.scene_busy_changed.disconnect(on_busy)
+    assert any("Updating the 3D view" in t for t in busy_text), busy_text
+    assert "shading_warmup_s" in w.scene.last_timings_s
+    assert stages == [], "the GUI thread's render computed shading gradients"
+    assert w.scene_label.text() == "" and w.shading_label.text() == ""
 
 
 def test_count_vessels_near_the_crosshair(loaded: MainWindow, qtbot, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,6 +85,7 @@ from viewer.render.scene_data import (
     overlay_shown,
     prepare_scene,
 )
+from viewer.render.shading_warmup import WarmMapper
 
 Bounds6 = tuple[float, float, float, float, float, float]
 RGB = tuple[float, float, float]
@@ -350,11 +351,16 @@ class Scene:
         else:
             self.reset_camera()
 
-    def _ensure_mapper(self) -> None:
+    def _ensure_mapper(self, adopt: vtkFixedPointVolumeRayCastMapper | None = None) -> None:
+        """Make the scene's mapper (or configure ``adopt``, a CPU mapper made
+        elsewhere, as the scene's mapper) unless it has one."""
         if self._mapper is not None:
             return
         m: vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper
-        if self.mapper_kind == "gpu":
+        if adopt is not None:
+            m = adopt
+            adopt.IntermixIntersectingGeometryOff()
+        elif self.mapper_kind == "gpu":
             m = gpu = vtkGPUVolumeRayCastMapper()
             gpu.SetUseJittering(1)  # hides wood-grain sampling artefacts at no cost
         else:
@@ -374,6 +380,27 @@ class Scene:
             m.AddObserver(event, lambda *_a, _s=stage: self._gradient_event(_s))
         self._mapper = m
         self._actor.SetMapper(m)
+
+    def _adopt_warm(self, warm: object, buffer: np.ndarray) -> bool:
+        """Use ``warm`` (a :class:`~viewer.render.shading_warmup.WarmMapper` made on a
+        worker for ``buffer``): its image and its mapper, whose shading gradients are
+        already computed, replace the scene's, configured as the scene's own (see
+        :mod:`viewer.render.shading_warmup`). False, changing nothing, when ``warm``
+        is None or does not fit (another buffer, or the scene uses the GPU mapper)."""
+        if not isinstance(warm, WarmMapper) or warm.buffer is not buffer or self.mapper_kind != "cpu":
+            return False
+        old = self._mapper
+        self._image = warm.image
+        self._mapper = None
+        self._ensure_mapper(warm.mapper)
+        self._apply_sampling()
+        self._apply_planes()
+        if old is not None and old is not warm.mapper:
+            old.RemoveAllObservers()
+            if self._rw is not None:
+                old.ReleaseGraphicsResources(self._rw)
+        self._actor.SetVisibility(1)
+        return True
 
     def _gradient_event(self, stage: str) -> None:
         hook = self.on_gradient_progress
@@ -522,7 +549,8 @@ class Scene:
         self._lesion, self._keyhole, self._colouring = inp.lesion, inp.keyhole, inp.colouring
         if p.buffer is not None:
             self._buffer, self._buffer_key = p.buffer, p.buffer_key
-            self._set_scalars(p.buffer)
+            if not self._adopt_warm(p.warm, p.buffer):
+                self._set_scalars(p.buffer)
         if p.vessel_mesh_key is not None:
             vm.set_mesh(p.vessel_mesh, p.vessel_mesh_key, p.masks)
             vm.clip = self._feed_clipped(vm.mapper, vm.mesh)

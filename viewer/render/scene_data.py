@@ -121,6 +121,9 @@ class PreparedScene:
     overlay_meshes: dict[str, Any] = field(default_factory=dict)
     overlay_keys: dict[str, object] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: A :class:`~viewer.render.shading_warmup.WarmMapper` for ``buffer`` (its shading
+    #: gradients computed on the worker), or None: the scene then computes them itself.
+    warm: Any = None
 
 
 # ----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ at once. ``scene_busy_changed`` drives the window's busy label.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any
@@ -50,6 +51,7 @@ from viewer.export.sessions import planning_fields
 from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
 from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene
+from viewer.render.shading_warmup import warm_mapper
 from viewer.ui.workers import LatestOnlyRunner
 
 
@@ -335,11 +337,23 @@ class View3DWidget(QWidget):
             self.request_render()
             return
         self._set_pending(inputs)
-        self.scene_runner.submit(functools.partial(self._prepare, inputs))
+        warm = self.scene.mapper_kind == "cpu"
+        self.scene_runner.submit(functools.partial(self._prepare, inputs, warm))
 
     @staticmethod
-    def _prepare(inputs: SceneInputs, progress: Any) -> PreparedScene:
-        return prepare_scene(inputs, progress)
+    def _prepare(inputs: SceneInputs, warm: bool, progress: Any) -> PreparedScene:
+        """On the worker: the scene's heavy half, then (CPU ray caster, new scalars)
+        the shading gradients of the new scalars (:mod:`viewer.render.shading_warmup`),
+        so the GUI thread's next render does not compute them."""
+        prepared = prepare_scene(inputs, progress)
+        if warm and prepared.buffer is not None and inputs.volume is not None:
+            progress(0.99, "Preparing 3D shading...")
+            t0 = time.perf_counter()
+            w = warm_mapper(prepared.buffer, inputs.volume.spacing_mm, inputs.tf)
+            if w is not None:
+                prepared = dataclasses.replace(prepared, warm=w)
+                prepared.timings_s["shading_warmup_s"] = time.perf_counter() - t0
+        return prepared
 
     def _on_scene_prepared(self, prepared: PreparedScene) -> None:
         if self._closed or prepared.inputs is not self._pending_inputs:

@@ -243,3 +243,47 @@ def test_offscreen_twin_keeps_the_lesion_state(scene: Scene, leg: Leg) -> None:
     assert twin._vessel_mesh.mesh is scene._vessel_mesh.mesh, "the twin shares the vessel mesh (no rebuild)"
     a, b = scene.render_still(W, H), twin.render_still(W, H)
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+
+
+def test_vessel_mesh_is_closed_outward_and_culled_unless_cut(scene: Scene, leg: Leg) -> None:
+    """The distance-coloured mesh is closed (vessels cut by the scan's edge get a cap)
+    and wound outwards, so its back faces can be culled (fewer triangles to rasterise);
+    a crop box opens the tubes, and then the back faces (their inner walls) are drawn."""
+    from dataclasses import replace
+
+    from vtkmodules.vtkFiltersCore import vtkFeatureEdges
+
+    from viewer.render.lesion_visual import _signed_volume, vessel_iso_hu, vessel_surface
+
+    iso = vessel_iso_hu(default_preset())
+    # The artery runs through the whole scan: the first and last slices cut it.
+    assert leg.artery[0].any() and leg.artery[-1].any()
+    mesh = vessel_surface(leg.volume, leg.artery, iso)
+    assert mesh.GetNumberOfPolys() > 100  # type: ignore[attr-defined]
+    edges = vtkFeatureEdges()
+    edges.SetInputData(mesh)
+    edges.BoundaryEdgesOn()
+    edges.NonManifoldEdgesOff()
+    edges.FeatureEdgesOff()
+    edges.ManifoldEdgesOff()
+    edges.Update()
+    assert edges.GetOutput().GetNumberOfCells() == 0, "no open edges: the surface is closed"
+    # Wound outwards: positive enclosed volume, about the vessel voxels' volume; a
+    # mirrored grid (negative determinant) too.
+    sx, sy, sz = leg.volume.spacing_mm
+    ml = float(leg.artery.sum()) * sx * sy * sz
+    assert 0.5 * ml < _signed_volume(mesh) < 3.0 * ml
+    mirror = np.diag([-1.0, 1.0, 1.0, 1.0]) @ np.asarray(leg.volume.ijk_to_lps, dtype=np.float64)
+    assert 0.5 * ml < _signed_volume(vessel_surface(replace(leg.volume, ijk_to_lps=mirror), leg.artery, iso))
+    # In the scene: back faces culled, drawn while a crop box cuts the mesh.
+    scene.set_vessel_colouring("bone", 10.0)
+    scene.render_still(W, H)
+    vm = scene._vessel_mesh
+    assert vm.mesh is not None and vm.mesh.GetNumberOfPolys() > 0  # type: ignore[attr-defined]
+    assert vm.clip is None and vm.actor.GetProperty().GetBackfaceCulling() == 1
+    pts = vm.points_lps()
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    scene.set_crop_box_lps((lo[0], hi[0], lo[1], hi[1], lo[2], (lo[2] + hi[2]) / 2.0))
+    assert vm.clip is not None and vm.actor.GetProperty().GetBackfaceCulling() == 0
+    scene.set_crop_box_lps(None)
+    assert vm.clip is None and vm.actor.GetProperty().GetBackfaceCulling() == 1

@@ -24,7 +24,7 @@ All positions are LPS mm (the scene's world frame).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -171,10 +171,14 @@ def vessel_surface(volume: Volume, vessel: np.ndarray, iso_hu: float, max_triang
         grid = min(sx, sy, sz) * float(np.sqrt(2 * faces / max_triangles))
         f = tuple(max(1, int(round(grid / sp))) for sp in (sz, sy, sx))  # type: ignore[assignment]
         field = _max_pool(field, f)
+    # One capped layer all round: vessels cut by the scan's edge get a cap, so the
+    # surface is closed everywhere and its back faces can be culled (never seen).
+    field = np.pad(field, 1, constant_values=np.int16(np.floor(iso) - 1))
     m = np.eye(4)
     m[:3, :3] = np.diag([f[2], f[1], f[0]]).astype(float)
-    # Pooled voxel (i', j', k') is centred at original index i0 + fx*i' + (fx-1)/2 ...
-    m[:3, 3] = (i0 + (f[2] - 1) / 2.0, j0 + (f[1] - 1) / 2.0, k0 + (f[0] - 1) / 2.0)
+    # Pooled voxel (i', j', k') is centred at original index i0 + fx*i' + (fx-1)/2,
+    # and padded index i'' = i' + 1.
+    m[:3, 3] = (i0 - f[2] + (f[2] - 1) / 2.0, j0 - f[1] + (f[1] - 1) / 2.0, k0 - f[0] + (f[0] - 1) / 2.0)
     img = vtkImageData()
     img.SetDimensions(field.shape[2], field.shape[1], field.shape[0])
     img.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(field).reshape(-1), deep=True))
@@ -201,13 +205,47 @@ def vessel_surface(volume: Volume, vessel: np.ndarray, iso_hu: float, max_triang
         dec.Update()
         mesh = dec.GetOutput()
     normals = vtkPolyDataNormals()
-    normals.SetInputData(mesh)
     normals.SplittingOff()
     normals.AutoOrientNormalsOff()
-    normals.Update()
-    out = vtkPolyData()
-    out.ShallowCopy(normals.GetOutput())
+    out = _output_of(normals, mesh)
+    if _signed_volume(out) < 0.0:
+        # Triangles wound inwards (the LPS matrix may mirror the grid): turn them, so
+        # that the front faces are the outside ones (back faces are culled).
+        from vtkmodules.vtkFiltersCore import vtkReverseSense
+
+        rev = vtkReverseSense()
+        rev.ReverseCellsOn()
+        rev.ReverseNormalsOn()
+        out = _output_of(rev, out)
     return out
+
+
+def _output_of(alg: Any, mesh: object) -> object:
+    """``alg`` run on ``mesh``: its output, detached from the pipeline."""
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
+
+    alg.SetInputData(mesh)
+    alg.Update()
+    out = vtkPolyData()
+    out.ShallowCopy(alg.GetOutput())
+    return out
+
+
+def _signed_volume(mesh: object) -> float:
+    """Signed volume (mm^3) enclosed by a triangle mesh: positive when its triangles
+    are wound counter-clockwise seen from outside (their fronts face out)."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    polys = mesh.GetPolys()  # type: ignore[attr-defined]
+    if mesh.GetNumberOfPoints() == 0 or polys.GetNumberOfCells() == 0:  # type: ignore[attr-defined]
+        return 0.0
+    pts = np.asarray(vtk_to_numpy(mesh.GetPoints().GetData()), dtype=np.float64)  # type: ignore[attr-defined]
+    offsets = np.asarray(vtk_to_numpy(polys.GetOffsetsArray()))
+    conn = np.asarray(vtk_to_numpy(polys.GetConnectivityArray()))
+    tri = np.diff(offsets) == 3
+    first = offsets[:-1][tri]
+    a, b, c = (pts[conn[first + k]] for k in range(3))
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
 
 
 class VesselDistanceMesh:
@@ -225,8 +263,23 @@ class VesselDistanceMesh:
         self.mesh_key: object = None
         self.masks: ClassMasks | None = None
         self.colour_key: object = None
-        self.clip: object | None = None
+        self._clip: object | None = None
         self._lut = vtkColorTransferFunction()
+        # The surface is closed (see vessel_surface): its back faces are always behind
+        # its front faces. Not drawing them cut the frame-rate loss against plain
+        # separated mode from 23 to 5-9 % on the phantom (llvmpipe rasterises both).
+        self.actor.GetProperty().BackfaceCullingOn()
+
+    @property
+    def clip(self) -> object | None:
+        """The crop box / clip plane filter feeding the mapper (None: the whole mesh)."""
+        return self._clip
+
+    @clip.setter
+    def clip(self, value: object | None) -> None:
+        # A cut opens the tubes: their inner walls (back faces) must show then.
+        self._clip = value
+        self.actor.GetProperty().SetBackfaceCulling(1 if value is None else 0)
 
     @property
     def visible(self) -> bool:

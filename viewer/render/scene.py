@@ -63,6 +63,7 @@ from viewer.render._vtk import (
     vtkVolumeProperty,
 )
 from viewer.render.camera import STANDARD_VIEWS, CameraState
+from viewer.render.extent import IndexBox, VisibleExtent
 from viewer.render.lesion_visual import (
     BoneDistanceCache,
     ColouringMode,
@@ -106,6 +107,10 @@ def open_scenes() -> list[Scene]:
 #: Default image sample distance while the camera moves (pixels per ray, each way):
 #: 2.5 casts 1/6 of the rays of a still. Measured in docs/bench-render.md.
 INTERACTIVE_IMAGE_SAMPLE_DISTANCE = 2.5
+#: Rays per interactive frame at most (issue 9): larger windows get a coarser image
+#: sample distance so a drag costs about the same at any window size. 129 600 keeps
+#: 800x600 at 2.5 and gives 1920x1080 4.0 pixels per ray (see docs/bench-render.md).
+INTERACTIVE_RAY_BUDGET = 129_600
 #: Ray step while interacting, as a multiple of the still's step.
 INTERACTIVE_STEP_FACTOR = 2.0
 
@@ -173,6 +178,13 @@ class Scene:
 
         if render_window.GetNumberOfLayers() < 2:
             render_window.SetNumberOfLayers(2)
+        self._mapper_kind: MapperKind | None = None
+        if self.mapper_kind == "cpu":
+            # No multisample anti-aliasing on software OpenGL (issue 9): llvmpipe clears
+            # and resolves every sample on the CPU -- an empty 4x-MSAA frame took 40 ms
+            # at 800x600 and 200 ms at 1920x1080 against 0.3 / 2.4 ms without. The
+            # volume is a ray-cast image drawn as one textured quad: MSAA never touched it.
+            render_window.SetMultiSamples(0)
         self.renderer = vtkRenderer()
         self.renderer.SetLayer(0)
         self.renderer.SetBackground(0.0, 0.0, 0.0)
@@ -189,7 +201,6 @@ class Scene:
         self._actor.SetProperty(self._property)
         self._image = vtkImageData()
         self._mapper: vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper | None = None
-        self._mapper_kind: MapperKind | None = None
 
         self._volume: Volume | None = None
         self._tf: TransferFunction = TransferFunction()
@@ -217,6 +228,10 @@ class Scene:
         self._first_volume = True
         self._twin: Scene | None = None
         self.last_timings_s: dict[str, float] = {}
+        # Rays visit only the box of voxels some class shows (issue 9, viewer.render.extent).
+        self._extent = VisibleExtent()
+        self._opacity_pts: list[tuple[float, float]] = []
+        self._mip = False
 
         # Orientation marker: a labelled cube in its own small renderer on layer 1,
         # turned with the main camera at every render. Unlike vtkOrientationMarkerWidget
@@ -427,7 +442,7 @@ class Scene:
             return
         sd = self._full_sample_distance()
         if self._interactive:
-            m.SetImageSampleDistance(float(self.interactive_image_sample_distance))
+            m.SetImageSampleDistance(self._interactive_isd())
             m.SetSampleDistance(sd * INTERACTIVE_STEP_FACTOR)
         else:
             m.SetImageSampleDistance(1.0)
@@ -663,6 +678,8 @@ class Scene:
         else:
             op, col = tf.opacity_points(), tf.color_points()
         _set_points(self._otf, self._ctf, op, col)
+        self._opacity_pts = [(float(q.x), float(np.clip(q.opacity, 0.0, 1.0))) for q in op]
+        self._mip = mip
         self._update_vessel_colours()
         if tf.gradient_opacity and not mip:
             self._gof.RemoveAllPoints()
@@ -688,6 +705,46 @@ class Scene:
                 self._mapper.SetBlendModeToMaximumIntensity()
             else:
                 self._mapper.SetBlendModeToComposite()
+        self._apply_extent()
+
+    # ----- the visible extent (issue 9) -------------------------------------------------
+    @property
+    def skip_invisible(self) -> bool:
+        """Whether rays visit only the box around the voxels the transfer function shows
+        (and the crop box): the same image, fewer samples (``viewer.render.extent``)."""
+        return self._extent.enabled
+
+    @skip_invisible.setter
+    def skip_invisible(self, on: bool) -> None:
+        self._extent.enabled = bool(on)
+        self._apply_extent()
+
+    @property
+    def visible_box(self) -> IndexBox | None:
+        """The voxel box the rays visit now (inclusive indices x, y, z of the render
+        buffer, which has a one-voxel border), or None for the whole volume."""
+        return self._extent.box
+
+    def _apply_extent(self) -> None:
+        """Set the mapper's cropping region (sub-volume) to the visible box."""
+        m = self._mapper
+        if m is None:
+            return
+        t0 = time.perf_counter()
+        corners = None
+        if self._crop_lps is not None and self._volume is not None:
+            b = self._crop_lps
+            pts = np.array([(x, y, z) for x in b[0:2] for y in b[2:4] for z in b[4:6]])
+            corners = self._volume.ijk_of_lps(pts) + 1.0  # buffer index = voxel index + 1
+        box = self._extent.index_box(self._buffer, self._opacity_pts, self._mip, corners)
+        if box is None or self._volume is None:
+            m.CroppingOff()
+        else:
+            sp = self._volume.spacing_mm
+            m.SetCroppingRegionPlanes(*(float(box[i]) * sp[i // 2] for i in range(6)))
+            m.SetCroppingRegionFlagsToSubVolume()
+            m.CroppingOn()
+        self.last_timings_s["extent"] = time.perf_counter() - t0
 
     # ----- crop and clip ---------------------------------------------------------------
     def set_crop_box_lps(self, bounds: Bounds6 | Sequence[float] | None) -> None:
@@ -761,6 +818,7 @@ class Scene:
         else:
             self._mapper.RemoveAllClippingPlanes()
         self._apply_calc_clip()
+        self._apply_extent()
 
     # The calcification mesh is cut by a filter, not by mapper clipping planes: OpenGL
     # polydata mappers take at most 6 planes, and the crop box alone is 6, so VTK dropped
@@ -1039,7 +1097,18 @@ class Scene:
             prop.SetColor(0.5, 0.8, 1.0)
         return cube
 
+    def _interactive_isd(self) -> float:
+        """Pixels per ray while interacting: the set distance, or coarser where the
+        window would need more than :data:`INTERACTIVE_RAY_BUDGET` rays."""
+        w, h = self._rw.GetSize() if self._rw is not None else (0, 0)
+        return float(max(self.interactive_image_sample_distance, math.sqrt(w * h / INTERACTIVE_RAY_BUDGET)))
+
     def _on_start_render(self, *_: object) -> None:
+        m = self._mapper
+        if self._interactive and m is not None:
+            isd = self._interactive_isd()  # the window may have been resized
+            if m.GetImageSampleDistance() != isd:
+                m.SetImageSampleDistance(isd)
         if not self._marker_visible:
             return
         cam = self.renderer.GetActiveCamera()
@@ -1132,6 +1201,7 @@ class Scene:
             # Share the already computed masks instead of recomputing them.
             t._auto_masks = self._auto_masks
         t.sample_distance_mm = self.sample_distance_mm
+        t.skip_invisible = self.skip_invisible
         t.set_transfer_function(self._tf)
         t.set_crop_box_lps(self._crop_lps)
         t.set_clip_plane(*(self._clip if self._clip is not None else (None, None)))
@@ -1180,6 +1250,7 @@ class Scene:
             self._rw = None
             self._image = vtkImageData()
             self._buffer = None
+            self._extent.clear()
             self._auto_masks = None
             self._manual_masks = None
             self._set_calc_mesh(None)

@@ -1,0 +1,178 @@
+"""The mask controller: the one owner of the class masks of the window's state.
+
+It watches the state's volume and transfer function, asks the one mask policy
+(:func:`viewer.core.mask_policy.masks_fit`) whether the masks it holds still fit, and
+when they do not, computes new ones off the GUI thread: debounced (a slider drag makes
+one job, not one per pixel moved), latest request wins (an older job is cancelled and
+its result, if it still arrives, dropped), cancellable. The result goes into
+``state.class_masks``; the scene receives it from there and never computes masks for
+the window itself.
+
+It needs no window: give it a :class:`ViewerState` (tests pass a ``compute`` function
+that stands in for the separation). The window shows what it reports:
+``busy_changed(bool)``, ``failed(message)`` and ``masks_ready(masks)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from viewer.core.extraction import ClassMasks
+from viewer.core.extraction import class_masks as class_masks_of
+from viewer.core.mask_policy import MaskSettings, masks_fit
+from viewer.core.progress import ProgressFn
+from viewer.core.state import ViewerState
+from viewer.core.volume import Volume
+from viewer.ui.workers import LatestOnlyRunner
+
+#: Delay (ms) after the last threshold change before the masks are recomputed.
+MASK_DEBOUNCE_MS = 120
+
+#: ``compute(volume, settings, progress) -> ClassMasks``: the plain synchronous work.
+ComputeMasks = Callable[[Volume, MaskSettings, ProgressFn], ClassMasks]
+
+
+def compute_masks(volume: Volume, settings: MaskSettings, progress: ProgressFn | None = None) -> ClassMasks:
+    """The class masks of ``volume`` for ``settings`` (plain, synchronous: the mask
+    controller's jobs and the load worker both call it)."""
+    return class_masks_of(
+        volume.hu,
+        volume.spacing_mm,
+        settings.bone_threshold_hu,
+        settings.vessel_window_hu,
+        progress=progress,
+        remove_table=settings.remove_table,
+        real_ct=settings.real_ct,
+    )
+
+
+class MaskController(QObject):
+    """Keeps ``state.class_masks`` fitting the state's volume and transfer function
+    while separated mode is on.
+
+    Signals: ``masks_ready(masks)`` after new masks went into the state,
+    ``failed(message)`` when the latest job failed (a cancelled or superseded job
+    reports nothing), ``busy_changed(bool)`` while a job runs.
+    """
+
+    masks_ready = Signal(object)
+    failed = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(
+        self,
+        state: ViewerState,
+        parent: QObject | None = None,
+        *,
+        compute: ComputeMasks | None = None,
+        debounce_ms: int = MASK_DEBOUNCE_MS,
+    ) -> None:
+        super().__init__(parent)
+        self.state = state
+        self._compute: ComputeMasks = compute if compute is not None else compute_masks
+        #: id() of the volume ``state.class_masks`` were made for (None: no masks of ours).
+        self._volume_id: int | None = None
+        self.runner = LatestOnlyRunner("class masks", self)
+        self.runner.finished_latest.connect(self._on_job_done)
+        self.runner.failed_latest.connect(lambda e: self.failed.emit(str(e)))
+        self.runner.busy_changed.connect(self.busy_changed)
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(int(debounce_ms))
+        self.timer.timeout.connect(self.start_now)
+        state.volume_changed.connect(self._on_state_changed)
+        state.transfer_function_changed.connect(self._on_state_changed)
+        self._shut_down = False
+
+    # ----- what the window asks -----------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A job runs or is about to start (the debounce timer runs)."""
+        return self.runner.busy or self.timer.isActive()
+
+    def settings_for_load(self) -> MaskSettings | None:
+        """The settings to compute masks for along with a load (separated mode), so the
+        first frame of a new scan is already separated; None otherwise."""
+        tf = self.state.transfer_function
+        return MaskSettings.of(tf) if tf.separated else None
+
+    def is_current(self) -> bool:
+        """Whether the state's masks fit its volume and transfer function (the policy)."""
+        vol = self.state.volume
+        if vol is None or self._volume_id != id(vol):
+            return False
+        return masks_fit(self.state.class_masks, MaskSettings.of(self.state.transfer_function), shape=vol.shape)
+
+    def drop(self) -> None:
+        """Forget the masks and every job (a new scan is about to replace the old one:
+        nothing may pair it with the old scan's masks)."""
+        self.timer.stop()
+        self.runner.cancel()
+        self._volume_id = None
+        self.state.class_masks = None
+
+    def adopt(self, volume: Volume, masks: ClassMasks) -> None:
+        """Use ``masks`` made for ``volume`` elsewhere (by the load worker): they are
+        shown at once, and newer ones follow when the thresholds moved on meanwhile."""
+        if volume is not self.state.volume or masks.bone.shape != volume.shape:
+            return
+        self._volume_id = id(volume)
+        self.state.class_masks = masks
+        self.request()
+
+    def request(self) -> None:
+        """Schedule new masks if separated mode needs them (debounced)."""
+        tf, vol = self.state.transfer_function, self.state.volume
+        if self._shut_down or vol is None or not tf.separated:
+            self.timer.stop()
+            return
+        if self.is_current():
+            self.timer.stop()
+            return
+        self.timer.start()
+
+    def start_now(self) -> None:
+        """Start the job for the current volume and settings now (latest wins)."""
+        self.timer.stop()
+        vol = self.state.volume
+        if self._shut_down or vol is None:
+            return
+        settings = MaskSettings.of(self.state.transfer_function)
+        compute, vid = self._compute, id(vol)
+
+        def work(progress: ProgressFn) -> tuple[int, ClassMasks]:
+            return vid, compute(vol, settings, progress)
+
+        self.runner.submit(work)
+
+    def cancel(self) -> None:
+        """Stop the pending and running jobs: no result is applied, no error reported."""
+        self.timer.stop()
+        self.runner.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel everything and wait for the threads (idempotent)."""
+        self._shut_down = True
+        self.timer.stop()
+        self.runner.shutdown()
+
+    # ----- reactions ----------------------------------------------------------------
+    def _on_state_changed(self, _value: Any) -> None:
+        self.request()
+
+    def _on_job_done(self, result: tuple[int, ClassMasks]) -> None:
+        vid, masks = result
+        vol = self.state.volume
+        if self._shut_down or vol is None or id(vol) != vid or masks.bone.shape != vol.shape:
+            return  # made for a scan that is gone
+        self._volume_id = vid
+        self.state.class_masks = masks
+        self.masks_ready.emit(masks)
+        # The thresholds moved on while the job ran: compute the newer masks.
+        self.request()
+
+
+__all__ = ["MASK_DEBOUNCE_MS", "ComputeMasks", "MaskController", "compute_masks"]

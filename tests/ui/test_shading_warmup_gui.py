@@ -77,3 +77,41 @@ def test_gui_thread_renders_compute_no_gradients(window: MainWindow, qtbot) -> N
     second = full_frame()
     assert np.abs(first.astype(int) - second.astype(int)).mean() > 0.5, "the mode switch changed nothing"
     assert gui not in starts, f"{starts.count(gui)} gradient computations on the GUI thread"
+
+
+def test_new_scalars_show_at_once_unshaded_then_shaded(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A coarse first frame that refines by itself: while the shading worker runs, the
+    new volume is drawn unshaded (nothing for the GUI's render to compute); when the
+    gradients arrive, the same view is drawn shaded."""
+    import viewer.ui.view3d as view3d_mod
+
+    w = window
+    gate = threading.Event()
+    real = view3d_mod.warm_mapper
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(view3d_mod, "warm_mapper", held)
+    w.action_phantom_small.trigger()
+    v = w.view3d
+    try:
+        qtbot.waitUntil(lambda: v.shading_pending and not w.loading, timeout=TIMEOUT_MS)
+        assert v.scene_busy and v.scene.shading_deferred and v.scene.has_scalars
+        n = v.n_renders
+        v.request_render()
+        qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
+        qtbot.wait(30)
+        flat = v.grab_image()
+        assert (flat.astype(int).sum(axis=2) > 60).mean() > 0.01, "nothing drawn while the shading is made"
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not v.scene_busy, timeout=TIMEOUT_MS)
+    assert not v.scene.shading_deferred and "shading_warmup_s" in v.scene.last_timings_s
+    n = v.n_renders
+    v.request_render()
+    qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
+    qtbot.wait(30)
+    shaded = v.grab_image()
+    assert np.abs(flat.astype(int) - shaded.astype(int)).mean() > 0.5, "shading changed nothing"

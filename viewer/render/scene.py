@@ -225,6 +225,8 @@ class Scene:
         self._crop_lps: Bounds6 | None = None
         self._clip: tuple[np.ndarray, np.ndarray] | None = None
         self._interactive = False
+        # Drawn unshaded while a worker computes the shading gradients (defer_shading).
+        self._shading_deferred = False
         self._first_volume = True
         self._twin: Scene | None = None
         self.last_timings_s: dict[str, float] = {}
@@ -335,6 +337,7 @@ class Scene:
         self._volume = volume
         self._manual_masks = None
         self._auto_masks = None
+        self._shading_deferred = False
         self._buffer = None
         self._buffer_key = None
         self._actor.SetVisibility(0)
@@ -415,6 +418,28 @@ class Scene:
             if self._rw is not None:
                 old.ReleaseGraphicsResources(self._rw)
         self._actor.SetVisibility(1)
+        return True
+
+    @property
+    def shading_deferred(self) -> bool:
+        """Whether the volume is drawn unshaded until :meth:`adopt_shading`."""
+        return self._shading_deferred
+
+    def defer_shading(self, on: bool) -> None:
+        """Draw the volume without shading and gradient opacity (so a render computes no
+        gradients) while a worker computes them (``shading_warmup.warm_mapper``); off:
+        shade again (computing the gradients in the next render if nothing was adopted)."""
+        self._shading_deferred = bool(on)
+        self._apply_property()
+
+    def adopt_shading(self, warm: WarmMapper | None) -> bool:
+        """Take the worker's warmed mapper for the scalars shown now and shade again.
+        False, changing nothing, when it was made for other scalars (or is None)."""
+        if warm is None or self._buffer is None or not self._adopt_warm(warm, self._buffer):
+            return False
+        self._shading_deferred = False
+        self._apply_property()
+        self.last_timings_s["shading_warmup_s"] = warm.seconds
         return True
 
     def _gradient_event(self, stage: str) -> None:
@@ -681,7 +706,8 @@ class Scene:
         self._opacity_pts = [(float(q.x), float(np.clip(q.opacity, 0.0, 1.0))) for q in op]
         self._mip = mip
         self._update_vessel_colours()
-        if tf.gradient_opacity and not mip:
+        deferred = self._shading_deferred
+        if tf.gradient_opacity and not mip and not deferred:
             self._gof.RemoveAllPoints()
             for g in tf.gradient_opacity:
                 self._gof.AddPoint(float(g.x), float(g.opacity))
@@ -690,7 +716,7 @@ class Scene:
         else:
             p.SetDisableGradientOpacity(1)
         sh = tf.shading
-        p.SetShade(1 if (sh.enabled and not mip) else 0)
+        p.SetShade(1 if (sh.enabled and not mip and not deferred) else 0)
         p.SetAmbient(sh.ambient)
         p.SetDiffuse(sh.diffuse)
         p.SetSpecular(sh.specular)

@@ -30,7 +30,6 @@ at once. ``scene_busy_changed`` drives the window's busy label.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from typing import Any
@@ -51,7 +50,7 @@ from viewer.export.sessions import planning_fields
 from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
 from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene
-from viewer.render.shading_warmup import warm_mapper
+from viewer.render.shading_warmup import WarmMapper, needs_gradients, warm_mapper
 from viewer.ui.workers import LatestOnlyRunner
 
 
@@ -124,6 +123,12 @@ class View3DWidget(QWidget):
         self.scene_runner.finished_latest.connect(self._on_scene_prepared)
         self.scene_runner.failed_latest.connect(self._on_scene_failed)
         self._pending_inputs: SceneInputs | None = None
+        # New scalars are drawn at once, unshaded, while this worker computes their
+        # shading gradients (viewer.render.shading_warmup); the buffer it works for.
+        self.shading_runner = LatestOnlyRunner("3D shading", self)
+        self.shading_runner.finished_latest.connect(self._on_shading_ready)
+        self.shading_runner.failed_latest.connect(self._on_shading_failed)
+        self._shading_for: np.ndarray | None = None
         #: Prepared results dropped because the state had moved on (for tests).
         self.n_stale_dropped = 0
         self.interactor = self.render_window.GetInteractor()
@@ -269,6 +274,8 @@ class View3DWidget(QWidget):
             return
         # Placed only: its scalars are prepared in the worker (a raw copy of a big CTA
         # alone is a few hundred ms), like every later encoding.
+        self.shading_runner.cancel()
+        self._shading_for = None
         self.scene.set_volume(volume, prepare=False)
         self.scene.set_crop_box_lps(self.state.crop_box_lps)
         self._apply_clip(self.state.clip_plane)
@@ -299,14 +306,64 @@ class View3DWidget(QWidget):
     # ----- scene preparation off the GUI thread -----------------------------------------
     @property
     def scene_busy(self) -> bool:
-        """Whether a scene preparation is running (its result not yet applied)."""
-        return self._pending_inputs is not None
+        """Whether a scene preparation or the shading of new scalars is running (its
+        result not yet applied)."""
+        return self._pending_inputs is not None or self._shading_for is not None
+
+    @property
+    def shading_pending(self) -> bool:
+        """Whether the volume is drawn unshaded while its gradients are computed."""
+        return self._shading_for is not None
+
+    def _busy_edge(self, was: bool) -> None:
+        if was != self.scene_busy:
+            self.scene_busy_changed.emit(self.scene_busy)
 
     def _set_pending(self, inputs: SceneInputs | None) -> None:
-        was = self._pending_inputs is not None
+        was = self.scene_busy
         self._pending_inputs = inputs
-        if was != (inputs is not None):
-            self.scene_busy_changed.emit(inputs is not None)
+        self._busy_edge(was)
+
+    def _start_shading(self, prepared: PreparedScene) -> None:
+        """New scalars are shown: draw them unshaded now and compute their shading
+        gradients in the shading worker (CPU ray caster only; the GPU one shades in
+        its shader, and a transfer function without shading needs no gradients)."""
+        buffer, inputs = prepared.buffer, prepared.inputs
+        if buffer is None or inputs.volume is None:
+            return
+        if self.scene.mapper_kind != "cpu" or not needs_gradients(inputs.tf):
+            return
+        was = self.scene_busy
+        self._shading_for = buffer
+        self.scene.defer_shading(True)
+        spacing, tf = inputs.volume.spacing_mm, inputs.tf
+
+        def work(_progress: Any) -> tuple[np.ndarray, WarmMapper | None]:
+            return buffer, warm_mapper(buffer, spacing, tf)
+
+        self.shading_runner.submit(work)
+        self._busy_edge(was)
+
+    def _on_shading_ready(self, result: tuple[np.ndarray, WarmMapper | None]) -> None:
+        buffer, warm = result
+        if self._closed or buffer is not self._shading_for:
+            return  # made for scalars the scene no longer shows
+        was = self.scene_busy
+        self._shading_for = None
+        if not self.scene.adopt_shading(warm):
+            # No offscreen EGL here (or other scalars): the next render shades, on this
+            # thread, as VTK does by default.
+            self.scene.defer_shading(False)
+        self._busy_edge(was)
+        self.request_render()
+
+    def _on_shading_failed(self, error: Any) -> None:
+        was = self.scene_busy
+        self._shading_for = None
+        if not self._closed:
+            self.scene.defer_shading(False)
+            self.request_render()
+        self._busy_edge(was)
 
     def wanted_inputs(self) -> SceneInputs | None:
         """The scene snapshot for the state now (None before the scene has its volume)."""
@@ -337,23 +394,11 @@ class View3DWidget(QWidget):
             self.request_render()
             return
         self._set_pending(inputs)
-        warm = self.scene.mapper_kind == "cpu"
-        self.scene_runner.submit(functools.partial(self._prepare, inputs, warm))
+        self.scene_runner.submit(functools.partial(self._prepare, inputs))
 
     @staticmethod
-    def _prepare(inputs: SceneInputs, warm: bool, progress: Any) -> PreparedScene:
-        """On the worker: the scene's heavy half, then (CPU ray caster, new scalars)
-        the shading gradients of the new scalars (:mod:`viewer.render.shading_warmup`),
-        so the GUI thread's next render does not compute them."""
-        prepared = prepare_scene(inputs, progress)
-        if warm and prepared.buffer is not None and inputs.volume is not None:
-            progress(0.99, "Preparing 3D shading...")
-            t0 = time.perf_counter()
-            w = warm_mapper(prepared.buffer, inputs.volume.spacing_mm, inputs.tf)
-            if w is not None:
-                prepared = dataclasses.replace(prepared, warm=w)
-                prepared.timings_s["shading_warmup_s"] = time.perf_counter() - t0
-        return prepared
+    def _prepare(inputs: SceneInputs, progress: Any) -> PreparedScene:
+        return prepare_scene(inputs, progress)
 
     def _on_scene_prepared(self, prepared: PreparedScene) -> None:
         if self._closed or prepared.inputs is not self._pending_inputs:
@@ -364,6 +409,8 @@ class View3DWidget(QWidget):
             self.n_stale_dropped += 1
             self.sync_scene()
             return
+        if prepared.buffer is not None:
+            self._start_shading(prepared)
         self.request_render()
 
     def _on_scene_failed(self, error: Any) -> None:
@@ -494,6 +541,8 @@ class View3DWidget(QWidget):
         self._closed = True
         self._render_timer.stop()
         self.scene_runner.shutdown()
+        self.shading_runner.shutdown()
+        self._shading_for = None
         self._set_pending(None)
         for obj, tag in self._observers:
             obj.RemoveObserver(tag)

@@ -46,7 +46,6 @@ from viewer.core.volume import Volume
 from viewer.render._vtk import (
     numpy_to_vtk,
     vtkActor,
-    vtkAnnotatedCubeActor,
     vtkColorTransferFunction,
     vtkCommand,
     vtkFixedPointVolumeRayCastMapper,
@@ -73,6 +72,7 @@ from viewer.render.lesion_visual import (
     colour_bar_title,
     muted_vessel_window,
 )
+from viewer.render.marker import OrientationMarker
 from viewer.render.offscreen import MapperKind, choose_mapper_kind, gl_renderer_string, grab_window
 from viewer.render.scene_data import (
     CALC_MESH_GRID_MM,
@@ -235,16 +235,9 @@ class Scene:
         self._opacity_pts: list[tuple[float, float]] = []
         self._mip = False
 
-        # Orientation marker: a labelled cube in its own small renderer on layer 1,
-        # turned with the main camera at every render. Unlike vtkOrientationMarkerWidget
-        # it needs no interactor, so it also appears in offscreen renders.
-        self._marker_renderer = vtkRenderer()
-        self._marker_renderer.SetLayer(1)
-        self._marker_renderer.SetViewport(0.0, 0.0, 0.2, 0.2)
-        self._marker_renderer.InteractiveOff()
-        self._marker = self._make_marker()
-        self._marker_renderer.AddActor(self._marker)
-        self._marker_visible = False
+        # Orientation marker (viewer.render.marker): its own renderer on layer 1,
+        # turned with the main camera at every render.
+        self._marker = OrientationMarker()
         self._observer = self.renderer.AddObserver(vtkCommand.StartEvent, self._on_start_render)
         # Lesion planning (issue 10, viewer.render.lesion_visual): overlays on layer 1,
         # and the keyhole / distance colouring in the class encoding.
@@ -1086,42 +1079,12 @@ class Scene:
     def set_orientation_marker(self, visible: bool) -> None:
         """Show a cube labelled L/R, A/P, S/I in the lower-left corner."""
         self._check_open()
-        visible = bool(visible)
-        if visible == self._marker_visible:
-            return
         assert self._rw is not None
-        if visible:
-            self._rw.AddRenderer(self._marker_renderer)
-        else:
-            self._rw.RemoveRenderer(self._marker_renderer)
-        self._marker_visible = visible
+        self._marker.set_visible(self._rw, visible)
 
     @property
     def orientation_marker_visible(self) -> bool:
-        return self._marker_visible
-
-    @staticmethod
-    def _make_marker() -> vtkAnnotatedCubeActor:
-        cube = vtkAnnotatedCubeActor()
-        # World +x is the patient's Left, +y Posterior, +z Superior (LPS).
-        cube.SetXPlusFaceText("L")
-        cube.SetXMinusFaceText("R")
-        cube.SetYPlusFaceText("P")
-        cube.SetYMinusFaceText("A")
-        cube.SetZPlusFaceText("S")
-        cube.SetZMinusFaceText("I")
-        cube.SetFaceTextScale(0.65)
-        cube.GetCubeProperty().SetColor(0.35, 0.45, 0.6)
-        tp = cube.GetTextEdgesProperty()
-        tp.SetColor(0.9, 0.9, 0.9)
-        tp.SetLineWidth(1.0)
-        for prop in (cube.GetXPlusFaceProperty(), cube.GetXMinusFaceProperty()):
-            prop.SetColor(1.0, 0.85, 0.3)
-        for prop in (cube.GetYPlusFaceProperty(), cube.GetYMinusFaceProperty()):
-            prop.SetColor(0.4, 1.0, 0.5)
-        for prop in (cube.GetZPlusFaceProperty(), cube.GetZMinusFaceProperty()):
-            prop.SetColor(0.5, 0.8, 1.0)
-        return cube
+        return self._marker.visible
 
     def _interactive_isd(self) -> float:
         """Pixels per ray while interacting: the set distance, or coarser where the
@@ -1135,17 +1098,8 @@ class Scene:
             isd = self._interactive_isd()  # the window may have been resized
             if m.GetImageSampleDistance() != isd:
                 m.SetImageSampleDistance(isd)
-        if not self._marker_visible:
-            return
-        cam = self.renderer.GetActiveCamera()
-        dop = np.asarray(cam.GetDirectionOfProjection())
-        mc = self._marker_renderer.GetActiveCamera()
-        mc.SetFocalPoint(0.0, 0.0, 0.0)
-        mc.SetPosition(*(-5.0 * dop))
-        mc.SetViewUp(*cam.GetViewUp())
-        mc.ParallelProjectionOn()
-        mc.SetParallelScale(1.0)
-        self._marker_renderer.ResetCameraClippingRange()
+        if self._marker.visible:
+            self._marker.follow(self.renderer.GetActiveCamera())
 
     # ----- rendering --------------------------------------------------------------------
     def set_interactive(self, interactive: bool) -> None:
@@ -1232,7 +1186,7 @@ class Scene:
         t.set_crop_box_lps(self._crop_lps)
         t.set_clip_plane(*(self._clip if self._clip is not None else (None, None)))
         t.renderer.SetBackground(*self.renderer.GetBackground())
-        t.set_orientation_marker(self._marker_visible)
+        t.set_orientation_marker(self._marker.visible)
         t._bone_distance = self._bone_distance
         vm = self._vessel_mesh
         if vm.mesh is not None and t._vessel_mesh.mesh_key != vm.mesh_key:
@@ -1257,7 +1211,6 @@ class Scene:
         try:
             self.renderer.RemoveObserver(self._observer)
             self.renderer.RemoveAllViewProps()
-            self._marker_renderer.RemoveAllViewProps()
             self._lesion_overlay.close()
             self._bone_distance.clear()
             self._vessel_mesh.set_mesh(None, None, None)
@@ -1266,8 +1219,7 @@ class Scene:
                 if self._mapper is not None:
                     self._mapper.ReleaseGraphicsResources(rw)
                 rw.RemoveRenderer(self.renderer)
-                if self._marker_visible:
-                    rw.RemoveRenderer(self._marker_renderer)
+                self._marker.close(rw)
                 if self._owns_window:
                     rw.Finalize()
         finally:

@@ -1199,24 +1199,39 @@ def lumen_trim(
     collateral recall 0.47 -> 0.16 with this rule).
     """
     out = np.zeros(hu.shape, dtype=bool)
+    found = _lumen_trim_box(hu, spacing_mm, vessel, soft_hu)
+    if found is not None:
+        out[found[0]] = found[1]
+    return out
+
+
+def _lumen_trim_box(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    vessel: np.ndarray,
+    soft_hu: float,
+) -> tuple[tuple[slice, slice, slice], np.ndarray] | None:
+    """:func:`lumen_trim` as ``(box, drop)``, ``drop`` the mask inside ``box`` (None:
+    nothing to drop): no whole-volume mask."""
+    if min(spacing_mm[0], spacing_mm[1]) >= COARSE_VOXEL_MM:
+        return None
     box = _bbox(vessel, LUMEN_REACH_STEPS + 1)
-    if box is None or min(spacing_mm[0], spacing_mm[1]) >= COARSE_VOXEL_MM:
-        return out
+    if box is None:
+        return None
     v = vessel[box]
     h = hu[box]
     reach = voxelwise(lambda a, x: a & (x >= LUMEN_REACH_HU), v, h)
     for _ in range(LUMEN_REACH_STEPS):
         reach = _box_dilate(reach, (1, 1, 1))
         reach &= v
-    drop = v & ~reach
+    drop = voxelwise(lambda a, r: a & ~r, v, reach)
     if THIN_HALO_TRIM:
-        kept = v & reach
-        halo = _halo(h, kept, soft_hu, own_class=True)
+        reach &= v
+        halo = _halo(h, reach, soft_hu, own_class=True)
         if halo.any():
-            thick = _thick_parts(kept, spacing_mm, HALO_THICK_RADIUS_MM)
+            thick = _thick_parts(reach, spacing_mm, HALO_THICK_RADIUS_MM)
             drop |= halo & ~thick
-    out[box] = drop
-    return out
+    return box, drop
 
 
 def thin_cortex_pieces(
@@ -1844,19 +1859,24 @@ def separate(
                     back |= front
                 uncertain[gb] |= back
                 bone[gb] &= ~back
-        t_thin = time.perf_counter()
-        cortex = thin_cortex_pieces(hu, (sx, sy, sz), vessel | uncertain, bone, noise)
-        if cortex.any():
-            bone |= cortex
-            vessel &= ~cortex
-            uncertain &= ~cortex
-        t["thin_cortex_s"] = time.perf_counter() - t_thin
-        t_trim = time.perf_counter()
-        trim = lumen_trim(hu, (sx, sy, sz), vessel | uncertain, soft)
-        if trim.any():
-            vessel &= ~trim
-            uncertain &= ~trim
-        t["lumen_trim_s"] = time.perf_counter() - t_trim
+        # Shape and lumen checks of the vessel class: the thin cortex at coarse voxels,
+        # the lumen reach and the thin vessels' halo at fine ones (each measured to
+        # harm the other grid: docs/separation.md).
+        t_shape = time.perf_counter()
+        if min(sx, sy) >= COARSE_VOXEL_MM:
+            cortex = thin_cortex_pieces(hu, (sx, sy, sz), vessel | uncertain, bone, noise)
+            if cortex.any():
+                bone |= cortex
+                vessel &= ~cortex
+                uncertain &= ~cortex
+            t["thin_cortex_s"] = time.perf_counter() - t_shape
+        else:
+            found = _lumen_trim_box(hu, (sx, sy, sz), voxelwise(np.logical_or, vessel, uncertain), soft)
+            if found is not None:
+                tb, drop = found
+                vessel[tb] &= ~drop
+                uncertain[tb] &= ~drop
+            t["lumen_trim_s"] = time.perf_counter() - t_shape
         if HALO_TRIM:
             halo = _halo(hu, vessel | uncertain, soft)
             vessel &= ~halo

@@ -103,7 +103,10 @@ def test_lumen_trim_drops_vein_noise_and_thin_halo_not_lumen() -> None:
     vein = np.hypot(yy - 15, xx - 25) <= 2.5
     hu[vein & ((zz + yy + xx) % 3 == 0)] = 175
     vessel = hu >= 170
-    drop = lumen_trim(hu, (0.7, 0.7, 1.0), vessel, 45.0)
+    found = lumen_trim(hu, (0.7, 0.7, 1.0), vessel, 45.0)
+    assert found is not None
+    drop = np.zeros(shape, bool)
+    drop[found[0]] = found[1]
     assert not (drop & lumen).any()
     assert drop[halo].mean() >= 0.9
     far_vein = vein & vessel & (np.hypot(yy - 15, xx - 25) <= 1.5)

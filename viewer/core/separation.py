@@ -1176,9 +1176,10 @@ def lumen_trim(
     spacing_mm: tuple[float, float, float],
     vessel: np.ndarray,
     soft_hu: float,
-) -> np.ndarray:
+) -> tuple[tuple[slice, slice, slice], np.ndarray] | None:
     """Vessel-class voxels (``vessel``: vessel and uncertain) that are not opacified
-    lumen: bool mask of the voxels to drop (they become classless).
+    lumen, to drop (they become classless): ``(box, drop)``, ``drop`` the bool mask
+    inside ``box`` (no whole-volume mask), or None when there is nothing to test.
 
     * **Lumen reach**: a voxel more than ``LUMEN_REACH_STEPS`` 26-connected steps
       (through the vessel class) from any voxel at ``CONTRAST_CORE_HU`` or over is the
@@ -1198,21 +1199,6 @@ def lumen_trim(
     branch never reaches 230 HU and its voxels are all halo (the small phantom's
     collateral recall 0.47 -> 0.16 with this rule).
     """
-    out = np.zeros(hu.shape, dtype=bool)
-    found = _lumen_trim_box(hu, spacing_mm, vessel, soft_hu)
-    if found is not None:
-        out[found[0]] = found[1]
-    return out
-
-
-def _lumen_trim_box(
-    hu: np.ndarray,
-    spacing_mm: tuple[float, float, float],
-    vessel: np.ndarray,
-    soft_hu: float,
-) -> tuple[tuple[slice, slice, slice], np.ndarray] | None:
-    """:func:`lumen_trim` as ``(box, drop)``, ``drop`` the mask inside ``box`` (None:
-    nothing to drop): no whole-volume mask."""
     if min(spacing_mm[0], spacing_mm[1]) >= COARSE_VOXEL_MM:
         return None
     box = _bbox(vessel, LUMEN_REACH_STEPS + 1)
@@ -1226,7 +1212,6 @@ def _lumen_trim_box(
         reach &= v
     drop = voxelwise(lambda a, r: a & ~r, v, reach)
     if THIN_HALO_TRIM:
-        reach &= v
         halo = _halo(h, reach, soft_hu, own_class=True)
         if halo.any():
             thick = _thick_parts(reach, spacing_mm, HALO_THICK_RADIUS_MM)
@@ -1871,7 +1856,7 @@ def separate(
                 uncertain &= ~cortex
             t["thin_cortex_s"] = time.perf_counter() - t_shape
         else:
-            found = _lumen_trim_box(hu, (sx, sy, sz), voxelwise(np.logical_or, vessel, uncertain), soft)
+            found = lumen_trim(hu, (sx, sy, sz), voxelwise(np.logical_or, vessel, uncertain), soft)
             if found is not None:
                 tb, drop = found
                 vessel[tb] &= ~drop

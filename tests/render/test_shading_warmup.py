@@ -94,3 +94,23 @@ def test_no_warm_up_where_no_gradients_are_used(leg: Leg, tf: TransferFunction) 
     assert not needs_gradients(flat)
     assert not needs_gradients(tf.with_changes(blend_mode="mip"))
     assert warm_mapper(buf, (1.0, 1.0, 1.0), flat) is None
+
+
+def test_an_unshaded_warm_mapper_comes_with_the_scalars_but_is_no_shading(leg: Leg, tf: TransferFunction) -> None:
+    """The scene worker's mapper has drawn the new scalars once unshaded: the scene
+    takes it with them (its first render then builds nothing), draws it unshaded, and
+    does not take it for the shading."""
+    with Scene(offscreen=True) as s:
+        s.set_volume(leg.volume, prepare=False)
+        prepared = prepare_scene(s.scene_inputs(tf=tf))
+        assert prepared.buffer is not None
+        w = warm_mapper(prepared.buffer, leg.volume.spacing_mm, tf, shade=False)
+        assert w is not None and not w.computed
+        assert s.apply_prepared(replace(prepared, warm=w))
+        assert s.mapper is w.mapper
+        s.defer_shading(True)
+        starts = _gradient_starts(s)
+        img = render_to_array(s, 160, 120)
+        assert (img.astype(int).sum(axis=2) > 60).mean() > 0.02, "black picture"
+        assert starts == []
+        assert not s.adopt_shading(w) and s.shading_deferred

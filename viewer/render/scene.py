@@ -428,7 +428,7 @@ class Scene:
     def adopt_shading(self, warm: WarmMapper | None) -> bool:
         """Take the worker's warmed mapper for the scalars shown now and shade again.
         False, changing nothing, when it was made for other scalars (or is None)."""
-        if warm is None or self._buffer is None or not self._adopt_warm(warm, self._buffer):
+        if warm is None or not warm.computed or self._buffer is None or not self._adopt_warm(warm, self._buffer):
             return False
         self._shading_deferred = False
         self._apply_property()

@@ -30,6 +30,7 @@ at once. ``scene_busy_changed`` drives the window's busy label.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any
@@ -394,11 +395,20 @@ class View3DWidget(QWidget):
             self.request_render()
             return
         self._set_pending(inputs)
-        self.scene_runner.submit(functools.partial(self._prepare, inputs))
+        cpu = self.scene.mapper_kind == "cpu"
+        self.scene_runner.submit(functools.partial(self._prepare, inputs, cpu))
 
     @staticmethod
-    def _prepare(inputs: SceneInputs, progress: Any) -> PreparedScene:
-        return prepare_scene(inputs, progress)
+    def _prepare(inputs: SceneInputs, cpu: bool, progress: Any) -> PreparedScene:
+        """On the worker: the scene's heavy half; with new scalars for the CPU ray
+        caster, also a mapper that has drawn them once unshaded (what a first render
+        builds, 0.7 s at 360 x 224 x 380, is then not built on the GUI thread)."""
+        prepared = prepare_scene(inputs, progress)
+        if cpu and prepared.buffer is not None and inputs.volume is not None:
+            warm = warm_mapper(prepared.buffer, inputs.volume.spacing_mm, inputs.tf, shade=False)
+            if warm is not None:
+                prepared = dataclasses.replace(prepared, warm=warm)
+        return prepared
 
     def _on_scene_prepared(self, prepared: PreparedScene) -> None:
         if self._closed or prepared.inputs is not self._pending_inputs:

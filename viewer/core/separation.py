@@ -26,7 +26,11 @@ steps here, each measured on the real scans in ``../shared/data`` and on the pha
    unless they touch a vessel core: those stay visible as the *uncertain* class
    (vessel touching cortex, nutrient vessels entering it), never silently deleted.
    Window pieces that are mostly walled by bone (cancellous bone whose cortex did not
-   reach the seed threshold) join the bone.
+   reach the seed threshold) join the bone. Then the vessel class's shape and lumen:
+   at coarse voxels (1.2 mm and over) thin, plate- or shell-shaped pieces on the bone
+   with no homogeneous lumen voxel are cortex (:func:`thin_cortex_pieces`); at fine
+   voxels what is out of reach of an opacified voxel (vein noise) and the half-maximum
+   halo of thin vessels are dropped (:func:`lumen_trim`).
    **No contrast**: every dense piece is bone (or calcification when small); the vessel
    class is empty.
 

@@ -108,6 +108,8 @@ def test_an_unshaded_warm_mapper_comes_with_the_scalars_but_is_no_shading(leg: L
         assert w is not None and not w.computed
         assert s.apply_prepared(replace(prepared, warm=w))
         assert s.mapper is w.mapper
+        # The visible extent's block ranges came with it (not rebuilt on this thread).
+        assert w.block_ranges is not None and s._extent.ranges(prepared.buffer) is w.block_ranges
         s.defer_shading(True)
         starts = _gradient_starts(s)
         img = render_to_array(s, 160, 120)

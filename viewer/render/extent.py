@@ -176,6 +176,11 @@ class VisibleExtent:
             self._for = buffer
         return self._ranges
 
+    def prime(self, buffer: np.ndarray, ranges: BlockRanges) -> None:
+        """Use ``ranges`` (made elsewhere, e.g. on a worker thread) for ``buffer``."""
+        self._ranges = ranges
+        self._for = buffer
+
     def clear(self) -> None:
         self._ranges = None
         self._for = None

@@ -401,6 +401,8 @@ class Scene:
         if not isinstance(warm, WarmMapper) or warm.buffer is not buffer or self.mapper_kind != "cpu":
             return False
         old = self._mapper
+        if warm.block_ranges is not None:
+            self._extent.prime(buffer, warm.block_ranges)
         self._image = warm.image
         self._mapper = None
         self._ensure_mapper(warm.mapper)

@@ -44,6 +44,7 @@ from viewer.render._vtk import (
     vtkVolume,
     vtkVolumeProperty,
 )
+from viewer.render.extent import BlockRanges
 
 #: Side (pixels) of the private window the warm-up renders in: the gradients do not
 #: depend on it, the ray casting it costs does.
@@ -64,6 +65,9 @@ class WarmMapper:
     mapper: vtkFixedPointVolumeRayCastMapper
     seconds: float
     computed: bool
+    #: The buffer's block value ranges for the visible extent (viewer.render.extent),
+    #: made with the unshaded mapper (0.65 s at 512 x 512 x 600), or None.
+    block_ranges: BlockRanges | None = None
 
 
 def needs_gradients(tf: TransferFunction) -> bool:
@@ -163,7 +167,8 @@ def warm_mapper(
         ren.RemoveVolume(actor)
         rw.RemoveRenderer(ren)  # type: ignore[attr-defined]
         rw.Finalize()  # type: ignore[attr-defined]
-    return WarmMapper(buffer, image, mapper, time.perf_counter() - t0, shade and bool(computed))
+    ranges = None if shade else BlockRanges(buffer)
+    return WarmMapper(buffer, image, mapper, time.perf_counter() - t0, shade and bool(computed), ranges)
 
 
 __all__ = ["WARM_WINDOW_PX", "WarmMapper", "image_for", "needs_gradients", "warm_mapper"]

@@ -203,3 +203,37 @@ def test_interactive_ray_budget_follows_the_window_size() -> None:
         assert s.mapper.GetImageSampleDistance() == 1.0
         s.render()
         assert s.mapper.GetImageSampleDistance() == 1.0
+
+
+def test_extent_with_a_crop_box_on_an_oblique_flipped_volume() -> None:
+    """The crop box is in LPS; the cropping region in voxels. With a rotated, z-flipped
+    direction the voxel box around the crop box's corners must still hold all of it."""
+    base = _two_objects()
+    c, s_ = np.cos(np.radians(30.0)), np.sin(np.radians(30.0))
+    direction = np.array([[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, -1.0]])
+    sp = (1.0, 1.2, 0.9)
+    vol = Volume(base.hu, sp, axis_aligned_affine(sp, (5.0, -7.0, 40.0), direction), description="oblique", source="t")
+    with Scene() as s:
+        s.set_volume(vol)
+        s.set_view("anterior")
+        s.set_transfer_function(TransferFunction())
+        ball_lps = vol.lps_of_ijk((38.0, 38.0, 38.0))
+        lo, hi = ball_lps - 12.0, ball_lps + 12.0
+        s.set_crop_box_lps((lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]))
+        box = s.visible_box
+        assert box is not None and box[0] > 10  # the block at the other corner is cut away
+        on, off = _both(s)
+        assert on[_ball_pixels(s)].max() > 30 and _mad_pct(on, off) < 0.5
+
+
+def test_gpu_mapper_cropped_equals_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VESSEL_VIEWER_MAPPER", "gpu")
+    with Scene() as s:
+        assert s.mapper_kind == "gpu"
+        s.set_volume(_two_objects())
+        s.set_view("anterior")
+        tf = TransferFunction()
+        s.set_transfer_function(tf.with_changes(vessel=ClassAppearance(tf.vessel.color, tf.vessel.opacity, False)))
+        assert s.visible_box is not None
+        on, off = _both(s)
+        assert _lit(on) > 0.01 and _mad_pct(on, off) < 0.5

@@ -88,14 +88,16 @@ def test_planning_round_trip_into_an_offscreen_scene(scene, small_leg, bone_vess
     in the scene a session file restores, and draw the same image."""
     from viewer.core.lesion import Lesion
     from viewer.core.measure import Angle, Ruler
-    from viewer.export.sessions import apply_planning_to_scene
+    from viewer.core.state import ViewerState
+    from viewer.render.scene_adapter import reset
 
-    scene.set_transfer_function(bone_vessels.with_changes(separated=True))
     lo, hi = small_leg.volume.bounds_lps()
     centre = tuple(float(v) for v in (lo + hi) / 2)
     lesion = Lesion.sphere(centre, 30.0)
     ms = (Ruler(centre, (centre[0] + 20, centre[1], centre[2])), Angle((0, 0, centre[2]), centre, (0, 10, centre[2])))
-    apply_planning_to_scene(scene, lesion=lesion, vessel_colouring="lesion", keyhole=True, measurements=ms)
+    state = ViewerState(bone_vessels.with_changes(separated=True))
+    state.update(volume=small_leg.volume, lesion=lesion, vessel_colouring="lesion", keyhole=True, measurements=ms)
+    reset(scene, state)
     before = render_to_array(scene, 160, 120)
     s = session_from_scene(scene, "phantom:small", measurements=ms)
     assert s.lesion == lesion and s.keyhole and s.vessel_colouring == "lesion"
@@ -109,7 +111,6 @@ def test_planning_round_trip_into_an_offscreen_scene(scene, small_leg, bone_vess
         after = render_to_array(restored, 160, 120)
     finally:
         restored.close()
-        apply_planning_to_scene(scene, lesion=None)
     assert is_not_blank(before)
     diff = np.abs(before.astype(np.int16) - after.astype(np.int16))
     assert diff.mean() < 0.5

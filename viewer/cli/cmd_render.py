@@ -261,22 +261,23 @@ def _measurements(args: argparse.Namespace) -> list[Any]:
     return out
 
 
-def _apply_lesion(scene: Any, volume: Any, lesion: Any, args: argparse.Namespace, measurements: list[Any]) -> None:
-    """The lesion, keyhole, distance colouring and measurements of the arguments."""
+def _apply_lesion(state: Any, lesion: Any, args: argparse.Namespace, measurements: list[Any]) -> None:
+    """The lesion, keyhole, distance colouring and measurements of the arguments, into
+    the viewer state the scene is reset to."""
     if lesion is not None:
         from viewer.core.lesion import validate_lesion
 
-        validate_lesion(lesion, volume)
-        scene.set_lesion(lesion)
-    if (args.keyhole or args.vessel_colour == "lesion") and scene.lesion is None:
+        validate_lesion(lesion, state.volume)
+        state.lesion = lesion
+    if (args.keyhole or args.vessel_colour == "lesion") and state.lesion is None:
         raise ViewerError(NEEDS_LESION)  # the session had none either
     # Only what was asked for: a restored session keeps its own keyhole and colours.
     if args.keyhole:
-        scene.set_keyhole(True)
+        state.keyhole = True
     if args.vessel_colour is not None:
-        scene.set_vessel_colouring(args.vessel_colour, args.colour_max)
+        state.vessel_colouring = args.vessel_colour
     if measurements:
-        scene.set_measurements(measurements)
+        state.measurements = measurements
 
 
 def run(args: argparse.Namespace) -> int:
@@ -310,11 +311,13 @@ def run(args: argparse.Namespace) -> int:
         raise ViewerError("--series cannot be combined with --session (the session names its series)")
 
     from viewer.core.session import load_session
+    from viewer.core.state import ViewerState
     from viewer.export.image import ExportOptions, FigureContext, export_image
     from viewer.export.movie import export_threshold_sweep, export_turntable
-    from viewer.export.sessions import apply_session_to_scene, open_source, session_transfer_function
+    from viewer.export.sessions import open_source, session_camera, session_state, session_transfer_function
     from viewer.export.sheet import export_report_sheet
     from viewer.render.scene import Scene
+    from viewer.render.scene_adapter import reset
 
     session = load_session(args.session) if args.session else None
     if session is not None and (args.preset is None):
@@ -363,17 +366,18 @@ def run(args: argparse.Namespace) -> int:
         caption_text=args.caption or "",
         show_identity=args.show_identity,
     )
+    if session is not None:
+        state = session_state(session, volume)
+        state.transfer_function = tf
+    else:
+        state = ViewerState(tf, preset_name)
+        state.volume = volume
+    _apply_lesion(state, lesion, args, measurements)
+    camera = (session_camera(session) if session is not None else None) or "anterior"
     with Scene(offscreen=True) as scene:
-        if session is not None:
-            apply_session_to_scene(scene, session, volume)
-            scene.set_transfer_function(tf)
-            if args.view:
-                scene.set_view(args.view)
-        else:
-            scene.set_volume(volume)
-            scene.set_transfer_function(tf)
-            scene.set_view(args.view or "anterior")
-        _apply_lesion(scene, volume, lesion, args, measurements)
+        reset(scene, state, camera=camera, colour_max_mm=args.colour_max if args.vessel_colour is not None else None)
+        if args.view:
+            scene.set_view(args.view)  # from the session camera's projection
         ctx = FigureContext(
             transfer_function=tf,
             preset_name=preset_name,

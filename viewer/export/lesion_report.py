@@ -28,6 +28,7 @@ from viewer.core.extraction import ClassMasks, class_masks
 from viewer.core.fileio import atomic_write_text
 from viewer.core.lesion import Lesion, LesionAnalysis, write_lesion_tables
 from viewer.core.progress import ProgressFn
+from viewer.core.state import ViewerState
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.export.image import ExportOptions, FigureContext, identity_of
@@ -35,6 +36,7 @@ from viewer.export.imagefile import image_format_for, save_image
 from viewer.export.overlays import direction_letters
 from viewer.export.sheet import SheetCell, leg_side, render_report_sheet
 from viewer.render.camera import CameraState
+from viewer.render.scene_adapter import Overlays, reset
 
 if TYPE_CHECKING:  # pragma: no cover
     from viewer.render.scene import Scene
@@ -136,16 +138,21 @@ def show_lesion(
     colouring: str = "lesion",
     max_mm: float = 30.0,
     keyhole: bool = False,
+    centrelines: bool = False,
 ) -> None:
     """Put ``volume`` with its masks in ``scene`` (separated) with the analysis's lesion
-    and entry points, the keyhole and the distance colours."""
-    scene.set_volume(volume)
-    scene.set_transfer_function(tf.with_changes(separated=True))
-    scene.set_class_masks(masks)
-    scene.set_lesion(analysis.lesion)
-    scene.set_keyhole(keyhole)
-    scene.set_vessel_colouring(colouring, max_mm)
-    scene.set_entry_points(analysis.entry_points)
+    and entry points (and its branch centrelines when asked), the keyhole and the
+    distance colours, through the one state-to-scene adapter."""
+    state = ViewerState(tf.with_changes(separated=True))
+    state.update(
+        volume=volume,
+        class_masks=masks,
+        lesion=analysis.lesion,
+        vessel_colouring=colouring,
+        keyhole=keyhole,
+        lesion_analysis=analysis,
+    )
+    reset(scene, state, overlays=Overlays(entry_points=True, centrelines=centrelines), colour_max_mm=max_mm)
 
 
 def write_lesion_report(
@@ -192,9 +199,17 @@ def write_lesion_report(
     )
     ctx = FigureContext(transfer_function=tf, preset_name=preset_name or tf.name, volume=volume)
     with Scene(offscreen=True) as scene:
-        show_lesion(scene, volume, masks, analysis, tf=tf, colouring=colouring, max_mm=max_mm, keyhole=keyhole)
-        if centrelines:
-            scene.set_centrelines(analysis.branches)
+        show_lesion(
+            scene,
+            volume,
+            masks,
+            analysis,
+            tf=tf,
+            colouring=colouring,
+            max_mm=max_mm,
+            keyhole=keyhole,
+            centrelines=centrelines,
+        )
         fig = render_report_sheet(scene, ctx, opts, cells=report_cells(volume, analysis.lesion))
     settings: dict[str, Any] = dict(fig.settings)
     settings["lesion_report"] = {

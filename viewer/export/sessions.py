@@ -5,8 +5,10 @@ does what needs the loader, the phantom and the renderer (so it lives above them
 opening the scan (a file, a DICOM folder or the built-in phantom), and putting the
 transfer function, separated mode, crop box, clip plane, camera and the lesion-planning
 view (lesion, vessel colouring, keyhole, measurements) into a
-:class:`~viewer.render.scene.Scene`. The GUI's session dialogs and ``vessel-viewer
-render --session`` both go through here, so a session restores the same image in both.
+:class:`~viewer.render.scene.Scene`, as a :class:`~viewer.core.state.ViewerState` that
+the one state-to-scene adapter (:mod:`viewer.render.scene_adapter`) shows. The GUI's
+session dialogs and ``vessel-viewer render --session`` both go through here, so a
+session restores the same image in both.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from viewer.core.errors import ViewerError
 from viewer.core.progress import ProgressFn
 from viewer.core.session import Session, is_builtin_source, load_session
+from viewer.core.state import ViewerState
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.render.camera import CameraState
+from viewer.render.scene_adapter import reset, shown_colouring
 
 if TYPE_CHECKING:  # pragma: no cover
-    from viewer.core.lesion import Lesion, LesionAnalysis
     from viewer.core.measure import Measurement
     from viewer.render.scene import Scene
 
@@ -96,7 +99,6 @@ def session_from_scene(
     its transfer function, crop box, lesion, vessel colouring and keyhole)."""
     tf = transfer_function if transfer_function is not None else scene.transfer_function
     crop = crop_box_lps if crop_box_lps is not None else scene.crop_box_lps
-    colouring = scene.vessel_colouring[0]
     return Session(
         data_path=data_path,
         series=series,
@@ -109,8 +111,7 @@ def session_from_scene(
         layout=layout,
         lesion=scene.lesion,
         measurements=tuple(measurements),
-        # "lesion" colouring without a lesion shows class colours: say so.
-        vessel_colouring="off" if scene.lesion is None and colouring == "lesion" else colouring,
+        vessel_colouring=shown_colouring(scene.vessel_colouring[0], scene.lesion),
         keyhole=scene.keyhole,
     )
 
@@ -137,58 +138,42 @@ def planning_fields(source: Any) -> dict[str, Any]:
     :class:`Session` (``lesion``, ``measurements``, ``vessel_colouring``, ``keyhole``),
     as keyword arguments for the other. Colouring by distance to the lesion without a
     lesion shows the class colours, and is said so ("off")."""
-    colouring = str(source.vessel_colouring)
-    if colouring == "lesion" and source.lesion is None:
-        colouring = "off"
     return {
         "lesion": source.lesion,
         "measurements": tuple(source.measurements),
-        "vessel_colouring": colouring,
+        "vessel_colouring": shown_colouring(str(source.vessel_colouring), source.lesion),
         "keyhole": bool(source.keyhole),
     }
 
 
-def apply_planning_to_scene(
-    scene: Scene,
-    *,
-    lesion: Lesion | None,
-    vessel_colouring: str = "off",
-    keyhole: bool = False,
-    measurements: Sequence[Measurement] = (),
-    analysis: LesionAnalysis | None = None,
-    show_entry_points: bool = True,
-    show_centrelines: bool = True,
-) -> None:
-    """Put the lesion-planning view into ``scene``: the lesion outline, the vessel
-    colouring by distance, the keyhole, the rulers and angles, and (from ``analysis``)
-    the numbered entry points and branch centrelines. The one place that copies these
-    into a scene: the GUI's 3D view, restored sessions and the window's exports."""
-    scene.set_lesion(lesion)
-    scene.set_vessel_colouring(vessel_colouring)
-    scene.set_keyhole(keyhole)
-    scene.set_measurements(measurements)
-    scene.set_entry_points(analysis.entry_points if analysis is not None and show_entry_points else ())
-    scene.set_centrelines(analysis.branches if analysis is not None and show_centrelines else ())
+def session_fields(session: Session) -> dict[str, Any]:
+    """The :class:`~viewer.core.state.ViewerState` fields a session restores (all but
+    the volume, the layout and the camera), as keyword arguments for ``state.update``."""
+    return {
+        "transfer_function": session_transfer_function(session),
+        "preset_name": session.preset_name or session.transfer_function.name,
+        "crop_box_lps": session.crop_box_lps,
+        "clip_plane": session.clip_plane,
+        **planning_fields(session),
+    }
+
+
+def session_state(session: Session, volume: Volume) -> ViewerState:
+    """A viewer state showing ``volume`` as the session left it (for an offscreen scene:
+    :func:`viewer.render.scene_adapter.reset`)."""
+    state = ViewerState()
+    state.update(volume=volume, **session_fields(session))
+    return state
 
 
 def apply_session_to_scene(scene: Scene, session: Session, volume: Volume | None = None) -> None:
-    """Put the session's view into ``scene``: the volume (when given), transfer
-    function, crop box, clip plane, camera (the anterior view when it has none) and the
-    lesion, vessel colouring, keyhole and measurements."""
-    if volume is not None:
-        scene.set_volume(volume)
-    scene.set_transfer_function(session_transfer_function(session))
-    scene.set_crop_box_lps(session.crop_box_lps)
-    if session.clip_plane is None:
-        scene.set_clip_plane(None)
-    else:
-        scene.set_clip_plane(session.clip_plane[0], session.clip_plane[1])
-    apply_planning_to_scene(scene, **planning_fields(session))
-    cam = session_camera(session)
-    if cam is None:
-        scene.set_view("anterior")
-    else:
-        scene.set_camera_state(cam)
+    """Put the session's view into ``scene``: the volume (the scene's own when not
+    given), transfer function, crop box, clip plane, camera (the anterior view when it
+    has none) and the lesion, vessel colouring, keyhole and measurements."""
+    vol = volume if volume is not None else scene.volume
+    if vol is None:
+        raise ViewerError("a session needs its scan: give the volume")
+    reset(scene, session_state(session, vol), camera=session_camera(session) or "anterior")
 
 
 def open_session_scene(
@@ -212,14 +197,15 @@ def open_session_scene(
 
 __all__ = [
     "PHANTOM_SIZES",
-    "apply_planning_to_scene",
-    "planning_fields",
     "apply_session_to_scene",
+    "planning_fields",
     "open_session_scene",
     "open_source",
     "phantom_size",
     "session_camera",
+    "session_fields",
     "session_from_scene",
+    "session_state",
     "session_transfer_function",
     "source_spec",
 ]

@@ -54,15 +54,9 @@ from viewer.core.session import save_session as write_session_file
 from viewer.export.image import ExportOptions, FigureContext
 from viewer.export.image import export_image as _export_image
 from viewer.export.movie import AXES_LPS, MovieResult, export_threshold_sweep, export_turntable
-from viewer.export.sessions import (
-    apply_planning_to_scene,
-    open_source,
-    planning_fields,
-    session_camera,
-    session_transfer_function,
-    source_spec,
-)
+from viewer.export.sessions import open_source, planning_fields, session_camera, session_fields, source_spec
 from viewer.export.sheet import export_report_sheet as _export_report_sheet
+from viewer.render.scene_adapter import Overlays, reset
 from viewer.ui.workers import TaskThread
 
 log = logging.getLogger(__name__)
@@ -364,32 +358,25 @@ def report_sheet_dialog(
 def _movie_scene(window: Any) -> Any:
     """An offscreen copy of the window's scene for a movie rendered on a worker thread.
 
-    Built on the GUI thread from the window's state; only the worker renders it, so
-    the on-screen scene is never touched off the GUI thread."""
+    Built on the GUI thread from the window's state (through the one state-to-scene
+    adapter, masks only from the mask controller, as the 3D view does); only the worker
+    renders it, so the on-screen scene is never touched off the GUI thread."""
     from viewer.render.scene import Scene
 
     src = window.scene
-    st = _state(window)
+    view = getattr(window, "view3d", None)
+    overlays = Overlays(getattr(view, "show_entry_points", True), getattr(view, "show_centrelines", True))
     clone = Scene(offscreen=True)
     try:
-        clone.set_volume(st.volume)
-        masks = getattr(st, "class_masks", None)
-        if masks is not None and masks.bone.shape == st.volume.shape:
-            clone.set_class_masks(masks)
-        clone.set_transfer_function(src.transfer_function)
-        clone.set_crop_box_lps(getattr(st, "crop_box_lps", None))
-        clip = getattr(st, "clip_plane", None)
-        clone.set_clip_plane(*(clip if clip is not None else (None, None)))
-        view = getattr(window, "view3d", None)
-        apply_planning_to_scene(
+        reset(
             clone,
-            **planning_fields(st),
-            analysis=st.lesion_analysis,
-            show_entry_points=getattr(view, "show_entry_points", True),
-            show_centrelines=getattr(view, "show_centrelines", True),
+            _state(window),
+            camera=src.camera_state(),
+            overlays=overlays,
+            own_masks=False,
+            colour_max_mm=src.vessel_colouring[1],
         )
         clone.renderer.SetBackground(*src.renderer.GetBackground())
-        clone.set_camera_state(src.camera_state())
     except BaseException:
         clone.close()
         raise
@@ -529,13 +516,7 @@ def apply_session_to_window(window: Any, session: Session, volume: Any) -> None:
         window.set_volume(volume)
     else:
         st.volume = volume
-    st.update(
-        transfer_function=session_transfer_function(session),
-        preset_name=session.preset_name or session.transfer_function.name,
-        crop_box_lps=session.crop_box_lps,
-        clip_plane=session.clip_plane,
-        **planning_fields(session),
-    )
+    st.update(**session_fields(session))
     try:
         st.layout = session.layout
     except ValueError:

@@ -87,6 +87,15 @@ from viewer.render.scene_data import (
     prepare_scene,
 )
 from viewer.render.shading_warmup import WarmMapper
+from viewer.render.volume_visual import (
+    INTERACTIVE_IMAGE_SAMPLE_DISTANCE,
+    apply_cropping,
+    apply_sampling,
+    full_sample_distance,
+    interactive_image_sample_distance,
+    make_mapper,
+    style_property,
+)
 
 Bounds6 = tuple[float, float, float, float, float, float]
 RGB = tuple[float, float, float]
@@ -102,17 +111,6 @@ def open_scenes() -> list[Scene]:
     live = [s for s in list(_SCENES) if not s.closed]
     twins = {id(s._twin) for s in live if s._twin is not None}
     return [s for s in live if id(s) not in twins]
-
-
-#: Default image sample distance while the camera moves (pixels per ray, each way):
-#: 2.5 casts 1/6 of the rays of a still. Measured in docs/bench-render.md.
-INTERACTIVE_IMAGE_SAMPLE_DISTANCE = 2.5
-#: Rays per interactive frame at most (issue 9): larger windows get a coarser image
-#: sample distance so a drag costs about the same at any window size. 129 600 keeps
-#: 800x600 at 2.5 and gives 1920x1080 4.0 pixels per ray (see docs/bench-render.md).
-INTERACTIVE_RAY_BUDGET = 129_600
-#: Ray step while interacting, as a multiple of the still's step.
-INTERACTIVE_STEP_FACTOR = 2.0
 
 
 def compute_bone_mask(hu: np.ndarray, spacing_mm: tuple[float, float, float], bone_threshold_hu: float) -> np.ndarray:
@@ -367,28 +365,7 @@ class Scene:
         elsewhere, as the scene's mapper) unless it has one."""
         if self._mapper is not None:
             return
-        m: vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper
-        if adopt is not None:
-            m = adopt
-            adopt.IntermixIntersectingGeometryOff()
-        elif self.mapper_kind == "gpu":
-            m = gpu = vtkGPUVolumeRayCastMapper()
-            gpu.SetUseJittering(1)  # hides wood-grain sampling artefacts at no cost
-        else:
-            m = cpu = vtkFixedPointVolumeRayCastMapper()
-            # Intermixing opaque geometry needs a depth-buffer read per frame; our
-            # scene has none (the marker is in its own renderer).
-            cpu.IntermixIntersectingGeometryOff()
-        # Sample distances are chosen here (full quality for stills, coarser while
-        # interacting), not by VTK's frame-rate guesser.
-        m.SetAutoAdjustSampleDistances(0)
-        m.SetBlendModeToComposite()
-        for event, stage in (
-            (vtkCommand.VolumeMapperComputeGradientsStartEvent, "start"),
-            (vtkCommand.VolumeMapperComputeGradientsProgressEvent, "progress"),
-            (vtkCommand.VolumeMapperComputeGradientsEndEvent, "end"),
-        ):
-            m.AddObserver(event, lambda *_a, _s=stage: self._gradient_event(_s))
+        m = make_mapper(self.mapper_kind, self._gradient_event, adopt)
         self._mapper = m
         self._actor.SetMapper(m)
 
@@ -446,29 +423,14 @@ class Scene:
                 pass
 
     def _full_sample_distance(self) -> float:
-        if self.sample_distance_mm is not None:
-            return float(self.sample_distance_mm)
-        if self._volume is None:
-            return 1.0
-        # The mean voxel step, capped at 1 mm (VTK's default step, which pyvista
-        # keeps) and floored at 0.5 mm: finer steps on sub-millimetre scans cost
-        # frame time (0.3 mm steps made a 512x512x640 frame ~3x slower) for detail
-        # the shading does not show.
-        return float(min(1.0, max(0.5, sum(self._volume.spacing_mm) / 3.0)))
+        spacing = None if self._volume is None else self._volume.spacing_mm
+        return full_sample_distance(spacing, self.sample_distance_mm)
 
     def _apply_sampling(self) -> None:
         m = self._mapper
         if m is None:
             return
-        sd = self._full_sample_distance()
-        if self._interactive:
-            m.SetImageSampleDistance(self._interactive_isd())
-            m.SetSampleDistance(sd * INTERACTIVE_STEP_FACTOR)
-        else:
-            m.SetImageSampleDistance(1.0)
-            m.SetSampleDistance(sd)
-        if isinstance(m, vtkFixedPointVolumeRayCastMapper):
-            m.SetInteractiveSampleDistance(sd * INTERACTIVE_STEP_FACTOR)
+        apply_sampling(m, self._full_sample_distance(), self._interactive, self._interactive_isd())
 
     # ----- classes -----------------------------------------------------------------
     def set_bone_mask(self, mask: np.ndarray | None) -> None:
@@ -701,26 +663,7 @@ class Scene:
         self._opacity_pts = [(float(q.x), float(np.clip(q.opacity, 0.0, 1.0))) for q in op]
         self._mip = mip
         self._update_vessel_colours()
-        deferred = self._shading_deferred
-        if tf.gradient_opacity and not mip and not deferred:
-            self._gof.RemoveAllPoints()
-            for g in tf.gradient_opacity:
-                self._gof.AddPoint(float(g.x), float(g.opacity))
-            p.SetGradientOpacity(self._gof)
-            p.SetDisableGradientOpacity(0)
-        else:
-            p.SetDisableGradientOpacity(1)
-        sh = tf.shading
-        p.SetShade(1 if (sh.enabled and not mip and not deferred) else 0)
-        p.SetAmbient(sh.ambient)
-        p.SetDiffuse(sh.diffuse)
-        p.SetSpecular(sh.specular)
-        p.SetSpecularPower(sh.specular_power)
-        p.SetScalarOpacityUnitDistance(max(1e-3, float(tf.unit_distance_mm)))
-        if tf.interpolation == "nearest":
-            p.SetInterpolationTypeToNearest()
-        else:
-            p.SetInterpolationTypeToLinear()
+        style_property(p, self._gof, tf, mip=mip, unshaded=self._shading_deferred)
         if self._mapper is not None:
             if mip:
                 self._mapper.SetBlendModeToMaximumIntensity()
@@ -758,13 +701,11 @@ class Scene:
             pts = np.array([(x, y, z) for x in b[0:2] for y in b[2:4] for z in b[4:6]])
             corners = self._volume.ijk_of_lps(pts) + 1.0  # buffer index = voxel index + 1
         box = self._extent.index_box(self._buffer, self._opacity_pts, self._mip, corners)
-        if box is None or self._volume is None:
-            m.CroppingOff()
-        else:
-            sp = self._volume.spacing_mm
-            m.SetCroppingRegionPlanes(*(float(box[i]) * sp[i // 2] for i in range(6)))
-            m.SetCroppingRegionFlagsToSubVolume()
-            m.CroppingOn()
+        apply_cropping(
+            m,
+            None if self._volume is None else box,
+            (1.0, 1.0, 1.0) if self._volume is None else self._volume.spacing_mm,
+        )
         self.last_timings_s["extent"] = time.perf_counter() - t0
 
     # ----- crop and clip ---------------------------------------------------------------
@@ -1092,7 +1033,7 @@ class Scene:
         """Pixels per ray while interacting: the set distance, or coarser where the
         window would need more than :data:`INTERACTIVE_RAY_BUDGET` rays."""
         w, h = self._rw.GetSize() if self._rw is not None else (0, 0)
-        return float(max(self.interactive_image_sample_distance, math.sqrt(w * h / INTERACTIVE_RAY_BUDGET)))
+        return interactive_image_sample_distance(self.interactive_image_sample_distance, w, h)
 
     def _on_start_render(self, *_: object) -> None:
         m = self._mapper

@@ -61,16 +61,25 @@ def volume_histogram(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     return histogram(volume.hu, bins=HIST_BINS, hu_range=HIST_RANGE_HU)
 
 
+#: Volumes up to this many voxels (the default phantom's 30.6 M) come with their class
+#: masks, so their first frame is already separated. Bigger ones (a 512 x 512 x 600 scan
+#: is 157 M voxels: seconds of separation) are published without: the window draws
+#: them at once (bone only, no vessel colour until the separation says what is vessel)
+#: while the mask controller separates them off the GUI thread (issue 9: first frame).
+LOAD_MASKS_MAX_VOXELS = 1 << 25
+
+
 def finish_volume(
     volume: Volume,
     settings: MaskSettings | tuple[float, tuple[float, float], bool, bool] | None,
     progress: ProgressFn,
 ) -> LoadResult:
     """The rest of a load, still on the worker thread: the histogram, and the class
-    masks for ``settings`` (None: not in separated mode)."""
+    masks for ``settings`` (None: not in separated mode) when the volume has at most
+    ``LOAD_MASKS_MAX_VOXELS`` voxels."""
     hist = volume_histogram(volume)
     masks = None
-    if settings is not None:
+    if settings is not None and volume.hu.size <= LOAD_MASKS_MAX_VOXELS:
         progress(0.9, "Separating bone, vessels and calcification")
         # The load's progress (which raises LoadCancelled once the user cancels) reaches
         # the separation's stages, so Cancel works during this step too.
@@ -302,6 +311,7 @@ __all__ = [
     "HIST_RANGE_HU",
     "LoadController",
     "LoadResult",
+    "LOAD_MASKS_MAX_VOXELS",
     "finish_volume",
     "first_series",
     "serious_geometry_warnings",

@@ -47,7 +47,7 @@ from vtkmodules.vtkIOImage import vtkPNGWriter  # noqa: F401 - registers the IO 
 from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
 from viewer.core.state import ViewerState
-from viewer.export.sessions import planning_fields
+from viewer.render import scene_adapter
 from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
 from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene
@@ -173,23 +173,16 @@ class View3DWidget(QWidget):
         self._observe(self._box_widget, vtkCommand.EndInteractionEvent, self._on_box_released)
         self._box_placed_for: int | None = None
 
-        state.volume_changed.connect(self._on_volume_changed)
-        state.transfer_function_changed.connect(self._on_tf_changed)
-        state.class_masks_changed.connect(self._on_class_masks_changed)
-        state.crop_box_lps_changed.connect(self._on_crop_changed)
-        state.clip_plane_changed.connect(self._on_clip_changed)
-        # Lesion planning: one handler per field (a ruler edit must not re-encode the
-        # volume for the distance colouring).
+        # Which of the lesion analysis' overlays are drawn (a view setting).
         self.show_entry_points = True
         self.show_centrelines = True
-        for field, setter in (
-            ("lesion", "set_lesion"),
-            ("vessel_colouring", "set_vessel_colouring"),
-            ("keyhole", "set_keyhole"),
-            ("measurements", "set_measurements"),
-        ):
-            state.event(field).connect(functools.partial(self._on_planning_field, setter))
-        state.lesion_analysis_changed.connect(self._on_analysis_changed)
+        state.volume_changed.connect(self._on_volume_changed)
+        # One handler per field, through the state-to-scene adapter: a field's own scene
+        # call at once, and the fields that may need voxels or meshes prepared
+        # (transfer function, masks, lesion, keyhole, colouring) through sync_scene --
+        # a ruler edit does not re-encode the volume, a vessel-window edit only restyles.
+        for field in scene_adapter.SCENE_FIELDS:
+            state.event(field).connect(functools.partial(self._on_field_changed, field))
 
     def _observe(self, obj: Any, event: int, cb: Any) -> None:
         self._observers.append((obj, obj.AddObserver(event, lambda *_a, _cb=cb: _cb())))
@@ -270,6 +263,11 @@ class View3DWidget(QWidget):
         return np.ascontiguousarray(arr[::-1, :, :3])
 
     # ----- state -> scene ---------------------------------------------------------
+    @property
+    def overlays(self) -> scene_adapter.Overlays:
+        """The analysis overlays this view draws (see :meth:`set_planning_overlays`)."""
+        return scene_adapter.Overlays(self.show_entry_points, self.show_centrelines)
+
     def _on_volume_changed(self, volume: Any) -> None:
         if volume is None:
             return
@@ -277,32 +275,23 @@ class View3DWidget(QWidget):
         # alone is a few hundred ms), like every later encoding.
         self.shading_runner.cancel()
         self._shading_for = None
-        self.scene.set_volume(volume, prepare=False)
-        self.scene.set_crop_box_lps(self.state.crop_box_lps)
-        self._apply_clip(self.state.clip_plane)
-        self._apply_planning()
+        scene_adapter.place(self.scene, self.state, self.overlays)
         self.scene.set_view("anterior")
         self._place_box()
         self.sync_scene()
 
-    def _effective_tf(self, tf: Any) -> Any:
-        # Without masks from the GUI's worker, Scene would compute the class masks
-        # itself, synchronously, on this (the GUI) thread: seconds of frozen window
-        # on a big scan. Until the worker's mask arrives, show the one-class picture.
-        if tf.separated and self.state.class_masks is None:
-            return tf.with_changes(separated=False)
-        return tf
-
-    def _on_tf_changed(self, tf: Any) -> None:
-        self.sync_scene()
-
-    def _on_class_masks_changed(self, masks: Any) -> None:
-        vol = self.state.volume
-        if vol is None:
-            return
-        if masks is not None and masks.bone.shape != vol.shape:
-            return  # masks of a previous scan, arriving late
-        self.sync_scene()
+    def _on_field_changed(self, field: str, value: Any) -> None:
+        if field == "class_masks":
+            vol = self.state.volume
+            if vol is None or (value is not None and value.bone.shape != vol.shape):
+                return  # no scan yet, or masks of a previous scan arriving late
+        prepared = scene_adapter.apply_field(self.scene, self.state, field, self.overlays)
+        if field == "crop_box_lps" and value is None:
+            self._place_box()
+        if field in scene_adapter.FIELD_HANDLERS:
+            self.request_render()
+        if prepared:
+            self.sync_scene()
 
     # ----- scene preparation off the GUI thread -----------------------------------------
     @property
@@ -368,18 +357,11 @@ class View3DWidget(QWidget):
 
     def wanted_inputs(self) -> SceneInputs | None:
         """The scene snapshot for the state now (None before the scene has its volume)."""
-        st, vol = self.state, self.state.volume
+        vol = self.state.volume
         if vol is None or self.scene.closed or self.scene.volume is not vol:
             return None
-        masks = st.class_masks
-        fields = planning_fields(st)
-        return self.scene.scene_inputs(
-            tf=self._effective_tf(st.transfer_function),
-            masks=masks if masks is not None and masks.bone.shape == vol.shape else None,
-            lesion=fields["lesion"],
-            keyhole=fields["keyhole"],
-            colouring=(fields["vessel_colouring"], self.scene.vessel_colouring[1]),
-        )
+        # Masks only from the mask controller: never computed on this thread.
+        return scene_adapter.scene_inputs(self.scene, self.state, own_masks=False)
 
     def sync_scene(self) -> None:
         """Bring the scene to the state: at once when that is a restyle, else in the
@@ -427,51 +409,13 @@ class View3DWidget(QWidget):
         self._set_pending(None)
         self.scene_failed.emit(error)
 
-    def _on_crop_changed(self, bounds: Any) -> None:
-        self.scene.set_crop_box_lps(bounds)
-        if bounds is None:
-            self._place_box()
-        self.request_render()
-
-    def _apply_clip(self, plane: Any) -> None:
-        if plane is None:
-            self.scene.set_clip_plane(None)
-        else:
-            self.scene.set_clip_plane(plane[0], plane[1])
-
-    def _on_clip_changed(self, plane: Any) -> None:
-        self._apply_clip(plane)
-        self.request_render()
-
     # ----- lesion planning ------------------------------------------------------------
-    def _apply_planning(self) -> None:
-        # The overlays only; the lesion, keyhole and colouring come with sync_scene.
-        st = self.state
-        self.scene.lesion_overlay.set_lesion(st.lesion)
-        self.scene.set_measurements(st.measurements)
-        self._on_analysis_changed(st.lesion_analysis)
-
-    def _on_planning_field(self, setter_name: str, value: Any) -> None:
-        if setter_name == "set_measurements":
-            self.scene.set_measurements(value)
-            self.request_render()
-            return
-        if setter_name == "set_lesion":
-            # The outline follows at once; the keyhole / colours when prepared.
-            self.scene.lesion_overlay.set_lesion(value)
-            self.request_render()
-        self.sync_scene()
-
-    def _on_analysis_changed(self, analysis: Any) -> None:
-        self.scene.set_entry_points(analysis.entry_points if analysis is not None and self.show_entry_points else ())
-        self.scene.set_centrelines(analysis.branches if analysis is not None and self.show_centrelines else ())
-        self.request_render()
-
     def set_planning_overlays(self, show_entry_points: bool, show_centrelines: bool) -> None:
         """Show or hide the analysis' entry-point markers and branch centrelines."""
         self.show_entry_points = bool(show_entry_points)
         self.show_centrelines = bool(show_centrelines)
-        self._on_analysis_changed(self.state.lesion_analysis)
+        scene_adapter.apply_field(self.scene, self.state, "lesion_analysis", self.overlays)
+        self.request_render()
 
     # ----- picking ----------------------------------------------------------------
     def _on_left_press(self) -> None:

@@ -1,0 +1,91 @@
+"""A big scan is shown before its separation is done (issue 9, first frame): the load
+publishes a volume over ``LOAD_MASKS_MAX_VOXELS`` without class masks, the window draws
+it at once with bone only -- no vessel red before the separation says what is vessel --
+and the separated picture follows when the mask controller's job is done.
+
+Real window under Xvfb (pytest-xvfb); the small phantom stands in for a big scan (the
+limit is lowered for the test)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QEvent, QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip("needs an X server (run under pytest-xvfb or xvfb-run)", allow_module_level=True)
+
+import viewer.ui.load_controller as load_controller  # noqa: E402
+from viewer.ui.main_window import MainWindow  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture()
+def window(qapp: QApplication, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
+    cfg = tmp_path_factory.mktemp("config")
+    os.environ["VESSEL_VIEWER_CONFIG_DIR"] = str(cfg)
+    w = MainWindow(settings=QSettings(str(cfg / "settings.ini"), QSettings.Format.IniFormat))
+    w.resize(900, 650)
+    w.show()
+    w.view3d.initialize()
+    yield w
+    w.close()
+    w.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _red(img: np.ndarray) -> np.ndarray:
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    return (r > 120) & (r > 2 * g) & (r > 2 * b)
+
+
+def _frame(w: MainWindow, qtbot) -> np.ndarray:  # type: ignore[no-untyped-def]
+    v = w.view3d
+    qtbot.waitUntil(lambda: not v.scene_busy, timeout=TIMEOUT_MS)
+    n = v.n_renders
+    v.request_render()
+    qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
+    qtbot.wait(30)
+    return v.grab_image()
+
+
+def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    w = window
+    monkeypatch.setattr(load_controller, "LOAD_MASKS_MAX_VOXELS", 1000)
+    gate = threading.Event()
+    compute = w.mask_controller._compute
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(w.mask_controller, "_compute", held)
+    if not w.state.transfer_function.separated:
+        w.set_separated(True)
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading, timeout=TIMEOUT_MS)
+        assert w.state.class_masks is None, "the load separated a volume over the limit"
+        qtbot.waitUntil(lambda: w.mask_controller.runner.busy, timeout=TIMEOUT_MS)
+        early = _frame(w, qtbot)
+        assert w.state.class_masks is None  # still separating
+        drawn = early.astype(int).sum(axis=2) > 60
+        assert drawn.mean() > 0.005, "nothing drawn before the separation"
+        assert _red(early).mean() < 0.0005, "vessel red before the separation"
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=TIMEOUT_MS)
+    late = _frame(w, qtbot)
+    assert _red(late).mean() > 0.001, "no vessels after the separation"

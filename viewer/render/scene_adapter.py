@@ -25,6 +25,7 @@ distance colour scale -- is passed alongside (:class:`Overlays`, ``camera``,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -75,13 +76,17 @@ def state_masks(state: ViewerState) -> ClassMasks | None:
 
 def scene_transfer_function(state: ViewerState, *, own_masks: bool) -> TransferFunction:
     """The transfer function the scene draws. ``own_masks=False`` (a scene on the GUI
-    thread): separated mode without the mask controller's masks shows the one-class
-    picture until they arrive, as a scene computing them itself would freeze the window
+    thread): separated mode without the mask controller's masks shows bone only (one class,
+    no vessel colour) until they arrive, as a scene computing them itself would freeze the window
     for seconds on a big scan. ``own_masks=True`` (command line, exports on a worker):
     the scene computes masks for the thresholds when it needs them."""
     tf = state.transfer_function
     if not own_masks and tf.separated and state.class_masks is None:
-        return tf.with_changes(separated=False)
+        # Bone only, by its threshold: until the separation says which voxels are
+        # vessel, nothing is painted vessel red (the plain one-class picture painted
+        # every bone edge and cancellous bone in the vessel window red).
+        hidden = dataclasses.replace(tf.vessel, visible=False)
+        return tf.with_changes(separated=False, vessel=hidden, curves="threshold")
     return tf
 
 

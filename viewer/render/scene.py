@@ -53,8 +53,6 @@ from viewer.render._vtk import (
     vtkImageData,
     vtkMatrix4x4,
     vtkPiecewiseFunction,
-    vtkPlane,
-    vtkPlaneCollection,
     vtkPolyDataMapper,
     vtkRenderer,
     vtkRenderWindow,
@@ -62,6 +60,7 @@ from viewer.render._vtk import (
     vtkVolumeProperty,
 )
 from viewer.render.camera import STANDARD_VIEWS, CameraState
+from viewer.render.cut import feed_clipped, kept_by_cut, volume_planes
 from viewer.render.extent import IndexBox, VisibleExtent
 from viewer.render.lesion_visual import (
     BoneDistanceCache,
@@ -754,24 +753,7 @@ class Scene:
         self._apply_planes()
 
     def _apply_planes(self) -> None:
-        planes = vtkPlaneCollection()
-        if self._crop_lps is not None:
-            b = self._crop_lps
-            for axis in range(3):
-                for side, value in ((1.0, b[2 * axis]), (-1.0, b[2 * axis + 1])):
-                    o = [0.0, 0.0, 0.0]
-                    nrm = [0.0, 0.0, 0.0]
-                    o[axis] = value
-                    nrm[axis] = side
-                    pl = vtkPlane()
-                    pl.SetOrigin(*o)
-                    pl.SetNormal(*nrm)
-                    planes.AddItem(pl)
-        if self._clip is not None:
-            pl = vtkPlane()
-            pl.SetOrigin(*self._clip[0])
-            pl.SetNormal(*self._clip[1])
-            planes.AddItem(pl)
+        planes = volume_planes(self._crop_lps, self._clip)
         if self._mapper is None:
             self._ensure_mapper()
         assert self._mapper is not None
@@ -804,51 +786,13 @@ class Scene:
             self._overlay_clip[name] = clip
 
     def _feed_clipped(self, mapper: object, mesh: object) -> object:
-        """Give ``mapper`` the ``mesh`` cut to the crop box and the clip plane (a
-        vtkClipPolyData with one implicit function, box AND half-space), or the mesh
-        itself when neither is set. Returns the filter (kept alive by the caller)."""
-        from vtkmodules.vtkCommonDataModel import vtkBox, vtkImplicitBoolean
-        from vtkmodules.vtkCommonDataModel import vtkPlane as _Plane
-        from vtkmodules.vtkFiltersCore import vtkClipPolyData
-
-        mapper.RemoveAllClippingPlanes()  # type: ignore[attr-defined]
-        if mesh is None:
-            mapper.RemoveAllInputs()  # type: ignore[attr-defined]
-            return None
-        if self._crop_lps is None and self._clip is None:
-            mapper.SetInputData(mesh)  # type: ignore[attr-defined]
-            return None
-        # Implicit functions are negative inside: keep where max(box, -halfspace) < 0,
-        # i.e. inside the crop box and on the side the clip normal points into.
-        keep = vtkImplicitBoolean()
-        keep.SetOperationTypeToIntersection()  # the maximum of the functions
-        if self._crop_lps is not None:
-            box = vtkBox()
-            b = self._crop_lps
-            box.SetBounds(b[0], b[1], b[2], b[3], b[4], b[5])
-            keep.AddFunction(box)
-        if self._clip is not None:
-            half = _Plane()
-            half.SetOrigin(*self._clip[0])
-            half.SetNormal(*(-self._clip[1]))  # negative on the kept side
-            keep.AddFunction(half)
-        clip = vtkClipPolyData()
-        clip.SetInputData(mesh)
-        clip.SetClipFunction(keep)
-        clip.InsideOutOn()
-        mapper.SetInputConnection(clip.GetOutputPort())  # type: ignore[attr-defined]
-        return clip
+        """Give ``mapper`` the ``mesh`` cut to the crop box and the clip plane
+        (:func:`viewer.render.cut.feed_clipped`); returns the filter to keep alive."""
+        return feed_clipped(mapper, mesh, self._crop_lps, self._clip)
 
     def _kept_by_cut(self, points_lps: np.ndarray) -> np.ndarray:
         """``(N, 3)`` LPS points -> bool: inside the crop box and on the clip plane's kept side."""
-        p = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
-        keep = np.ones(len(p), dtype=bool)
-        if self._crop_lps is not None:
-            b = np.asarray(self._crop_lps)
-            keep &= np.all((p >= b[0::2]) & (p <= b[1::2]), axis=1)
-        if self._clip is not None:
-            keep &= (p - self._clip[0]) @ self._clip[1] >= 0.0
-        return keep
+        return kept_by_cut(points_lps, self._crop_lps, self._clip)
 
     # ----- lesion planning (issue 10; see viewer.render.lesion_visual) ------------------
     @property

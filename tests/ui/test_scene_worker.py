@@ -161,3 +161,50 @@ def test_the_event_loop_runs_while_the_scene_is_prepared(window: MainWindow, qtb
     assert w.scene.keyhole and w.scene.lesion == moved
     w.state.update(lesion=None, keyhole=False, vessel_colouring="off")
     settle(qtbot, w)
+
+
+def test_the_views_handlers_and_the_adapters_reset_build_the_same_scene(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """One adapter from state to scene (issue 9): the 3D view's per-field handlers and
+    worker, fed one edit at a time, and ``scene_adapter.reset`` of a fresh offscreen
+    scene to the same state build the same scene: transfer function, masks, crop, clip,
+    lesion, keyhole, colouring and measurements, and the same picture."""
+    from viewer.core.measure import Ruler
+    from viewer.render import scene_adapter
+    from viewer.render.offscreen import render_to_array
+
+    w = window
+    settle(qtbot, w)
+    lo, hi = w.state.volume.bounds_lps()
+    c = tuple(float(v) for v in (lo + hi) / 2.0)
+    ms = (Ruler(c, (c[0] + 10.0, c[1], c[2])),)
+    w.state.crop_box_lps = (lo[0], hi[0], lo[1], hi[1], lo[2] + 10.0, hi[2] - 10.0)
+    w.state.clip_plane = (c, (0.0, 1.0, 0.0))
+    w.state.lesion = Lesion.sphere(c, 15.0)
+    w.state.keyhole = True
+    w.state.vessel_colouring = "bone"
+    w.state.measurements = ms
+    settle(qtbot, w)
+    gui = w.scene
+    fresh = Scene(offscreen=True)
+    try:
+        scene_adapter.reset(fresh, w.state, camera=gui.camera_state(), overlays=w.view3d.overlays, own_masks=False)
+        assert fresh.transfer_function == gui.transfer_function == w.state.transfer_function
+        assert fresh.class_masks is gui.class_masks is w.state.class_masks
+        assert fresh.crop_box_lps == gui.crop_box_lps == w.state.crop_box_lps
+        assert gui._clip is not None and fresh._clip is not None
+        assert all(np.allclose(a, b) for a, b in zip(fresh._clip, gui._clip, strict=True))
+        assert fresh.lesion == gui.lesion == fresh.lesion_overlay.lesion == gui.lesion_overlay.lesion == w.state.lesion
+        assert fresh.keyhole is gui.keyhole is True
+        assert fresh.vessel_colouring == gui.vessel_colouring == ("bone", 30.0)
+        assert fresh.lesion_overlay.measurements == gui.lesion_overlay.measurements == ms
+        # What the view adds that is no state: its background and orientation marker.
+        fresh.renderer.SetBackground(*gui.renderer.GetBackground())
+        fresh.set_orientation_marker(gui.orientation_marker_visible)
+        a, b = render_to_array(gui, 120, 90), render_to_array(fresh, 120, 90)
+        assert np.abs(a.astype(np.int16) - b.astype(np.int16)).mean() < 1.0
+    finally:
+        fresh.close()
+        w.state.update(
+            crop_box_lps=None, clip_plane=None, lesion=None, keyhole=False, vessel_colouring="off", measurements=()
+        )
+        settle(qtbot, w)

@@ -159,13 +159,12 @@ def apply_field(scene: Scene, state: ViewerState, field: str, overlays: Overlays
 
 
 def place(scene: Scene, state: ViewerState, overlays: Overlays = Overlays()) -> None:
-    """Put the state's volume into the scene (placed only, unless the scene shows it
-    already: its scalars come with the prepared fields) and apply every direct field."""
+    """Put the state's volume into the scene (placed only: its scalars come with the
+    prepared fields) and apply every direct field."""
     vol = state.volume
     if vol is None:
         raise ViewerError("no volume to show: the state has none")
-    if scene.volume is not vol:
-        scene.set_volume(vol, prepare=False)
+    scene.set_volume(vol, prepare=False)
     for handler in FIELD_HANDLERS.values():
         handler(scene, state, overlays)
 

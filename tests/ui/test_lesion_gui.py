@@ -240,14 +240,14 @@ def test_analyse_fills_tables_and_draws_markers(window: MainWindow, qtbot, small
     t_done = time.perf_counter()
     timer.stop()
     # A fast analysis leaves room for few ticks, so the check is on the gaps: no pause
-    # of the event loop longer than half the analysis (0.3 s at least, for the noise of
+    # of the event loop longer than half the analysis (0.75 s at least, for the noise of
     # a loaded machine). A worker holding the GIL throughout gives one gap as long as
     # the whole analysis.
     stamps = [t_click, *ticks, t_done]
     longest = float(np.diff(stamps).max())
     took = t_done - t_click
     print(f"analysis: {took:.2f} s, {len(ticks)} GUI ticks, longest gap {longest * 1000:.0f} ms")
-    assert longest <= max(0.3, 0.5 * took), f"the event loop stopped for {longest:.2f} s of a {took:.2f} s analysis"
+    assert longest <= max(0.75, 0.5 * took), f"the event loop stopped for {longest:.2f} s of a {took:.2f} s analysis"
     a = w.state.lesion_analysis
     assert w.lesion_panel.entry_table.rowCount() == len(a.entry_points)
     assert w.lesion_panel.branch_table.rowCount() == len(a.branches)

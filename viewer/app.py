@@ -9,8 +9,10 @@ run. GUI options:
 ``--screenshot FILE``    save a PNG of the whole window once the first full-quality
                          frame is on screen, then quit (headless checks, docs)
 ``--quit-after-ms N``    quit after N ms at the latest (screenshot taken then if not yet)
-``--print-timing``       print ``first_full_frame_s=...`` (seconds since the process
-                         started) to stdout, for ``benchmarks/bench_gui.py``
+``--print-timing``       print ``first_frame_s=...`` (the volume first drawn: unshaded, or
+                         bone only before its separation) and ``first_full_frame_s=...``
+                         (seconds since the process started) to stdout, for
+                         ``benchmarks/bench_gui.py``
 ``--exit-after-first-frame``  quit once the first full-quality frame is shown
 ``--separated``          start in separated bone / vessel mode
 """
@@ -54,7 +56,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=("3d", "2x2"), help="start layout")
     p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window after the first frame, then quit")
     p.add_argument("--quit-after-ms", type=int, metavar="N", help="quit after N milliseconds")
-    p.add_argument("--print-timing", action="store_true", help="print first_full_frame_s on stdout")
+    p.add_argument("--print-timing", action="store_true", help="print first_frame_s and first_full_frame_s on stdout")
     p.add_argument("--exit-after-first-frame", action="store_true", help="quit once the first full frame is shown")
     p.add_argument("--separated", action="store_true", help="start in separated bone/vessel mode")
     return p
@@ -169,6 +171,8 @@ def run_gui(argv: Sequence[str] | None = None) -> int:
             QTimer.singleShot(500, take_screenshot_and_quit)
 
     window.first_full_frame.connect(on_first_frame)
+    if args.print_timing:
+        window.first_frame.connect(lambda: print(f"first_frame_s={process_age_s():.3f}", flush=True))
     if args.screenshot and args.separated:
         window.class_masks_ready.connect(lambda: QTimer.singleShot(1500, take_screenshot_and_quit))
     window.load_failed.connect(lambda _m: exit_code.__setitem__("code", 2) if args.screenshot else None)

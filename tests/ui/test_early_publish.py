@@ -74,6 +74,8 @@ def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow,
     monkeypatch.setattr(w.mask_controller, "_compute", held)
     if not w.state.transfer_function.separated:
         w.set_separated(True)
+    first: list[bool] = []  # masks present when the volume was first drawn?
+    w.first_frame.connect(lambda: first.append(w.state.class_masks is not None))
     w.action_phantom_small.trigger()
     try:
         qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading, timeout=TIMEOUT_MS)
@@ -84,6 +86,7 @@ def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow,
         drawn = early.astype(int).sum(axis=2) > 60
         assert drawn.mean() > 0.005, "nothing drawn before the separation"
         assert _red(early).mean() < 0.0005, "vessel red before the separation"
+        assert first == [False], "first_frame not reported for the bone-only frame"
     finally:
         gate.set()
     qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=TIMEOUT_MS)

@@ -92,6 +92,9 @@ class MainWindow(QMainWindow):
     load_failed = Signal(str)
     load_cancelled = Signal()
     first_full_frame = Signal()
+    #: The first frame that shows a newly loaded volume at all (possibly unshaded, or
+    #: bone only before its separation: it refines by itself).
+    first_frame = Signal()
     class_masks_ready = Signal()
 
     #: Set by :func:`viewer.ui.lesion_panel.install_lesion_planning` in ``__init__``.
@@ -139,6 +142,7 @@ class MainWindow(QMainWindow):
             start_preset = next(iter(self.presets))
         self.state = ViewerState(self.presets[start_preset], preset_name=start_preset)
         self.current_source: dict[str, Any] = {}  # what the current volume came from
+        self._first_frame_pending = False
         self._first_full_frame_pending = False
 
         self.setWindowTitle(APP_TITLE)
@@ -462,6 +466,7 @@ class MainWindow(QMainWindow):
         masks follow from the background); without them they are computed there."""
         lo, hi = volume.bounds_lps()
         self._first_full_frame_pending = True
+        self._first_frame_pending = True
         # The old scan's mask first: nothing may pair the new volume with it.
         self.mask_controller.drop()
         self.state.update(
@@ -535,7 +540,11 @@ class MainWindow(QMainWindow):
     def _on_frame_rendered(self, full_quality: bool, _seconds: float) -> None:
         # The first frame that shows the volume: its scalars come from the 3D view's
         # worker, a frame or more after the volume itself (issue 9).
-        shown = self.state.volume is not None and self.scene.has_scalars and not self.view3d.scene_busy
+        drawn = self.state.volume is not None and self.scene.has_scalars
+        if drawn and self._first_frame_pending:
+            self._first_frame_pending = False
+            self.first_frame.emit()
+        shown = drawn and not self.view3d.scene_busy
         if full_quality and self._first_full_frame_pending and shown:
             self._first_full_frame_pending = False
             self.first_full_frame.emit()

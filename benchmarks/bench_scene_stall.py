@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# This checkout's package, not whichever one the virtual environment's editable install
+# points at (a benchmark of another worktree would measure the wrong code).
+sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("VIEWER_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
 
 

@@ -1,8 +1,15 @@
-"""The window's renders compute no shading gradients (issue 9): the 3D view's worker
-computes them with the new scalars (viewer.render.shading_warmup), so the GUI thread's
-first render after a new scan or a re-encode does not freeze for them.
+"""What the window prepares off its GUI thread and shows before it is done (issue 9):
 
-Real window under Xvfb (pytest-xvfb), small phantom."""
+* the 3D view's workers compute the shading gradients of new scalars
+  (viewer.render.shading_warmup), so the GUI thread's first render after a new scan or a
+  re-encode does not freeze for them; meanwhile the new volume is drawn unshaded;
+* a big scan is shown before its separation is done: the load publishes a volume over
+  ``LOAD_MASKS_MAX_VOXELS`` without class masks, the window draws it at once with bone
+  only -- no vessel red before the separation says what is vessel -- and the separated
+  picture follows when the mask controller's job is done.
+
+Real window under Xvfb (pytest-xvfb), small phantom (standing in for a big scan, the
+limit lowered for the test)."""
 
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 if not os.environ.get("DISPLAY"):
     pytest.skip("needs an X server (run under pytest-xvfb or xvfb-run)", allow_module_level=True)
 
+import viewer.ui.load_controller as load_controller  # noqa: E402
 from viewer.ui.main_window import MainWindow  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -43,6 +51,22 @@ def window(qapp: QApplication, tmp_path_factory: pytest.TempPathFactory) -> Iter
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
+def _red(img: np.ndarray) -> np.ndarray:
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    return (r > 120) & (r > 2 * g) & (r > 2 * b)
+
+
+def _frame(w: MainWindow, qtbot) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The 3D view's pixels after a full-quality render, once the view's workers are idle."""
+    v = w.view3d
+    qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading and not v.scene_busy, timeout=TIMEOUT_MS)
+    n = v.n_renders
+    v.request_render()
+    qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
+    qtbot.wait(30)
+    return v.grab_image()
+
+
 def test_gui_thread_renders_compute_no_gradients(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
     w = window
     gui = threading.get_ident()
@@ -57,24 +81,14 @@ def test_gui_thread_renders_compute_no_gradients(window: MainWindow, qtbot) -> N
 
     w.view3d.scene.on_gradient_progress = spy
 
-    def full_frame() -> np.ndarray:
-        qtbot.waitUntil(
-            lambda: w.state.volume is not None and not w.loading and not w.view3d.scene_busy, timeout=TIMEOUT_MS
-        )
-        n = w.view3d.n_renders
-        w.view3d.request_render()
-        qtbot.waitUntil(lambda: w.view3d.n_renders > n and not w.view3d.interactive, timeout=TIMEOUT_MS)
-        qtbot.wait(30)
-        return w.view3d.grab_image()
-
     w.action_phantom_small.trigger()
-    first = full_frame()
+    first = _frame(w, qtbot)
     assert (first.astype(int).sum(axis=2) > 60).mean() > 0.01, "black 3D view"
     assert "shading_warmup_s" in w.view3d.scene.last_timings_s, "the worker did not compute the gradients"
     # A re-encode (separated mode on, then off) brings new scalars: again on the worker.
     w.set_separated(not w.state.transfer_function.separated)
     qtbot.waitUntil(lambda: not w.view3d.scene_busy, timeout=TIMEOUT_MS)
-    second = full_frame()
+    second = _frame(w, qtbot)
     assert np.abs(first.astype(int) - second.astype(int)).mean() > 0.5, "the mode switch changed nothing"
     assert gui not in starts, f"{starts.count(gui)} gradient computations on the GUI thread"
 
@@ -110,9 +124,38 @@ def test_new_scalars_show_at_once_unshaded_then_shaded(window: MainWindow, qtbot
         gate.set()
     qtbot.waitUntil(lambda: not v.scene_busy, timeout=TIMEOUT_MS)
     assert not v.scene.shading_deferred and "shading_warmup_s" in v.scene.last_timings_s
-    n = v.n_renders
-    v.request_render()
-    qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
-    qtbot.wait(30)
-    shaded = v.grab_image()
+    shaded = _frame(w, qtbot)
     assert np.abs(flat.astype(int) - shaded.astype(int)).mean() > 0.5, "shading changed nothing"
+
+
+def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    w = window
+    monkeypatch.setattr(load_controller, "LOAD_MASKS_MAX_VOXELS", 1000)
+    gate = threading.Event()
+    compute = w.mask_controller._compute
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(w.mask_controller, "_compute", held)
+    if not w.state.transfer_function.separated:
+        w.set_separated(True)
+    first: list[bool] = []  # masks present when the volume was first drawn?
+    w.first_frame.connect(lambda: first.append(w.state.class_masks is not None))
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading, timeout=TIMEOUT_MS)
+        assert w.state.class_masks is None, "the load separated a volume over the limit"
+        qtbot.waitUntil(lambda: w.mask_controller.runner.busy, timeout=TIMEOUT_MS)
+        early = _frame(w, qtbot)
+        assert w.state.class_masks is None  # still separating
+        drawn = early.astype(int).sum(axis=2) > 60
+        assert drawn.mean() > 0.005, "nothing drawn before the separation"
+        assert _red(early).mean() < 0.0005, "vessel red before the separation"
+        assert first == [False], "first_frame not reported for the bone-only frame"
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=TIMEOUT_MS)
+    late = _frame(w, qtbot)
+    assert _red(late).mean() > 0.001, "no vessels after the separation"

@@ -368,13 +368,13 @@ class Scene:
         self._mapper = m
         self._actor.SetMapper(m)
 
-    def _adopt_warm(self, warm: object, buffer: np.ndarray) -> bool:
+    def _adopt_warm(self, warm: WarmMapper | None, buffer: np.ndarray) -> bool:
         """Use ``warm`` (a :class:`~viewer.render.shading_warmup.WarmMapper` made on a
         worker for ``buffer``): its image and its mapper, whose shading gradients are
         already computed, replace the scene's, configured as the scene's own (see
         :mod:`viewer.render.shading_warmup`). False, changing nothing, when ``warm``
         is None or does not fit (another buffer, or the scene uses the GPU mapper)."""
-        if not isinstance(warm, WarmMapper) or warm.buffer is not buffer or self.mapper_kind != "cpu":
+        if warm is None or warm.buffer is not buffer or self.mapper_kind != "cpu":
             return False
         old = self._mapper
         if warm.block_ranges is not None:

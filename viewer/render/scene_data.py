@@ -42,6 +42,7 @@ from viewer.render.lesion_visual import (
     vessel_surface,
     vessel_voxels,
 )
+from viewer.render.shading_warmup import WarmMapper
 
 #: Grid (mm) the calcification mesh is built on: a 0.3 mm scan gave a 530 k triangle
 #: mesh that cost llvmpipe 90 ms a frame; on a 1.2 mm grid it is ~50 k triangles.
@@ -123,7 +124,7 @@ class PreparedScene:
     timings_s: dict[str, float] = field(default_factory=dict)
     #: A :class:`~viewer.render.shading_warmup.WarmMapper` for ``buffer`` (its shading
     #: gradients computed on the worker), or None: the scene then computes them itself.
-    warm: Any = None
+    warm: WarmMapper | None = None
 
 
 # ----------------------------------------------------------------------------------

@@ -137,18 +137,16 @@ def warm_mapper(
     image = image_for(buffer, spacing_mm)
     mapper = vtkFixedPointVolumeRayCastMapper()
     mapper.SetInputData(image)
-    mapper.IntermixIntersectingGeometryOff()
-    mapper.SetAutoAdjustSampleDistances(0)
     computed = []
     mapper.AddObserver(vtkCommand.VolumeMapperComputeGradientsEndEvent, lambda *_a: computed.append(True))
-    # Any opacity over the buffer's range makes the mapper cast (and so shade): the
-    # gradients depend on the scalars only (ComputeNormalFromOpacity is off).
-    lo, hi = float(buffer.min()), float(buffer.max())
+    # Any opacity over the buffer's values makes the mapper cast (and so shade): the
+    # gradients depend on the scalars only (ComputeNormalFromOpacity is off). A ramp over
+    # the whole int16 range needs no pass over the buffer to find its own range.
     otf = vtkPiecewiseFunction()
-    otf.AddPoint(lo, 0.0)
-    otf.AddPoint(max(hi, lo + 1.0), 0.5)
+    otf.AddPoint(-32768.0, 0.2)
+    otf.AddPoint(32767.0, 0.5)
     ctf = vtkColorTransferFunction()
-    ctf.AddRGBPoint(lo, 1.0, 1.0, 1.0)
+    ctf.AddRGBPoint(-32768.0, 1.0, 1.0, 1.0)
     prop = vtkVolumeProperty()
     prop.SetScalarOpacity(otf)
     prop.SetColor(ctf)

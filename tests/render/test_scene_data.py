@@ -157,3 +157,34 @@ def test_bone_surface_index_matches_the_distance_transform(leg: Leg, masks: Clas
     assert (got == 0).any() and (got > 10).any()
     empty = BoneSurfaceIndex(v, np.zeros(v.shape, bool)).distances_mm(lps[:5])
     assert np.all(empty > 0) and np.all(empty == empty[0])
+
+
+@pytest.mark.parametrize("two_layers", [False, True])
+def test_the_slab_encode_equals_the_whole_volume_encode(
+    leg: Leg, tf: TransferFunction, masks: ClassMasks, two_layers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The buffer is encoded in one slab pass (no full-size temporaries); it must equal
+    the whole-volume steps: rendered bone, grown shell plus hidden voxels, removed air."""
+    from viewer.core import separation
+    from viewer.core.classmap import encode_classes
+    from viewer.core.separation import dilate6
+    from viewer.render.scene_data import encode_buffer, render_bone
+
+    # slabs of two slices: every slab's halo matters
+    monkeypatch.setattr(separation, "_SLAB_VOXELS", 2 * leg.volume.shape[1] * leg.volume.shape[2])
+
+    m = replace(masks, bone_display_low_hu=150.0 if two_layers else None)
+    assert m.calcification is not None and m.calcification.any()
+    # a hidden and a removed layer too, so every input of the pass is exercised
+    hu = leg.volume.hu
+    m = replace(m, hidden=(hu > 100) & (hu < 140) & ~m.bone, removed=np.zeros(hu.shape, bool))
+    m.removed[:, :3] = True
+    buf, _ = encode_buffer(leg.volume, tf, m, None, False)
+    bone = render_bone(hu, m)
+    hidden = (dilate6(m.calcification) & ~m.bone) | m.hidden
+    want = encode_classes(hu, bone, hidden_mask=hidden, air_mask=m.removed)
+    np.testing.assert_array_equal(buf[1:-1, 1:-1, 1:-1], want)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(render_bone(hu, m), bone)
+    # and the growth did something: the rendered bone is larger than the mask
+    assert bone.sum() > m.bone.sum()

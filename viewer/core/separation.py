@@ -291,7 +291,7 @@ def _slabs(shape: tuple[int, ...]) -> list[tuple[int, int]]:
     return [(z, min(shape[0], z + per)) for z in range(0, shape[0], per)]
 
 
-def _run_slabs(work: Callable[[int, int], None], shape: tuple[int, ...]) -> None:
+def run_slabs(work: Callable[[int, int], None], shape: tuple[int, ...]) -> None:
     """``work(z0, z1)`` for every z-slab of ``shape``; on the thread pool when the volume is
     large. The slabs write disjoint parts of their output, so no locking is needed.
     (Never called from inside a slab's work: the pool is not re-entrant.)"""
@@ -316,7 +316,32 @@ def voxelwise(
     def work(z0: int, z1: int) -> None:
         out[z0:z1] = fn(*(a[z0:z1] for a in arrays))
 
-    _run_slabs(work, shape)
+    run_slabs(work, shape)
+    return out
+
+
+def slabwise(
+    fn: Callable[..., np.ndarray],
+    *arrays: np.ndarray,
+    halo: int,
+    dtype: type = bool,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`voxelwise` for an ``fn`` that looks ``halo`` slices up and down (a few
+    morphology steps): each slab's ``fn`` gets the slab and ``halo`` slices each side
+    (fewer at the volume's ends, where outside counts as absent) and returns an array of
+    that extent, of which the slab's part is kept. The steps run on slab-sized
+    temporaries, so a fused chain of them allocates nothing full-size but ``out``."""
+    shape = arrays[0].shape
+    n = shape[0]
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+
+    def work(z0: int, z1: int) -> None:
+        h0, h1 = max(0, z0 - halo), min(n, z1 + halo)
+        out[z0:z1] = fn(*(a[h0:h1] for a in arrays))[z0 - h0 : z1 - h0]
+
+    run_slabs(work, shape)
     return out
 
 
@@ -359,7 +384,7 @@ def _morph6(
         if without is not None:
             np.greater(o, without[z0:z1], out=o)
 
-    _run_slabs(work, a.shape)
+    run_slabs(work, a.shape)
     return out
 
 
@@ -505,7 +530,7 @@ def _pool_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
                     v = a[z0 * f[0] + i : z1 * f[0] : f[0], j :: f[1], k :: f[2]]
                     acc[z0 : z0 + v.shape[0], : v.shape[1], : v.shape[2]] += v
 
-    _run_slabs(work, shape)
+    run_slabs(work, shape)
     cnt = np.ones(3 * (1,), dtype=np.float32) * float(np.prod(f))
     out = acc.astype(np.float32)
     if full != shape:
@@ -543,7 +568,9 @@ def _cell_means(a: np.ndarray, f: tuple[int, int, int], cells: np.ndarray) -> np
     return acc.astype(np.float32) / cnt.astype(np.float32)
 
 
-def _bbox(mask: np.ndarray, margin: int | tuple[int, int, int] = 0) -> tuple[slice, slice, slice] | None:
+def bbox(mask: np.ndarray, margin: int | tuple[int, int, int] = 0) -> tuple[slice, slice, slice] | None:
+    """Bounding box of ``mask``'s True voxels grown by ``margin`` (one for all axes, or
+    per axis z, y, x), clipped to the array; None when ``mask`` is empty."""
     m = (margin,) * 3 if isinstance(margin, int) else margin
     out = []
     for axis in range(3):
@@ -634,7 +661,7 @@ def _body_box(
     """A box (full grid) holding every body voxel, grown by ``margin`` (from the coarse
     cells: it may be a cell larger than the body's own box)."""
     m = cells.keep if cells.extra is None else cells.keep | cells.extra
-    b = _bbox(m, 0)
+    b = bbox(m, 0)
     if b is None:
         return None
     return tuple(  # type: ignore[return-value]
@@ -658,7 +685,7 @@ def _body_in_box(hu: np.ndarray, cells: _BodyCells, box: tuple[slice, slice, sli
             ex &= np.asarray(hu[sb]) < BODY_DENSE_HU
             out[z0:z1] |= ex
 
-    _run_slabs(work, shape)
+    run_slabs(work, shape)
     return out
 
 
@@ -733,7 +760,7 @@ def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -
             rows += sums[:, 2:]
             denser[z0:z1] &= rows >= 0
 
-        _run_slabs(work, denser.shape)
+        run_slabs(work, denser.shape)
         grow = keep | denser
         glab = cc3d.connected_components(grow, connectivity=6)
         hit = np.zeros(int(glab.max()) + 1, dtype=bool)
@@ -850,7 +877,7 @@ def bone_object(
     sx, sy, sz = _spacing(spacing_mm)
     vox = sx * sy * sz
     seeds = hu >= seed_hu if body is None else voxelwise(lambda h, b: (h >= seed_hu) & b, hu, body)
-    box = _bbox(seeds, 4)
+    box = bbox(seeds, 4)
     bone = np.zeros(hu.shape, dtype=bool)
     small = np.zeros(hu.shape, dtype=bool)
     if box is None:
@@ -946,7 +973,7 @@ def bone_object(
             r &= body_b[z0:z1]
         out_b[z0:z1] = r
 
-    _run_slabs(work, big.shape)
+    run_slabs(work, big.shape)
     return _BoneObject(bone, small)
 
 
@@ -1025,7 +1052,7 @@ def _soft_interior(hu: np.ndarray, body: np.ndarray) -> np.ndarray:
         if z1 == n:
             r[-1] = False
 
-    _run_slabs(work, hu.shape)
+    run_slabs(work, hu.shape)
     return out
 
 
@@ -1120,7 +1147,7 @@ def detect_contrast(
     homog = samp[sd < thr]
     if homog.size == 0:
         return none
-    box = _bbox(core, 0)
+    box = bbox(core, 0)
     assert box is not None
     lab = cc3d.connected_components(core[box], connectivity=26)
     # Map the sampled flat indices (whole volume) to labels in the box.
@@ -1227,7 +1254,7 @@ def lumen_trim(
     """
     if min(spacing_mm[0], spacing_mm[1]) >= COARSE_VOXEL_MM:
         return None
-    box = _bbox(vessel, LUMEN_REACH_STEPS + 1)
+    box = bbox(vessel, LUMEN_REACH_STEPS + 1)
     if box is None:
         return None
     v = vessel[box]
@@ -1272,7 +1299,7 @@ def thin_cortex_pieces(
     "Ribs and posterior elements on a CTA")."""
     sx, sy, sz = spacing_mm
     out = np.zeros(hu.shape, dtype=bool)
-    box = _bbox(vessel, 1)
+    box = bbox(vessel, 1)
     if box is None or min(sx, sy) < COARSE_VOXEL_MM:
         return out
     v = vessel[box]
@@ -1356,7 +1383,7 @@ def loose_cortex_pieces(
     cortex)."""
     sx, sy, sz = spacing_mm
     out = np.zeros(hu.shape, dtype=bool)
-    box = _bbox(vessel, LOOSE_NEAR_BONE_STEPS + 1)
+    box = bbox(vessel, LOOSE_NEAR_BONE_STEPS + 1)
     if box is None or min(sx, sy) < COARSE_VOXEL_MM:
         return out
     v = vessel[box]
@@ -1430,7 +1457,7 @@ def bone_side_lumen(
     sx, sy, _ = spacing_mm
     r = max(1, int(round(TUBE_CARVE_RADIUS_MM / min(sx, sy))))
     bright = voxelwise(lambda q, b, h: q & b & (h >= LUMEN_REACH_HU), part, solid, hu)
-    box = _bbox(bright, 2 * r + 1)
+    box = bbox(bright, 2 * r + 1)
     if box is None:
         return None
     o = solid[box]
@@ -1468,7 +1495,7 @@ def bone_side_lumen(
         # the artery's edge on the bone, taken back up to the lumen's brightness (a
         # cortex it lies on is brighter).
         # (in the tube's box grown by the steps: the growth never leaves it)
-        tb = _bbox(tube, TUBE_EDGE_STEPS)
+        tb = bbox(tube, TUBE_EDGE_STEPS)
         assert tb is not None
         inner = tuple(slice(b.start + t.start, b.start + t.stop) for b, t in zip(box, tb, strict=True))
         edge_ok = voxelwise(
@@ -1504,7 +1531,7 @@ def shell_enclosed_cancellous(
     against 35 % this way; docs/separation.md.)"""
     sx, sy, sz = spacing_mm
     empty = np.zeros(hu.shape, dtype=bool)
-    box = _bbox(bone, 4)
+    box = bbox(bone, 4)
     if box is None:
         return empty
     c = cand[box]
@@ -1592,7 +1619,7 @@ def thick_cancellous(
     cs = (sz * f[0], sy * f[1], sx * f[2])
     empty = np.zeros(hu.shape, dtype=bool)
     nolevel = lumen_hu if lumen_hu is not None else -1e9
-    box = _bbox(cand, max(f) * 3)
+    box = bbox(cand, max(f) * 3)
     if box is None:
         return empty, nolevel
     c = cand[box]
@@ -1754,7 +1781,7 @@ def _copy_box(a: np.ndarray, box: tuple[slice, slice, slice]) -> np.ndarray:
     def work(z0: int, z1: int) -> None:
         out[z0:z1] = part[z0:z1]
 
-    _run_slabs(work, part.shape)
+    run_slabs(work, part.shape)
     return out
 
 
@@ -1836,7 +1863,7 @@ def compose_labels(
         if body is not None:
             np.copyto(out, REMOVED, where=~body[z0:z1])
 
-    _run_slabs(work, bone.shape)
+    run_slabs(work, bone.shape)
     return full
 
 
@@ -1855,7 +1882,7 @@ def split_labels(
         for o, c in zip(views, codes, strict=True):
             np.equal(sl, c, out=o[z0:z1])
 
-    _run_slabs(work, lab.shape)
+    run_slabs(work, lab.shape)
     return out
 
 
@@ -1953,7 +1980,7 @@ def separate(
             front = dilate6(front, within=later if step > 0 else cand, without=rim)
             rim |= front
         core = cand & ~rim
-        box = _bbox(core, RIM_STEPS + 1)
+        box = bbox(core, RIM_STEPS + 1)
         vessel = np.zeros(hu.shape, dtype=bool)
         uncertain = np.zeros(hu.shape, dtype=bool)
         if box is not None:
@@ -2003,7 +2030,7 @@ def separate(
             floor_hu = min(level - 2.5 * noise, CANCELLOUS_MAX_HU)
             bright = voxelwise(lambda t, h: t & (h >= floor_hu) & (h <= hi), thick_bone, hu)
             # (in the bright part's box grown by one: the growth never leaves it)
-            gb = _bbox(bright, 1)
+            gb = bbox(bright, 1)
             if gb is not None:
                 br = bright[gb]
                 front = vessel[gb] | uncertain[gb]
@@ -2058,7 +2085,7 @@ def separate(
         # No opacified vessels: every dense piece is bone, small very dense specks are
         # calcification, and nothing is painted vessel.
         dense = voxelwise(lambda h, b, c: (h >= cancellous) & b & ~c, hu, body, calc)
-        box = _bbox(dense, 0)
+        box = bbox(dense, 0)
         if box is not None:
             d = dense[box]
             lab = cc3d.connected_components(d, connectivity=26)
@@ -2121,6 +2148,7 @@ __all__ = [
     "UNCERTAIN",
     "VESSEL",
     "Separation",
+    "bbox",
     "body_mask",
     "bone_object",
     "LumenCore",
@@ -2131,7 +2159,9 @@ __all__ = [
     "pool_any",
     "upsample",
     "upsample_box",
+    "run_slabs",
     "separate",
+    "slabwise",
     "compose_labels",
     "split_labels",
     "strided_nonzero",

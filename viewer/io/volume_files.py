@@ -246,15 +246,18 @@ def read_nrrd(path: Path, header_only: bool = False) -> RawVolume:
     if not blob.startswith(b"NRRD000"):
         raise ViewerError("not a NRRD file (no NRRD000x magic)", path=path)
     end = blob.find(b"\n\n")
-    end_r = blob.find(b"\r\n\r\n")
+    # (a CRLF header ends before the first LF blank line: no need to scan the data)
+    end_r = blob.find(b"\r\n\r\n", 0, end + 4 if end >= 0 else len(blob))
+    body: bytes | memoryview
     if end < 0 and end_r < 0:
         if not path.name.lower().endswith(".nhdr") and not header_only:
             raise ViewerError("NRRD header has no blank line before the data", path=path)
         header, body = blob.decode("latin-1"), b""
+    # (the data as a view of what was read: no second copy of a volume-sized body)
     elif end_r >= 0 and (end < 0 or end_r < end):
-        header, body = blob[:end_r].decode("latin-1"), blob[end_r + 4 :]
+        header, body = blob[:end_r].decode("latin-1"), memoryview(blob)[end_r + 4 :]
     else:
-        header, body = blob[:end].decode("latin-1"), blob[end + 2 :]
+        header, body = blob[:end].decode("latin-1"), memoryview(blob)[end + 2 :]
     fields: dict[str, str] = {}
     for line in header.splitlines()[1:]:
         if line.startswith("#") or ":=" in line:  # comments and key:=value pairs
@@ -309,11 +312,13 @@ def read_nrrd(path: Path, header_only: bool = False) -> RawVolume:
     return RawVolume(data, m, warnings, {"format": "NRRD", "space": space}, (sizes[2], sizes[1], sizes[0]), dt.name)
 
 
-def _nrrd_data(body: bytes, fields: dict[str, str], enc: str, dt: np.dtype, sizes: list[int], path: Path) -> np.ndarray:
+def _nrrd_data(
+    body: bytes | memoryview, fields: dict[str, str], enc: str, dt: np.dtype, sizes: list[int], path: Path
+) -> np.ndarray:
     skip = int(fields.get("byte skip", "0"))
     count = int(np.prod(sizes))
     if enc in ("ascii", "text", "txt"):
-        flat = np.array(body.decode("latin-1").split(), dtype=np.float64).astype(dt.newbyteorder("="))
+        flat = np.array(bytes(body).decode("latin-1").split(), dtype=np.float64).astype(dt.newbyteorder("="))
         return _reshape(flat, sizes, path)
     if enc in ("gzip", "gz"):
         body = gzip.decompress(body)

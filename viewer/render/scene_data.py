@@ -23,6 +23,7 @@ Keys: what each result was made from, compared by identity for arrays and masks
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, encode_classes
 from viewer.core.extraction import ClassMasks, class_masks, dilate6
 from viewer.core.lesion import Lesion
 from viewer.core.progress import ProgressFn
+from viewer.core.separation import bbox, run_slabs, slabwise
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.render.lesion_visual import (
@@ -231,14 +233,26 @@ def render_bone(hu: np.ndarray, masks: ClassMasks) -> np.ndarray:
     bone showed slice-by-slice terraces. One more layer moves the jump out of reach of
     the surface's gradients; restricting it to sub-window voxels leaves vessels that
     touch bone untouched (no red voxel becomes bone)."""
-    bone = np.asarray(masks.bone, dtype=bool)
-    below = hu < masks.vessel_window_hu[0]
-    one = bone | (dilate6(bone) & below)
-    if masks.bone_display_low_hu is None:
-        return np.asarray(one)
-    # Bone drawn from the cancellous floor (real-CT masks): the visible surface is at the
-    # mask's edge, so the code jump must be two layers out of the gradients' reach.
-    return np.asarray(one | (dilate6(one) & below))
+    grow, halo = _bone_growth(masks)
+    return slabwise(grow, np.asarray(masks.bone, dtype=bool), hu, halo=halo)
+
+
+def _bone_growth(masks: ClassMasks) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], int]:
+    """:func:`render_bone`'s growth of a bone slab with its HU, and the slices of halo
+    it needs each side."""
+    low = masks.vessel_window_hu[0]
+    two = masks.bone_display_low_hu is not None
+
+    def grow(b: np.ndarray, h: np.ndarray) -> np.ndarray:
+        below = h < low
+        one = b | dilate6(b, within=below)
+        if not two:
+            return one
+        # Bone drawn from the cancellous floor (real-CT masks): the visible surface is at
+        # the mask's edge, so the code jump must be two layers out of the gradients' reach.
+        return one | dilate6(one, within=below, without=one)
+
+    return grow, 2 if two else 1
 
 
 def display_mesh(mask: np.ndarray, volume: Volume) -> Any:
@@ -271,6 +285,16 @@ def _step(progress: ProgressFn | None, fraction: float, message: str) -> None:
         progress(fraction, message)
 
 
+def _grown_shell(shell: np.ndarray, bone: np.ndarray) -> np.ndarray:
+    """``dilate6(shell) & ~bone``, grown in the shell's bounding box only (shells are a
+    few small pieces; a whole-volume dilation costs a full-size pass)."""
+    out = np.zeros(shell.shape, dtype=bool)
+    box = bbox(shell, 1)
+    if box is not None:
+        out[box] = dilate6(shell[box], without=bone[box])
+    return out
+
+
 def encode_buffer(
     volume: Volume,
     tf: TransferFunction,
@@ -294,19 +318,38 @@ def encode_buffer(
     if masks is None or not tf.separated:
         encode_classes(volume.hu, None, out=inner)
         return buf, None
-    hidden = masks.calcification
-    if hidden is not None:
+    shell = masks.calcification
+    if shell is not None:
         # One voxel more than the shell: its partial-volume edge would otherwise be a
         # thin red skin on the gold mesh.
-        hidden = dilate6(np.asarray(hidden, dtype=bool)) & ~masks.bone
-    if masks.hidden is not None:
-        # Dense voxels of no class (a scan without contrast): transparent.
-        hidden = masks.hidden if hidden is None else hidden | masks.hidden
-    bone = render_bone(volume.hu, masks)
-    air = masks.removed
+        shell = _grown_shell(np.asarray(shell, dtype=bool), np.asarray(masks.bone, dtype=bool))
+    # Dense voxels of no class (a scan without contrast): transparent, as the shell.
+    hidden_masks = [m for m in (shell, masks.hidden) if m is not None]
     if hole is not None:
-        air = keyhole_air(volume, hole, bone, air)
-    encode_classes(volume.hu, bone, out=inner, hidden_mask=hidden, air_mask=air)
+        # The keyhole needs the whole rendered bone first.
+        bone = render_bone(volume.hu, masks)
+        hidden = None
+        for m in hidden_masks:
+            hidden = m if hidden is None else hidden | m
+        air = keyhole_air(volume, hole, bone, masks.removed)
+        encode_classes(volume.hu, bone, out=inner, hidden_mask=hidden, air_mask=air)
+    else:
+        # One slab pass: the rendered bone of each slab (from the slab and its halo),
+        # its hidden and removed voxels, encoded straight into the buffer -- no
+        # full-size temporaries (each is a full pass of fresh memory on a real-size scan).
+        grow, halo = _bone_growth(masks)
+        hu, bone_m, removed = volume.hu, np.asarray(masks.bone, dtype=bool), masks.removed
+
+        def work(z0: int, z1: int) -> None:
+            h0, h1 = max(0, z0 - halo), min(nz, z1 + halo)
+            b = grow(bone_m[h0:h1], hu[h0:h1])[z0 - h0 : z1 - h0]
+            hid = None
+            for m in hidden_masks:
+                hid = m[z0:z1] if hid is None else hid | m[z0:z1]
+            air_s = None if removed is None else removed[z0:z1]
+            encode_classes(hu[z0:z1], b, out=inner[z0:z1], hidden_mask=hid, air_mask=air_s)
+
+        run_slabs(work, volume.shape)
     vessel = None
     if colouring_on:
         # The vessels become a distance-coloured mesh and leave the volume.

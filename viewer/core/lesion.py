@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks, dilate6
+from viewer.core.extraction import ClassMasks
 from viewer.core.progress import ProgressFn, report
+from viewer.core.separation import dilate6
 from viewer.core.volume import Volume
 
 Bounds6 = tuple[float, float, float, float, float, float]

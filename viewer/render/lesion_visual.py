@@ -30,9 +30,10 @@ import numpy as np
 
 from viewer.core.classmap import DISTANCE_COLOUR_STOPS, RAW_MIN_HU
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks, dilate6
+from viewer.core.extraction import ClassMasks
 from viewer.core.lesion import Branch, EntryPoint, Lesion
 from viewer.core.measure import Angle, Measurement, Ruler
+from viewer.core.separation import dilate6
 from viewer.core.transfer import ColorPoint, TransferFunction
 from viewer.core.volume import Volume
 from viewer.render._vtk import vtkActor, vtkColorTransferFunction, vtkPolyDataMapper, vtkRenderer, vtkRenderWindow

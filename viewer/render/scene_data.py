@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, encode_classes
-from viewer.core.extraction import ClassMasks, class_masks, dilate6
+from viewer.core.extraction import ClassMasks, class_masks
 from viewer.core.lesion import Lesion
 from viewer.core.progress import ProgressFn
-from viewer.core.separation import bbox, run_slabs, slabwise
+from viewer.core.separation import bbox, dilate6, run_slabs, slabwise
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.render.lesion_visual import (
@@ -244,13 +244,14 @@ def _bone_growth(masks: ClassMasks) -> tuple[Callable[[np.ndarray, np.ndarray], 
     two = masks.bone_display_low_hu is not None
 
     def grow(b: np.ndarray, h: np.ndarray) -> np.ndarray:
-        below = h < low
-        one = b | dilate6(b, within=below)
+        below: np.ndarray = h < low
+        one: np.ndarray = b | dilate6(b, within=below)
         if not two:
             return one
         # Bone drawn from the cancellous floor (real-CT masks): the visible surface is at
         # the mask's edge, so the code jump must be two layers out of the gradients' reach.
-        return one | dilate6(one, within=below, without=one)
+        two_layers: np.ndarray = one | dilate6(one, within=below, without=one)
+        return two_layers
 
     return grow, 2 if two else 1
 

@@ -199,3 +199,105 @@ def test_finish_volume_passes_a_cancel_through() -> None:
 def test_serious_geometry_warnings_are_the_ones_that_change_voxels() -> None:
     vol = _volume(warnings=("2 missing slices interpolated", "series description is empty"))
     assert serious_geometry_warnings(vol) == ["2 missing slices interpolated"]
+
+
+# ----- a load that the application started before the window (viewer.io.prefetch) -----
+def _nrrd(tmp_path: Path) -> Path:
+    from viewer.io.writers import write_nrrd
+
+    v = _volume(nz=7)
+    p = tmp_path / "scan.nrrd"
+    write_nrrd(v.hu, v.ijk_to_lps, p)
+    return p
+
+
+def test_a_prefetched_scan_is_adopted_not_read_again(ctl: LoadController, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from viewer.io.prefetch import PrefetchedLoad
+
+    p = _nrrd(tmp_path)
+    pre = PrefetchedLoad(p)
+    got = pre.wait()
+    assert got is not None
+    seen = Outcomes(ctl)
+    ctl.open_path(p, pre)
+    qtbot.waitUntil(lambda: bool(seen.events), timeout=TIMEOUT_MS)
+    assert seen.kinds() == ["loaded"]
+    (volume, (counts, _edges), _masks), source = seen.events[0][1]
+    assert volume is got[0]  # the prefetched volume itself
+    assert counts.sum() == volume.hu.size
+    assert source == {"kind": "path", "path": str(p), "series": None}
+    # a prefetch of another path is not used for this one
+    other = tmp_path / "other.nrrd"
+    other.write_bytes(p.read_bytes())
+    ctl.open_path(other, pre)
+    qtbot.waitUntil(lambda: len(seen.events) == 2, timeout=TIMEOUT_MS)
+    assert seen.events[1][1][0][0] is not got[0] and seen.events[1][1][1]["path"] == str(other)
+
+
+def test_a_prefetch_that_fails_names_the_file(ctl: LoadController, tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from viewer.io.prefetch import PrefetchedLoad
+
+    bad = tmp_path / "broken.nrrd"
+    bad.write_bytes(b"NRRD0004\ntype: short\ndimension: 3\nsizes: 4 4 4\nencoding: raw\n\n" + b"\0" * 10)
+    seen = Outcomes(ctl)
+    ctl.open_path(bad, PrefetchedLoad(bad))
+    qtbot.waitUntil(lambda: bool(seen.events), timeout=TIMEOUT_MS)
+    assert seen.kinds() == ["failed"]
+    assert "broken.nrrd" in seen.events[0][1] and "truncated" in seen.events[0][1]
+
+
+def test_cancel_while_waiting_for_a_prefetch_stops_the_read(
+    ctl: LoadController, tmp_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from viewer.io import api
+    from viewer.io.prefetch import PrefetchedLoad
+
+    p = _nrrd(tmp_path)
+    stopped = threading.Event()
+
+    def endless(path: Any, series: Any = None, progress: Any = None) -> Volume:
+        try:
+            while True:
+                progress(0.3, "reading slowly")
+                threading.Event().wait(0.01)
+        except LoadCancelled:
+            stopped.set()
+            raise
+
+    monkeypatch.setattr(api, "load_volume", endless)
+    pre = PrefetchedLoad(p)
+    seen = Outcomes(ctl)
+    progress: list[str] = []
+    ctl.progressed.connect(lambda _f, m: progress.append(m))
+    ctl.open_path(p, pre)
+    qtbot.waitUntil(lambda: "reading slowly" in progress, timeout=TIMEOUT_MS)  # its progress is shown
+    ctl.cancel()
+    assert seen.kinds() == ["cancelled"]
+    assert stopped.wait(10.0)  # the prefetch's read stopped too
+    qtbot.waitUntil(lambda: ctl.background_threads == 0, timeout=TIMEOUT_MS)
+
+
+def test_a_prefetched_folder_of_several_series_goes_to_the_picker(
+    tmp_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from viewer import io as vio
+    from viewer.io import api, thumbnails
+    from viewer.io.prefetch import PrefetchedLoad
+
+    two = [SimpleNamespace(key="s1"), SimpleNamespace(key="s2")]
+    monkeypatch.setattr(api, "scan_series", lambda *a, **k: two)
+    monkeypatch.setattr(vio, "scan_series", lambda *a, **k: two)
+    monkeypatch.setattr(thumbnails, "series_thumbnail", lambda s: None)
+    asked: list[Any] = []
+    c = LoadController(choose_series=lambda folder, series, thumbs: asked.append(list(series)))
+    try:
+        pre = PrefetchedLoad(tmp_path)
+        assert pre.wait() is None  # it stopped at the choice
+        c.open_path(tmp_path, pre)
+        qtbot.waitUntil(lambda: bool(asked), timeout=TIMEOUT_MS)
+        assert asked[0] == two
+    finally:
+        c.shutdown()
+        c.deleteLater()

@@ -489,6 +489,51 @@ def test_app_screenshot_mode_end_to_end(tmp_path: Path) -> None:
     assert red > 200 and ivory > 200, (red, ivory)
 
 
+def test_app_opens_a_scan_given_on_the_command_line(tmp_path: Path) -> None:
+    """``vessel-viewer PATH`` as a process: the scan is read while the application starts
+    (viewer.io.prefetch), drawn (ivory bone in the window's picture), the first frames
+    are timed, and the source file is left as it was."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from viewer.io.writers import write_nrrd
+    from viewer.phantom import generate
+
+    v = generate("small").volume
+    scan = tmp_path / "leg.nrrd"
+    write_nrrd(v.hu, v.ijk_to_lps, scan)
+    before = hashlib.sha256(scan.read_bytes()).hexdigest()
+    out = tmp_path / "win.png"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "cfg"), VESSEL_VIEWER_CONFIG_DIR=str(tmp_path / "cfg"))
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewer",
+            str(scan),
+            "--print-timing",
+            "--screenshot",
+            str(out),
+            "--quit-after-ms",
+            "60000",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    timings = dict(line.split("=") for line in p.stdout.splitlines() if line.startswith("first_"))
+    assert 0.0 < float(timings["first_frame_s"]) <= float(timings["first_full_frame_s"])
+    from PIL import Image
+
+    img = np.asarray(Image.open(out).convert("RGB"))
+    _red, ivory = red_and_ivory(img)
+    assert ivory > 200, ivory
+    assert hashlib.sha256(scan.read_bytes()).hexdigest() == before
+
+
 def test_about_box_names_version_and_licences(loaded: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
     from viewer import __version__
 

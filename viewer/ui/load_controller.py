@@ -40,6 +40,7 @@ from viewer.core.mask_policy import MaskSettings
 from viewer.core.progress import ProgressFn
 from viewer.core.thresholds import histogram
 from viewer.core.volume import Volume
+from viewer.io.prefetch import PrefetchedLoad
 from viewer.ui.mask_controller import compute_masks
 from viewer.ui.workers import TaskThread
 
@@ -145,14 +146,20 @@ class LoadController(QObject):
         return len(self._live)
 
     # ----- opening ------------------------------------------------------------------
-    def open_path(self, path: str | Path) -> None:
+    def open_path(self, path: str | Path, prefetched: PrefetchedLoad | None = None) -> None:
         """Open a DICOM folder (scanned first; several series -> ``choose_series``) or a
-        volume file."""
+        volume file.
+
+        ``prefetched``: the same path already being read (the application starts reading
+        it before Qt and VTK are imported, see ``viewer.app``); the load waits for it,
+        cancellable, and falls back to the usual scan for a folder of several series."""
         p = Path(path)
         if not p.exists():
             self.failed.emit(str(ViewerError("no such file or folder", p)))
             return
-        if p.is_dir():
+        if prefetched is not None and prefetched.path == p:
+            self._adopt_prefetch(p, prefetched)
+        elif p.is_dir():
             self._start(_scan_work(p), f"Scanning {p.name}...", lambda r: self._on_scanned(p, r[0], r[1]), p)
         else:
             self.load_file(p, None)
@@ -170,6 +177,26 @@ class LoadController(QObject):
 
         source = {"kind": "path", "path": str(path), "series": getattr(series, "key", None)}
         self._start(load, f"Loading {path.name}...", lambda r: self.loaded.emit(r, source), path)
+
+    def _adopt_prefetch(self, path: Path, prefetched: PrefetchedLoad) -> None:
+        settings = self._mask_settings()
+        several = object()  # a folder of several series: the user chooses
+
+        def load(progress: ProgressFn) -> Any:
+            got = prefetched.wait(lambda f, m: progress(0.9 * f, m))
+            if got is None:
+                return several
+            vol, key = got
+            return finish_volume(vol, settings, progress), key
+
+        def done(result: Any) -> None:
+            if result is several:
+                self.open_path(path)
+                return
+            loaded, key = result
+            self.loaded.emit(loaded, {"kind": "path", "path": str(path), "series": key})
+
+        self._start(load, f"Loading {path.name}...", done, path)
 
     def open_phantom(
         self,

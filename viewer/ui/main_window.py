@@ -50,6 +50,7 @@ from viewer.core.state import ViewerState
 from viewer.core.thresholds import suggest_thresholds
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
+from viewer.io.prefetch import PrefetchedLoad
 from viewer.ui.actions import APP_TITLE, RecentFiles, add_action, build_menus
 from viewer.ui.controls import ControlsPanel
 from viewer.ui.dialogs import SeriesPickerDialog
@@ -334,13 +335,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Wrote {len(self.presets)} presets to {out}", 8000)
         return out
 
-    def open_path(self, path: str | Path) -> None:
+    def open_path(self, path: str | Path, prefetched: PrefetchedLoad | None = None) -> None:
         """Open a DICOM folder or a volume file in the background (the load controller).
 
-        A folder is scanned first; several series -> the series picker."""
+        A folder is scanned first; several series -> the series picker. ``prefetched``:
+        the same path already being read (see :class:`viewer.io.prefetch.PrefetchedLoad`)."""
         p = Path(path)
         self.settings.setValue("last_folder", str(p if p.is_dir() else p.parent))
-        self.loader.open_path(p)
+        self.loader.open_path(p, prefetched)
 
     def _choose_series(self, _folder: Path, series: Sequence[Any], thumbnails: Sequence[Any]) -> Any:
         """The series picker, for the load controller (None: the user declined)."""

@@ -579,6 +579,21 @@ class ClassMasks:
     bone_display_low_hu: float | None = None
     remove_table: bool = True
     timings_s: Mapping[str, float] = field(default_factory=dict)
+    #: The scan's soft-tissue HU (real-CT masks), for :meth:`bone_core`.
+    soft_tissue_hu: float | None = None
+
+    def bone_core(self, hu: np.ndarray) -> np.ndarray:
+        """The bone class as exported and measured: ``bone`` without its faintest
+        partial-volume layer (:func:`viewer.core.separation.bone_edge`, voxels of the
+        outer layer under a fifth of the local bone contrast), which ``bone`` keeps so
+        the rendering draws it ivory instead of red. Masks without a soft-tissue level
+        (the classic separation): ``bone`` itself."""
+        if self.soft_tissue_hu is None:
+            return self.bone
+        from viewer.core.separation import bone_edge, voxelwise
+
+        edge = bone_edge(hu, self.bone, self.soft_tissue_hu)
+        return voxelwise(lambda b, e: b & ~e, self.bone, edge)
 
     def matches(
         self,
@@ -708,6 +723,7 @@ def class_masks(
         message=sep.message,
         bone_display_low_hu=min(lo, float(sep.thresholds["cancellous_hu"])),
         remove_table=remove_table,
+        soft_tissue_hu=float(sep.thresholds["soft_tissue_hu"]),
         timings_s={
             **sep.timings_s,
             "shell_s": t2 - t1,
@@ -777,10 +793,15 @@ def extract(
     zeros = np.zeros(m.bone.shape, dtype=bool)
     uncertain = m.uncertain if m.uncertain is not None else zeros
     vessel = (m.vessel if m.vessel is not None else zeros) | uncertain
+    # (the bone class without the faint partial-volume layer the rendering keeps:
+    # exported surfaces sit on the bone, not half a voxel outside it)
+    t1 = time.perf_counter()
+    bone = m.bone_core(hu)
     t = dict(m.timings_s)
+    t["bone_edge_s"] = time.perf_counter() - t1
     t["total_s"] = time.perf_counter() - t0
     return Extraction(
-        bone=m.bone,
+        bone=bone,
         vessel=vessel,
         calcification=m.calcification if m.calcification is not None else zeros,
         thresholds={"bone_threshold_hu": float(bone_threshold_hu), "vessel_low_hu": lo, "vessel_high_hu": hi},

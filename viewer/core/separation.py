@@ -244,7 +244,9 @@ class Separation:
     """
 
     labels: np.ndarray
-    body: np.ndarray
+    #: The body mask inside :attr:`crop` (the whole volume's when ``crop`` is None);
+    #: :attr:`body` gives it whole.
+    body_in_crop: np.ndarray
     contrast: bool
     contrast_core_mm3: float
     message: str
@@ -254,6 +256,16 @@ class Separation:
     #: The box ``(z, y, x)`` slices outside which every voxel is removed (the body's
     #: in-plane box with a margin); None: the whole volume was classified.
     crop: tuple[slice, slice, slice] | None = None
+
+    @property
+    def body(self) -> np.ndarray:
+        """The body mask of the whole volume (made on demand: a full-size array that
+        no stage of the viewer needs, the labels say ``REMOVED`` outside it)."""
+        if self.crop is None:
+            return self.body_in_crop
+        full = np.zeros(self.labels.shape, dtype=bool)
+        full[self.crop] = self.body_in_crop
+        return full
 
     def mask(self, name: str) -> np.ndarray:
         """Boolean mask of one class by name (see :data:`LABELS`)."""
@@ -2138,16 +2150,12 @@ def separate(
         )
     labels = compose_labels(bone, calc, vessel, uncertain, body if remove_table else None, full_shape, crop)
     del bone, calc, vessel, uncertain
-    body_full = body
-    if crop is not None:
-        body_full = np.zeros(full_shape, dtype=bool)
-        body_full[crop] = body
     t["vessel_s"] = time.perf_counter() - t3
     t["total_s"] = time.perf_counter() - t0
     report(progress, 1.0, "separation: done")
     return Separation(
         labels=labels,
-        body=body_full,
+        body_in_crop=body,
         contrast=has_contrast,
         contrast_core_mm3=core_mm3,
         message=msg,

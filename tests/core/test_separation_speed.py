@@ -8,6 +8,7 @@ Volumes here are larger than ``_PARALLEL_VOXELS`` where the threaded path matter
 
 from __future__ import annotations
 
+import cc3d
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -173,3 +174,34 @@ def test_float_hu_gives_the_labels_of_the_same_int16_volume(small_phantom) -> No
     b = S.separate(v.hu.astype(np.float32), v.spacing_mm, WINDOW, 650.0)
     assert b.crop == a.crop
     assert np.array_equal(a.labels, b.labels)
+
+
+def _same_pieces(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same partition into pieces (labels may be numbered differently)."""
+    m = a > 0
+    if not np.array_equal(m, b > 0):
+        return False
+    pairs = np.unique(np.stack([a[m], b[m]], axis=1), axis=0)
+    return len(pairs) == len(np.unique(pairs[:, 0])) == len(np.unique(pairs[:, 1]))
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_labelling_in_slabs_on_a_worker_gives_cc3ds_pieces(connectivity: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a worker thread :func:`label` labels slab by slab (the GIL is held for one
+    slab at a time) and joins the pieces across the slabs' faces: the pieces must be
+    cc3d's, for every connectivity, sparse and dense masks, slabs of 1-3 slices."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from viewer.core import separation as S
+
+    rng = np.random.default_rng(connectivity)
+    with ThreadPoolExecutor(1) as pool:
+        for share, slab_voxels in ((0.15, 17 * 19), (0.45, 2 * 17 * 19), (0.75, 3 * 17 * 19)):
+            m = rng.random((23, 17, 19)) < share
+            monkeypatch.setattr(S, "LABEL_CHUNK_VOXELS", slab_voxels)
+            got = pool.submit(S.label, m, connectivity).result()
+            want = cc3d.connected_components(m, connectivity=connectivity)
+            assert _same_pieces(got, want), (share, slab_voxels)
+            assert int(got.max()) == int(want.max())
+    # on the main thread: cc3d's own call, numbering included
+    np.testing.assert_array_equal(S.label(m, connectivity), cc3d.connected_components(m, connectivity=connectivity))

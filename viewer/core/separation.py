@@ -324,6 +324,84 @@ def run_slabs(work: Callable[[int, int], None], shape: tuple[int, ...]) -> None:
         f.result()
 
 
+#: Voxels per ``cc3d`` call in :func:`label`. cc3d holds the GIL while it labels (a
+#: 50 M voxel mask: 0.7 s during which the GUI thread of the window could not run one
+#: line of Python; ``scipy.ndimage.label`` releases it but takes twice as long), so a
+#: larger mask is labelled slab by slab and the pieces are joined across the slabs'
+#: faces: the GIL is held for one slab at a time.
+LABEL_CHUNK_VOXELS = 4_000_000
+
+#: In-plane offsets (dy, dx) of the next slice's voxels that touch a voxel, per 3D
+#: connectivity.
+_FACE_OFFSETS = {
+    6: ((0, 0),),
+    18: ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)),
+    26: tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)),
+}
+
+
+def label(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
+    """Connected pieces of a 3D bool ``mask`` as ``cc3d.connected_components`` gives
+    them (labels 1..N, 0 background; the numbering may differ).
+
+    On a worker thread (the window's mask and scene workers) a large mask is labelled
+    in z-slabs of about :data:`LABEL_CHUNK_VOXELS` voxels joined across their faces,
+    so the GUI thread waits for the GIL one slab at a time (measured on 512 x 512 x
+    600: its longest stall during a bone-threshold change 440 -> 232 ms, the rest one
+    render); that costs 0.15-0.8 s more per large mask. On the main thread (the
+    command line, the benchmarks) nothing waits: one call."""
+    mask = np.asarray(mask, dtype=bool)
+    nz = mask.shape[0] if mask.ndim == 3 else 0
+    plane = int(np.prod(mask.shape[1:])) if mask.ndim == 3 else 0
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main or mask.ndim != 3 or mask.size <= LABEL_CHUNK_VOXELS or nz < 2 or connectivity not in _FACE_OFFSETS:
+        out0: np.ndarray = cc3d.connected_components(mask, connectivity=connectivity)  # type: ignore[call-overload]
+        return out0
+    per = max(1, LABEL_CHUNK_VOXELS // max(1, plane))
+    # Each slab's own labels (1..k) first; the slabs' offsets into one numbering are
+    # applied with the joins in the final relabelling pass.
+    out = np.empty(mask.shape, dtype=np.uint32)
+    starts = list(range(0, nz, per))
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    for i, z0 in enumerate(starts):
+        z1 = min(nz, z0 + per)
+        part = cc3d.connected_components(mask[z0:z1], connectivity=connectivity)  # type: ignore[call-overload]
+        out[z0:z1] = part
+        offsets[i + 1] = offsets[i] + (int(part.max()) if part.size else 0)
+    n = int(offsets[-1])
+    if n == 0:
+        return out
+    # Pieces of neighbouring slabs that touch across the face between them are one.
+    ny, nx = mask.shape[1], mask.shape[2]
+    pairs_a: list[np.ndarray] = []
+    pairs_b: list[np.ndarray] = []
+    for i, z in enumerate(starts[1:]):
+        below, above = out[z - 1], out[z]
+        for dy, dx in _FACE_OFFSETS[connectivity]:
+            a = below[max(0, -dy) : ny - max(0, dy), max(0, -dx) : nx - max(0, dx)]
+            b = above[max(0, dy) : ny - max(0, -dy), max(0, dx) : nx - max(0, -dx)]
+            both = (a > 0) & (b > 0)
+            pairs_a.append(a[both].astype(np.int64) + offsets[i])
+            pairs_b.append(b[both].astype(np.int64) + offsets[i + 1])
+    remap = np.arange(n + 1, dtype=np.uint32)
+    ra = np.concatenate(pairs_a) if pairs_a else np.zeros(0, np.int64)
+    if ra.size:
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        rb = np.concatenate(pairs_b)
+        graph = coo_matrix((np.ones(ra.size, dtype=np.int8), (ra, rb)), shape=(n + 1, n + 1))
+        _, comp = connected_components(graph, directed=False)
+        # each slab label's joined piece, numbered 1..N in order (0 stays 0)
+        _, inv = np.unique(comp[1:], return_inverse=True)
+        remap[1:] = inv.astype(np.uint32) + 1
+    for i, z0 in enumerate(starts):
+        z1 = min(nz, z0 + per)
+        table = np.concatenate([[0], remap[offsets[i] + 1 : offsets[i + 1] + 1]]).astype(np.uint32)
+        out[z0:z1] = table[out[z0:z1]]
+    return out
+
+
 def voxelwise(
     fn: Callable[..., np.ndarray], *arrays: np.ndarray, dtype: type = bool, out: np.ndarray | None = None
 ) -> np.ndarray:
@@ -637,7 +715,7 @@ def _fill_enclosed(solid: np.ndarray) -> np.ndarray:
     The three plane fills are why an oblique rib or a sagittally running bone fills:
     a tube is closed in the plane across it whatever the slice axis is."""
     bg = ~solid
-    lab3 = cc3d.connected_components(bg, connectivity=6)
+    lab3 = label(bg, 6)
     open3 = np.zeros(int(lab3.max()) + 1, dtype=bool)
     for ax in range(3):
         for face in (0, -1):
@@ -646,7 +724,7 @@ def _fill_enclosed(solid: np.ndarray) -> np.ndarray:
             open3[np.unique(lab3[tuple(sl)])] = True
     open3[0] = True
     # (label 0 is the solid, marked open: one table lookup, no mask gather)
-    enclosed = ~open3[lab3]
+    enclosed: np.ndarray = ~open3[lab3]
     del lab3
     for axis in range(3):
         enclosed |= _holes_2d(bg, axis)
@@ -729,7 +807,7 @@ def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -
     r = (rz, 1, 1)
     core = _box_erode(sub, r)
     # cc3d counts 26-connected pieces; small pieces are cables, rails, pads.
-    lab = cc3d.connected_components(core, connectivity=6)
+    lab = label(core, 6)
     counts = _counts(lab, core)
     # A body part is thick somewhere (a limb, the trunk, the head: > 2 x BODY_THICK_MM
     # across); a head holder, a couch or a mask is a shell a few mm thick everywhere.
@@ -789,7 +867,7 @@ def _body_cells(hu: np.ndarray, spacing_mm: tuple[float, float, float] | None) -
 
         run_slabs(work, denser.shape)
         grow = keep | denser
-        glab = cc3d.connected_components(grow, connectivity=6)
+        glab = label(grow, 6)
         hit = np.zeros(int(glab.max()) + 1, dtype=bool)
         hit[np.unique(glab[keep])] = True
         hit[0] = False
@@ -916,14 +994,14 @@ def bone_object(
         w = hu[box] >= weak_hu
         if body is not None:
             w &= body[box]
-        wl = cc3d.connected_components(w, connectivity=26)
+        wl = label(w, 26)
         strong_labels = np.unique(wl[s])
         hit = np.zeros(int(wl.max()) + 1, dtype=bool)
         hit[strong_labels] = True
         hit[0] = False
         s = hit[wl]
         del wl, w
-    lab = cc3d.connected_components(s, connectivity=26)
+    lab = label(s, 26)
     # The seed voxels' flat indices and labels: the pieces' sizes, boxes and the split
     # into large and small are made from these (sparse: a few % of the box), without
     # whole-box passes that would touch every page of new box-size arrays.
@@ -957,7 +1035,7 @@ def bone_object(
     # A large enclosed space of soft-tissue density is not marrow: the brain in the
     # skull, pelvic organs inside the pelvic ring. Vessels there must stay vessels.
     if enclosed_c.any():
-        elab = cc3d.connected_components(enclosed_c, connectivity=6)
+        elab = label(enclosed_c, 6)
         # Per piece, over the enclosed cells only (label 0 is never used below).
         el = elab[enclosed_c]
         hv_e = _cell_means(hu[box], f, enclosed_c)
@@ -1175,7 +1253,7 @@ def detect_contrast(
         return none
     box = bbox(core, 0)
     assert box is not None
-    lab = cc3d.connected_components(core[box], connectivity=26)
+    lab = label(core[box], 26)
     # Map the sampled flat indices (whole volume) to labels in the box.
     zz, yy, xx = np.unravel_index(homog, hu.shape)
     pl = lab[zz - box[0].start, yy - box[1].start, xx - box[2].start]
@@ -1360,7 +1438,7 @@ def thin_cortex_pieces(
     del near_bone
     if not thin.any():
         return out
-    lab = cc3d.connected_components(thin, connectivity=26)
+    lab = label(thin, 26)
     counts = _counts(lab, thin)
     n = counts.size
     touch = np.bincount(lab[dilate6(bone[box]) & thin], minlength=n)
@@ -1431,7 +1509,7 @@ def loose_cortex_pieces(
         return out
     v = vessel[box]
     b = bone[box]
-    lab = cc3d.connected_components(v, connectivity=26)
+    lab = label(v, 26)
     counts = _counts(lab, v)
     n = counts.size
     touch = np.bincount(lab[dilate6(b) & v], minlength=n)
@@ -1512,7 +1590,7 @@ def bone_side_lumen(
     del o, bright
     if not cand.any():
         return None
-    lab = cc3d.connected_components(cand, connectivity=26)
+    lab = label(cand, 26)
     # A piece is lumen when one of its voxels has a vessel voxel among its 26
     # neighbours (looked up at the piece's voxels only: they are few).
     idx = np.flatnonzero(cand)
@@ -1587,7 +1665,7 @@ def shell_enclosed_cancellous(
     enclosed = _fill_enclosed(solid)
     if not enclosed.any():
         return empty
-    lab = cc3d.connected_components(enclosed, connectivity=6)
+    lab = label(enclosed, 6)
     n = int(lab.max()) + 1
     hu_c = _pool_mean(hu[box], f)
     cnt = np.bincount(lab.ravel(), minlength=n)
@@ -1684,7 +1762,7 @@ def thick_cancellous(
     grow_c = cand_c
     for _ in range(max(a) + 1):
         zone_c = _box_dilate(zone_c, (min(1, a[0]), 1, 1)) & (grow_c | core)
-    lab_c = cc3d.connected_components(zone_c, connectivity=26)
+    lab_c = label(zone_c, 26)
     n = int(lab_c.max()) + 1
     # A voxel's part is its cell's label where it is in the window (0 elsewhere): read
     # at the voxels that need it (_cell_labels), no full-grid label image.
@@ -1738,7 +1816,7 @@ def thick_cancellous(
     near = dilate6(dilate6(bone[box]))
     if lumen_hu is not None:
         dark = c & (hb < min(lumen_hu - 2.5 * noise_hu, CANCELLOUS_MAX_HU))
-        dl_lab = cc3d.connected_components(dark | zone_all, connectivity=26)
+        dl_lab = label(dark | zone_all, 26)
         hit = np.zeros(int(dl_lab.max()) + 1, dtype=bool)
         hit[np.unique(dl_lab[near & (dark | zone_all)])] = True
         hit[0] = False
@@ -2028,7 +2106,7 @@ def separate(
         uncertain = np.zeros(hu.shape, dtype=bool)
         if box is not None:
             c = core[box]
-            lab = cc3d.connected_components(c, connectivity=26)
+            lab = label(c, 26)
             counts = _counts(lab, c)
             keep = counts * vox >= MIN_VESSEL_MM3
             keep[0] = False
@@ -2131,7 +2209,7 @@ def separate(
         box = bbox(dense, 0)
         if box is not None:
             d = dense[box]
-            lab = cc3d.connected_components(d, connectivity=26)
+            lab = label(d, 26)
             counts = _counts(lab, d)
             # Bone has some mineral over 300 HU; an enhancing organ or a venous-phase
             # aorta (150-200 HU) has none, and is not bone.
@@ -2199,6 +2277,7 @@ __all__ = [
     "pool_any",
     "upsample",
     "upsample_box",
+    "label",
     "run_slabs",
     "separate",
     "slabwise",

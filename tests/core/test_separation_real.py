@@ -104,6 +104,43 @@ def test_chest_cta_aorta_is_vessel_not_bone() -> None:
     assert m.bone[vert].mean() >= 0.85
     # Its calcified wall is calcification, not bone.
     assert m.calcification is not None and m.calcification[ao & (vol.hu >= 800)].mean() >= 0.8
+    # The undiluted contrast in the superior vena cava and right atrium (800-2000 HU, a
+    # 63 ml piece in this crop's front right: y 18-80, x 0-67, slices 48-163) is a
+    # contrast pool, not bone (it was: 185 ml of the bone class with what it enclosed);
+    # the sternum in front of it (y 0-25) stays bone.
+    pool = np.zeros(vol.hu.shape, bool)
+    pool[48:164, 30:80, 0:60] = True
+    dense = vol.hu >= 800
+    assert m.bone[pool & dense].mean() <= 0.05
+    sternum = np.zeros(vol.hu.shape, bool)
+    sternum[79:126, 0:25, 37:58] = True
+    assert m.bone[sternum & dense].mean() >= 0.9
+
+
+def test_contrast_pool_is_found_and_a_bone_beside_it_is_not() -> None:
+    """:func:`contrast_pools` on a made scene: a dense blob (900 HU) bathed in contrast
+    (the vessel class all round it) is a pool; a dense tube with soft tissue round it,
+    a few voxels away, is not, and keeps its part of the bone class."""
+    from viewer.core.separation import contrast_pools
+
+    hu = np.full((40, 60, 60), 40, np.int16)
+    vessel = np.zeros(hu.shape, bool)
+    hu[5:35, 10:40, 10:40] = 400  # an atrium of contrast
+    vessel[5:35, 10:40, 10:40] = True
+    hu[8:32, 15:35, 15:35] = 900  # its undiluted core, 9.6 ml
+    vessel[8:32, 15:35, 15:35] = False
+    bone = hu >= 900
+    hu[:, 46:58, 46:58] = 1200  # a bone beside it (5.8 ml), in soft tissue
+    bone |= hu >= 1200
+    got = contrast_pools(hu, (1.0, 1.0, 1.0), bone, vessel, 650.0)
+    assert got is not None
+    box, region = got
+    pool_full = np.zeros(hu.shape, bool)
+    pool_full[box] = region
+    assert pool_full[8:32, 15:35, 15:35].all()
+    assert not pool_full[:, 46:58, 46:58].any()
+    # without the contrast round it, the blob is bone
+    assert contrast_pools(hu, (1.0, 1.0, 1.0), bone, np.zeros_like(vessel), 650.0) is None
 
 
 @pytest.mark.parametrize(

@@ -222,6 +222,17 @@ LOOSE_MAX_MM3 = 5000.0
 LOOSE_MIN_MM3 = 50.0
 LOOSE_CORTEX = True
 
+#: Undiluted contrast (issue 8, the real chest CTA's superior vena cava and right
+#: atrium at 800-2000 HU): a dense piece of at least POOL_MIN_MM3 over the bone seed
+#: threshold is a contrast pool, not bone, when at least POOL_VESSEL_SHARE of the
+#: voxels around it are vessel class (the CTA's atrium: 0.32; every bone of the real
+#: scans and the phantoms: 0.00-0.08). Its region of the bone class (the piece, the
+#: space it enclosed, its rim) goes back to the window's classes.
+POOL_MIN_MM3 = 5000.0
+POOL_VESSEL_SHARE = 0.2
+#: How far (mm) around a pool its region is looked for.
+POOL_MARGIN_MM = 8.0
+
 #: The bone class ends where a voxel of its outer layer holds less than this share of
 #: the local bone contrast (HU above soft tissue, against the brightest bone voxel of
 #: its 3x3x3 neighbourhood): the faintest partial-volume layer, which the rendering
@@ -1393,6 +1404,87 @@ def bone_edge(hu: np.ndarray, bone: np.ndarray, soft_hu: float, share: float = B
     return slabwise(work, np.asarray(bone, dtype=bool), hu, halo=1)
 
 
+def contrast_pools(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    bone: np.ndarray,
+    vessel_like: np.ndarray,
+    seed_hu: float,
+) -> tuple[tuple[slice, slice, slice], np.ndarray] | None:
+    """The bone-class voxels that belong to a pool of undiluted contrast (see
+    :data:`POOL_VESSEL_SHARE`), as ``(box, mask in the box)``, or None. A pool's region
+    is the pool and the pieces of the rest of the bone class (within POOL_MARGIN_MM of
+    the pool's box) that touch it and hold no other dense piece: a rib or the sternum
+    next to the atrium, its marrow and rim included, stays bone."""
+    sx, sy, sz = spacing_mm
+    vox = sx * sy * sz
+    dense = voxelwise(lambda b, h: b & (h >= seed_hu), bone, hu)
+    box = bbox(dense, 1)
+    if box is None:
+        return None
+    d = dense[box]
+    lab = label(d, 26)
+    idx = np.flatnonzero(lab)
+    pl = lab.reshape(-1)[idx]
+    counts, boxes = _label_boxes_at(idx, pl, lab.shape, int(pl.max()) + 1 if pl.size else 1)
+    big = np.flatnonzero(counts * vox >= POOL_MIN_MM3)
+    pools = []
+    vl = vessel_like[box]
+    for j in big:
+        g1 = tuple(slice(max(0, q.start - 1), q.stop + 1) for q in boxes[j])
+        piece = lab[g1] == j
+        shell = dilate6(piece) & ~piece
+        n = int(np.count_nonzero(shell))
+        if n and np.count_nonzero(shell & vl[g1]) >= POOL_VESSEL_SHARE * n:
+            pools.append(int(j))
+    if not pools:
+        return None
+    out_box: tuple[slice, slice, slice] | None = None
+    region: np.ndarray | None = None
+    steps = [max(1, int(round(POOL_MARGIN_MM / s))) for s in (sz, sy, sx)]
+    for i in pools:
+        # the pool's box grown by the margin, in volume coordinates
+        lo3 = [max(0, box[a].start + boxes[i][a].start - steps[a]) for a in range(3)]
+        hi3 = [min(hu.shape[a], box[a].start + boxes[i][a].stop + steps[a]) for a in range(3)]
+        g = (slice(lo3[0], hi3[0]), slice(lo3[1], hi3[1]), slice(lo3[2], hi3[2]))
+        lab_g = np.zeros(tuple(h - q for q, h in zip(lo3, hi3, strict=True)), dtype=lab.dtype)
+        # (the part of the grown box inside the dense box: labels outside it are 0)
+        a0 = [max(lo3[a], box[a].start) for a in range(3)]
+        a1 = [min(hi3[a], box[a].stop) for a in range(3)]
+        dst = tuple(slice(a0[a] - lo3[a], a1[a] - lo3[a]) for a in range(3))
+        src = tuple(slice(a0[a] - box[a].start, a1[a] - box[a].start) for a in range(3))
+        lab_g[dst] = lab[src]
+        pool = lab_g == i
+        # The rest of the bone class here, in pieces: a piece holding another dense
+        # piece's voxels is that bone's (its marrow, its rim: the manubrium beside the
+        # superior vena cava); a piece that touches only the pool is what the pool
+        # enclosed or its rim.
+        rest = bone[g] & ~pool
+        comp = label(rest, 26)
+        n_comp = int(comp.max()) + 1
+        has_other = np.zeros(n_comp, dtype=bool)
+        has_other[comp[(lab_g > 0) & ~pool]] = True
+        touches = np.zeros(n_comp, dtype=bool)
+        touches[comp[dilate6(pool) & rest]] = True
+        take = touches & ~has_other
+        take[0] = False
+        r = take[comp] | pool
+        if region is None:
+            out_box, region = g, r
+        else:
+            # several pools: one box around them all
+            assert out_box is not None
+            u0 = [min(out_box[a].start, g[a].start) for a in range(3)]
+            u1 = [max(out_box[a].stop, g[a].stop) for a in range(3)]
+            ub = (slice(u0[0], u1[0]), slice(u0[1], u1[1]), slice(u0[2], u1[2]))
+            merged = np.zeros(tuple(q.stop - q.start for q in ub), dtype=bool)
+            for bx, m in ((out_box, region), (g, r)):
+                merged[tuple(slice(bx[a].start - ub[a].start, bx[a].stop - ub[a].start) for a in range(3))] |= m
+            out_box, region = ub, merged
+    assert out_box is not None and region is not None
+    return out_box, region
+
+
 def thin_cortex_pieces(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float],
@@ -2201,6 +2293,16 @@ def separate(
             halo = _halo(hu, vessel | uncertain, soft)
             vessel &= ~halo
             uncertain &= ~halo
+        t_pool = time.perf_counter()
+        found_pool = contrast_pools(hu, (sx, sy, sz), bone, voxelwise(np.logical_or, vessel, uncertain), seed)
+        if found_pool is not None:
+            pb, pool = found_pool
+            # Out of the bone: its window voxels are vessel, the rest (the undiluted
+            # core above the window, fat) no class.
+            bone[pb] &= ~pool
+            vessel[pb] |= pool & (hu[pb] >= lo) & (hu[pb] <= hi) & body[pb]
+            calc[pb] &= ~pool
+        t["pool_s"] = time.perf_counter() - t_pool
         msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"
     else:
         # No opacified vessels: every dense piece is bone, small very dense specks are

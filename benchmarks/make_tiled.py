@@ -1,5 +1,5 @@
 """Write a real-size test volume: the real chest CT of ``../shared/data`` mirrored along z
-to N slices, as an uncompressed NRRD (what the GUI, CLI and stall benchmarks of issue 9
+to N slices, as a NRRD (gzip-encoded at level 0: stored, not compressed; what the GUI, CLI and stall benchmarks of issue 9
 open as "the real chest tiled to 512 x 512 x N").
 
     .venv/bin/python benchmarks/make_tiled.py 600 /tmp/chest600.nrrd

@@ -1,6 +1,6 @@
 """Write a real-size test volume: the real chest CT of ``../shared/data`` mirrored along z
-to N slices, as a NRRD (gzip-encoded at level 0: stored, not compressed; what the GUI, CLI and stall benchmarks of issue 9
-open as "the real chest tiled to 512 x 512 x N").
+to N slices, as a NRRD (gzip-encoded at level 0: stored, not compressed). The GUI, CLI
+and stall benchmarks of issue 9 open it as "the real chest tiled to 512 x 512 x N".
 
     .venv/bin/python benchmarks/make_tiled.py 600 /tmp/chest600.nrrd
 

@@ -212,3 +212,43 @@ def test_colouring_and_masks_as_shown(leg: Leg, masks: ClassMasks) -> None:
 def test_reset_needs_a_volume(scenes: list[Scene]) -> None:
     with pytest.raises(ViewerError, match="no volume"):
         sa.reset(_new(scenes), ViewerState())
+
+
+def test_a_copy_like_another_scene_shares_its_scalars_and_draws_the_same(
+    leg: Leg, masks: ClassMasks, scenes: list[Scene]
+) -> None:
+    """``reset(..., like=window_scene)`` (the offscreen copy for stills and movies) takes
+    the window scene's scalars buffer itself (not a second encoding of the volume) and
+    copies of its meshes, and draws what a copy prepared from scratch draws."""
+    from viewer.render import scene_data
+
+    fields = _fields(leg, masks)
+    st = _state(leg, TF, **fields)
+    src = _new(scenes)
+    sa.reset(src, st, camera="anterior", colour_max_mm=20.0)
+    parts = src.prepared_parts
+    assert parts is not None and parts.buffer is not None and parts.vessel_mesh is not None
+    encodes: list[int] = []
+    real_encode = scene_data.encode_buffer
+
+    def counting(*a: Any, **k: Any) -> Any:
+        encodes.append(1)
+        return real_encode(*a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scene_data, "encode_buffer", counting)
+        shared = _new(scenes)
+        sa.reset(shared, st, camera=src.camera_state(), colour_max_mm=20.0, like=src)
+        assert encodes == [], "the copy encoded the volume again"
+        fresh = _new(scenes)
+        sa.reset(fresh, st, camera=src.camera_state(), colour_max_mm=20.0)
+        assert encodes == [1]
+    assert shared._buffer is src._buffer
+    assert shared._vessel_mesh.mesh is not src._vessel_mesh.mesh  # its own copy
+    assert shared._vessel_mesh.mesh.GetNumberOfPoints() == src._vessel_mesh.mesh.GetNumberOfPoints()
+    a = render_to_array(shared, W, H).astype(int)
+    b = render_to_array(fresh, W, H).astype(int)
+    assert (a.max(axis=-1) > 30).mean() > 0.02  # not blank
+    assert np.abs(a - b).mean() < 0.5
+    # nothing to share with a scene that has not placed that volume
+    assert not _new(scenes).share_parts_of(src)

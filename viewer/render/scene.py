@@ -32,6 +32,7 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,15 @@ def _set_points(
         ctf.AddRGBPoint(float(c.hu), float(c.r), float(c.g), float(c.b))
 
 
+def _copy_mesh(mesh: Any) -> Any:
+    """A deep copy of a vtkPolyData (None stays None)."""
+    if mesh is None:
+        return None
+    out = mesh.NewInstance()
+    out.DeepCopy(mesh)
+    return out
+
+
 class Scene:
     """A volume, its transfer function, crop/clip, camera and orientation marker.
 
@@ -226,6 +236,10 @@ class Scene:
         self._shading_deferred = False
         self._first_volume = True
         self._twin: Scene | None = None
+        #: Everything the prepared results applied so far hold (scalars, meshes, their
+        #: keys), merged: what another scene of the same volume may share
+        #: (:attr:`prepared_parts`).
+        self._parts: PreparedScene | None = None
         self.last_timings_s: dict[str, float] = {}
         # Rays visit only the box of voxels some class shows (issue 9, viewer.render.extent).
         self._extent = VisibleExtent()
@@ -330,6 +344,7 @@ class Scene:
         self._shading_deferred = False
         self._buffer = None
         self._buffer_key = None
+        self._parts = None
         self._actor.SetVisibility(0)
         nx, ny, nz = volume.dims_xyz
         self._image = vtkImageData()
@@ -562,7 +577,75 @@ class Scene:
         self._apply_property()
         self._update_calcification()
         self.last_timings_s.update(p.timings_s)
+        self._merge_parts(p)
         return True
+
+    def _merge_parts(self, p: PreparedScene) -> None:
+        """Fold what ``p`` brought into :attr:`prepared_parts`: each part with its key,
+        taken from ``p`` where :meth:`apply_prepared` installed it, else kept."""
+        old = self._parts
+        if old is None or old.inputs.volume is not p.inputs.volume:
+            old = PreparedScene(inputs=p.inputs, masks=None)
+        take_buffer = p.buffer is not None
+        take_mesh = p.vessel_mesh_key is not None
+        take_colour = p.distances_mm is not None
+        take_bone = p.bone_distance is not None
+        take_calc = p.calc_key is not None
+        self._parts = PreparedScene(
+            inputs=p.inputs,
+            masks=p.masks if p.masks is not None else old.masks,
+            buffer=p.buffer if take_buffer else old.buffer,
+            buffer_key=p.buffer_key if take_buffer else old.buffer_key,
+            vessel_mesh=p.vessel_mesh if take_mesh else old.vessel_mesh,
+            vessel_mesh_key=p.vessel_mesh_key if take_mesh else old.vessel_mesh_key,
+            distances_mm=p.distances_mm if take_colour else old.distances_mm,
+            colour_key=p.colour_key if take_colour else old.colour_key,
+            bone_distance=p.bone_distance if take_bone else old.bone_distance,
+            bone_distance_key=p.bone_distance_key if take_bone else old.bone_distance_key,
+            calc_mesh=p.calc_mesh if take_calc else old.calc_mesh,
+            calc_key=p.calc_key if take_calc else old.calc_key,
+            overlay_meshes={**old.overlay_meshes, **p.overlay_meshes},
+            overlay_keys={**old.overlay_keys, **p.overlay_keys},
+        )
+
+    def share_parts_of(self, other: Scene) -> bool:
+        """Install ``other``'s :attr:`prepared_parts` here (``other`` shows the volume
+        this scene has placed): the same scalars buffer (shared, not copied), meshes and
+        keys, so a following preparation for the same state has nothing left to make.
+        Returns False, changing nothing, when there is nothing to share."""
+        parts = other.prepared_parts
+        if parts is None or self._volume is None or parts.inputs.volume is not self._volume:
+            return False
+        vm = self._vessel_mesh
+        held = replace(
+            parts.inputs,
+            buffer_key=self._buffer_key,
+            vessel_mesh=vm.mesh,
+            vessel_mesh_key=vm.mesh_key,
+            vessel_colour_key=vm.colour_key,
+            calc_key=self._calc_key,
+            overlay_keys={name: e[2] for name, e in self._overlay.items()},
+        )
+        # The buffer is shared (read only); the meshes are copied, since the two scenes
+        # may render on two threads (a movie or still on a worker): each mapper then
+        # reads its own polydata.
+        return self.apply_prepared(
+            replace(
+                parts,
+                inputs=held,
+                vessel_mesh=_copy_mesh(parts.vessel_mesh),
+                calc_mesh=_copy_mesh(parts.calc_mesh),
+                overlay_meshes={name: _copy_mesh(m) for name, m in parts.overlay_meshes.items()},
+            )
+        )
+
+    @property
+    def prepared_parts(self) -> PreparedScene | None:
+        """The scalars, meshes and their keys this scene shows, as one prepared result
+        (None before its volume's first): another scene that placed the same volume can
+        :meth:`apply_prepared` it and then prepare only what differs (an offscreen copy
+        for stills and movies: no second encoding of the volume)."""
+        return self._parts
 
     def _sync(self) -> None:
         """Prepare and apply now, on this thread (the synchronous setters' one path)."""

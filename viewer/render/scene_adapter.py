@@ -177,6 +177,7 @@ def reset(
     overlays: Overlays = Overlays(),
     own_masks: bool = True,
     colour_max_mm: float | None = None,
+    like: Scene | None = None,
 ) -> None:
     """Bring ``scene`` to the whole ``state``, synchronously: :func:`place`, then the
     prepared fields in one preparation on this thread.
@@ -184,8 +185,13 @@ def reset(
     ``camera``: a :class:`CameraState`, a standard view name (``"anterior"``...), or None
     to keep the scene's camera (a scene's first volume is shown from the front).
     ``own_masks``: see :func:`scene_transfer_function`. ``colour_max_mm``: see
-    :func:`scene_inputs`."""
+    :func:`scene_inputs`. ``like``: a scene already showing this state's volume (the
+    window's, for an offscreen copy): its scalars and meshes are shared first
+    (:meth:`Scene.share_parts_of`), so the preparation makes only what differs -- the
+    volume is not encoded a second time."""
     place(scene, state, overlays)
+    if like is not None and like is not scene:
+        scene.share_parts_of(like)
     inputs = scene_inputs(scene, state, own_masks=own_masks, colour_max_mm=colour_max_mm)
     if not scene.apply_prepared(prepare_scene(inputs)):
         raise ViewerError("the 3D scene changed while it was being reset")  # pragma: no cover - one thread

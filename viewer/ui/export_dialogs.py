@@ -29,8 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -331,7 +332,8 @@ def export_image_dialog(
     if asked is None:
         return None
     p, options = asked
-    _export_image(window.scene, p, _context(window), options)
+    if _render_still(window, "Export image", lambda scene: _export_image(scene, p, _context(window), options)) is None:
+        return None
     _remember_folder(window, p)
     w, h = options.size_px
     _status(window, f"Exported {p.name} ({w} x {h})")
@@ -346,10 +348,39 @@ def report_sheet_dialog(
     if asked is None:
         return None
     p, options = asked
-    _export_report_sheet(window.scene, p, _context(window), options)
+    ctx = _context(window)
+    if _render_still(window, "Export report sheet", lambda scene: _export_report_sheet(scene, p, ctx, options)) is None:
+        return None
     _remember_folder(window, p)
     _status(window, f"Exported report sheet {p.name}")
     return p
+
+
+def _render_still(window: Any, title: str, render: Callable[[Any], Any]) -> Any:
+    """``render(scene)`` on a worker thread, on an offscreen copy of the window's scene
+    (:func:`_movie_scene`: it shares the window's scalars and meshes), with the progress
+    dialog; the window stays live meanwhile (a local event loop waits for it). A
+    real-size scan's first still computes the copy's shading gradients: 2-3 s that
+    froze the window when the still was rendered on the GUI thread. Returns what
+    ``render`` returned, or None when it failed (said in a message box) or was
+    cancelled; a failure to make the copy is raised."""
+    clone = _movie_scene(window)
+    outcome: dict[str, Any] = {}
+
+    def work(progress: Any) -> Any:
+        progress(0.1, "rendering")
+        try:
+            return render(clone)
+        finally:
+            clone.close()
+
+    loop = QEventLoop()
+    thread = _run_with_progress(window, title, work, lambda result: outcome.setdefault("result", result))
+    thread.finished.connect(loop.quit)
+    if not thread.isFinished():
+        loop.exec()
+    QApplication.processEvents()  # (the thread's result signal, queued to this thread)
+    return outcome.get("result")
 
 
 # ----------------------------------------------------------------------------------
@@ -375,6 +406,7 @@ def _movie_scene(window: Any) -> Any:
             overlays=overlays,
             own_masks=False,
             colour_max_mm=src.vessel_colouring[1],
+            like=src,
         )
         clone.renderer.SetBackground(*src.renderer.GetBackground())
     except BaseException:

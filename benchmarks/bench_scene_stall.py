@@ -68,8 +68,9 @@ def main() -> int:
         for _ in range(10):
             app.processEvents()
 
-    def stall(label: str, edit: Any, until: Any = None) -> None:
-        """Heartbeat gaps while ``edit()`` runs and the window settles (and renders)."""
+    def stall(label: str, edit: Any, until: Any = None, renders: bool = True) -> None:
+        """Heartbeat gaps while ``edit()`` runs and the window settles (and renders,
+        unless ``renders`` is False: an export draws an offscreen copy, not the window)."""
         idle()
         ticks: list[float] = []
         timer = QTimer()
@@ -83,7 +84,7 @@ def main() -> int:
         renders.clear()
         t0 = time.perf_counter()
         edit()
-        pump(lambda: (until is None or until()) and settled() and w.view3d.n_renders > n)
+        pump(lambda: (until is None or until()) and settled() and (w.view3d.n_renders > n or not renders))
         t = time.perf_counter() - t0
         for _ in range(3):
             app.processEvents()
@@ -130,6 +131,12 @@ def main() -> int:
             lambda: w.state.update(transfer_function=w.presets[other].with_changes(separated=True), preset_name=other),
         )
         stall("preset back", lambda: w.state.update(transfer_function=tf0, preset_name=name0))
+        # File > Export image at 1200 x 900 (rendered on a worker since 2026-12-07)
+        from viewer.export.image import ExportOptions
+        from viewer.ui.export_dialogs import export_image_dialog
+
+        out = Path(cfg) / "still.png"
+        stall("export image", lambda: export_image_dialog(w, out, ExportOptions(width=1200, height=900)), renders=False)
 
     def load(label: str, start: Any) -> None:
         old = w.state.volume

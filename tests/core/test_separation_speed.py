@@ -203,5 +203,11 @@ def test_labelling_in_slabs_on_a_worker_gives_cc3ds_pieces(connectivity: int, mo
             want = cc3d.connected_components(m, connectivity=connectivity)
             assert _same_pieces(got, want), (share, slab_voxels)
             assert int(got.max()) == int(want.max())
+        # a strided view (the separation labels boxes cut out of larger masks)
+        big = rng.random((23, 21, 25)) < 0.5
+        view = big[:, 2:-2, 3:-3]
+        monkeypatch.setattr(S, "LABEL_CHUNK_VOXELS", 2 * 17 * 19)
+        got = pool.submit(S.label, view, connectivity).result()
+        assert _same_pieces(got, cc3d.connected_components(np.ascontiguousarray(view), connectivity=connectivity))
     # on the main thread: cc3d's own call, numbering included
     np.testing.assert_array_equal(S.label(m, connectivity), cc3d.connected_components(m, connectivity=connectivity))

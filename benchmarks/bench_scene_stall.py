@@ -68,9 +68,9 @@ def main() -> int:
         for _ in range(10):
             app.processEvents()
 
-    def stall(label: str, edit: Any, until: Any = None, renders: bool = True) -> None:
+    def stall(label: str, edit: Any, until: Any = None, draws: bool = True) -> None:
         """Heartbeat gaps while ``edit()`` runs and the window settles (and renders,
-        unless ``renders`` is False: an export draws an offscreen copy, not the window)."""
+        unless ``draws`` is False: an export draws an offscreen copy, not the window)."""
         idle()
         ticks: list[float] = []
         timer = QTimer()
@@ -84,7 +84,7 @@ def main() -> int:
         renders.clear()
         t0 = time.perf_counter()
         edit()
-        pump(lambda: (until is None or until()) and settled() and (w.view3d.n_renders > n or not renders))
+        pump(lambda: (until is None or until()) and settled() and (w.view3d.n_renders > n or not draws))
         t = time.perf_counter() - t0
         for _ in range(3):
             app.processEvents()
@@ -136,7 +136,7 @@ def main() -> int:
         from viewer.ui.export_dialogs import export_image_dialog
 
         out = Path(cfg) / "still.png"
-        stall("export image", lambda: export_image_dialog(w, out, ExportOptions(width=1200, height=900)), renders=False)
+        stall("export image", lambda: export_image_dialog(w, out, ExportOptions(width=1200, height=900)), draws=False)
 
     def load(label: str, start: Any) -> None:
         old = w.state.volume

@@ -244,6 +244,9 @@ def test_a_copy_like_another_scene_shares_its_scalars_and_draws_the_same(
         sa.reset(fresh, st, camera=src.camera_state(), colour_max_mm=20.0)
         assert encodes == [1]
     assert shared._buffer is src._buffer
+    # its block value ranges too (the visible extent's), not made a second time
+    assert src._extent.has_ranges_for(src._buffer)
+    assert shared._extent.ranges(shared._buffer) is src._extent.ranges(src._buffer)
     assert shared._vessel_mesh.mesh is not src._vessel_mesh.mesh  # its own copy
     assert shared._vessel_mesh.mesh.GetNumberOfPoints() == src._vessel_mesh.mesh.GetNumberOfPoints()
     a = render_to_array(shared, W, H).astype(int)

@@ -176,6 +176,10 @@ class VisibleExtent:
             self._for = buffer
         return self._ranges
 
+    def has_ranges_for(self, buffer: np.ndarray) -> bool:
+        """Whether the block ranges of ``buffer`` are made (no pass over it to ask)."""
+        return self._ranges is not None and self._for is buffer
+
     def prime(self, buffer: np.ndarray, ranges: BlockRanges) -> None:
         """Use ``ranges`` (made elsewhere, e.g. on a worker thread) for ``buffer``."""
         self._ranges = ranges

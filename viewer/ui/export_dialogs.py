@@ -369,17 +369,23 @@ def _render_still(window: Any, title: str, render: Callable[[Any], Any]) -> Any:
 
     def work(progress: Any) -> Any:
         progress(0.1, "rendering")
-        try:
-            return render(clone)
-        finally:
-            clone.close()
+        return render(clone)
 
     loop = QEventLoop()
-    thread = _run_with_progress(window, title, work, lambda result: outcome.setdefault("result", result))
-    thread.finished.connect(loop.quit)
-    if not thread.isFinished():
-        loop.exec()
-    QApplication.processEvents()  # (the thread's result signal, queued to this thread)
+    try:
+        thread = _run_with_progress(window, title, work, lambda result: outcome.setdefault("result", result))
+    except BaseException:
+        clone.close()
+        raise
+    try:
+        thread.finished.connect(loop.quit)
+        if not thread.isFinished():
+            loop.exec()
+        QApplication.processEvents()  # (the thread's result signal, queued to this thread)
+    finally:
+        # closed here, on the thread that made it (as a movie's copy)
+        thread.wait()
+        clone.close()
     return outcome.get("result")
 
 

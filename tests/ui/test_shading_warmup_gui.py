@@ -128,7 +128,27 @@ def test_new_scalars_show_at_once_unshaded_then_shaded(window: MainWindow, qtbot
     assert np.abs(flat.astype(int) - shaded.astype(int)).mean() > 0.5, "shading changed nothing"
 
 
+def _count_shading(monkeypatch) -> list[object]:  # type: ignore[no-untyped-def]
+    """The buffers the shading worker made gradients for (warm_mapper with shading)."""
+    import viewer.ui.view3d as view3d_mod
+
+    real = view3d_mod.warm_mapper
+    shaded: list[object] = []
+
+    def counting(buffer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("shade", True):
+            shaded.append(buffer)
+        return real(buffer, *args, **kwargs)
+
+    monkeypatch.setattr(view3d_mod, "warm_mapper", counting)
+    return shaded
+
+
 def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A scan over LOAD_MASKS_MAX_VOXELS is drawn at once, bone only, while its masks
+    are made; the bone-only scalars get no shading gradients of their own (they are
+    replaced when the masks come: seconds of both cores saved at real size), the
+    separated ones do."""
     w = window
     monkeypatch.setattr(load_controller, "LOAD_MASKS_MAX_VOXELS", 1000)
     gate = threading.Event()
@@ -139,6 +159,7 @@ def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow,
         return compute(*args, **kwargs)
 
     monkeypatch.setattr(w.mask_controller, "_compute", held)
+    shaded = _count_shading(monkeypatch)
     if not w.state.transfer_function.separated:
         w.set_separated(True)
     first: list[bool] = []  # masks present when the volume was first drawn?
@@ -148,14 +169,50 @@ def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow,
         qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading, timeout=TIMEOUT_MS)
         assert w.state.class_masks is None, "the load separated a volume over the limit"
         qtbot.waitUntil(lambda: w.mask_controller.runner.busy, timeout=TIMEOUT_MS)
-        early = _frame(w, qtbot)
+        # (the view stays busy until the masks come -- its shading waits for them --
+        # so this frame is taken as soon as the bone-only scalars are in)
+        v = w.view3d
+        qtbot.waitUntil(
+            lambda: v.scene.has_scalars and v.shading_pending and not v.scene_busy_preparing, timeout=TIMEOUT_MS
+        )
+        n = v.n_renders
+        v.request_render()
+        qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
+        qtbot.wait(30)
+        early = v.grab_image()
         assert w.state.class_masks is None  # still separating
         drawn = early.astype(int).sum(axis=2) > 60
         assert drawn.mean() > 0.005, "nothing drawn before the separation"
         assert _red(early).mean() < 0.0005, "vessel red before the separation"
         assert first == [False], "first_frame not reported for the bone-only frame"
+        assert w.view3d.scene.shading_deferred and shaded == [], "gradients made for the bone-only scalars"
     finally:
         gate.set()
     qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=TIMEOUT_MS)
     late = _frame(w, qtbot)
     assert _red(late).mean() > 0.001, "no vessels after the separation"
+    assert len(shaded) == 1 and shaded[0] is w.view3d.scene.buffer, "the separated scalars were not shaded once"
+    assert not w.view3d.scene.shading_deferred
+
+
+def test_scalars_whose_masks_fail_are_shaded_all_the_same(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """When the separation of a big scan fails, the bone-only scalars that waited for
+    it get their shading (the view is not left flat)."""
+    from viewer.core.errors import ViewerError
+
+    w = window
+    monkeypatch.setattr(load_controller, "LOAD_MASKS_MAX_VOXELS", 1000)
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ViewerError("made to fail")
+
+    monkeypatch.setattr(w.mask_controller, "_compute", failing)
+    shaded = _count_shading(monkeypatch)
+    if not w.state.transfer_function.separated:
+        w.set_separated(True)
+    w.action_phantom_small.trigger()
+    qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not w.mask_controller.busy and not w.view3d.scene_busy, timeout=TIMEOUT_MS)
+    assert w.state.class_masks is None
+    qtbot.waitUntil(lambda: not w.view3d.scene.shading_deferred, timeout=TIMEOUT_MS)
+    assert len(shaded) == 1 and shaded[0] is w.view3d.scene.buffer

@@ -643,6 +643,11 @@ class Scene:
         )
 
     @property
+    def buffer(self) -> np.ndarray | None:
+        """The scalars buffer drawn now (None before a volume's first)."""
+        return self._buffer
+
+    @property
     def prepared_parts(self) -> PreparedScene | None:
         """The scalars, meshes and their keys this scene shows, as one prepared result
         (None before its volume's first): another scene that placed the same volume can

@@ -220,6 +220,14 @@ class MainWindow(QMainWindow):
         self.mask_controller.busy_changed.connect(
             lambda busy: self.mask_label.setText("Separating bone, vessels, calcification..." if busy else "")
         )
+        # Scalars drawn before their masks get their shading when the masks have come
+        # (or have failed), not twice (View3DWidget._start_shading).
+        self.view3d.masks_expected = lambda: self.mask_controller.busy
+        # (after the mask result's own handling: new masks then have their scene
+        # preparation under way, and masks_settled leaves the shading to it)
+        self.mask_controller.busy_changed.connect(
+            lambda busy: None if busy else QTimer.singleShot(0, self.view3d.masks_settled)
+        )
         self.loader = LoadController(
             self, mask_settings=self.mask_controller.settings_for_load, choose_series=self._choose_series
         )

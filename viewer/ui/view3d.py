@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,11 @@ class View3DWidget(QWidget):
         self.shading_runner.finished_latest.connect(self._on_shading_ready)
         self.shading_runner.failed_latest.connect(self._on_shading_failed)
         self._shading_for: np.ndarray | None = None
+        #: Scalars drawn unshaded whose gradients wait for the class masks on their way
+        #: (:meth:`masks_settled`), and the hook that says whether masks are on their way
+        #: (the window sets it: its mask controller is busy).
+        self._shading_waiting: PreparedScene | None = None
+        self.masks_expected: Callable[[], bool] | None = None
         #: Prepared results dropped because the state had moved on (for tests).
         self.n_stale_dropped = 0
         self.interactor = self.render_window.GetInteractor()
@@ -297,13 +303,19 @@ class View3DWidget(QWidget):
     @property
     def scene_busy(self) -> bool:
         """Whether a scene preparation or the shading of new scalars is running (its
-        result not yet applied)."""
-        return self._pending_inputs is not None or self._shading_for is not None
+        result not yet applied), or the shading waits for the class masks."""
+        return self._pending_inputs is not None or self.shading_pending
+
+    @property
+    def scene_busy_preparing(self) -> bool:
+        """Whether a scene preparation (new scalars or meshes) is on its way."""
+        return self._pending_inputs is not None
 
     @property
     def shading_pending(self) -> bool:
-        """Whether the volume is drawn unshaded while its gradients are computed."""
-        return self._shading_for is not None
+        """Whether the volume is drawn unshaded while its gradients are computed (or
+        wait for the class masks on their way)."""
+        return self._shading_for is not None or self._shading_waiting is not None
 
     def _busy_edge(self, was: bool) -> None:
         if was != self.scene_busy:
@@ -314,16 +326,32 @@ class View3DWidget(QWidget):
         self._pending_inputs = inputs
         self._busy_edge(was)
 
-    def _start_shading(self, prepared: PreparedScene) -> None:
+    def _start_shading(self, prepared: PreparedScene, *, wait_for_masks: bool = True) -> None:
         """New scalars are shown: draw them unshaded now and compute their shading
         gradients in the shading worker (CPU ray caster only; the GPU one shades in
-        its shader, and a transfer function without shading needs no gradients)."""
+        its shader, and a transfer function without shading needs no gradients).
+
+        Separated scalars made without class masks while the masks are on their way
+        (a real-size scan is drawn bone-only first) are replaced within seconds: their
+        gradients (seconds of both cores at 512 x 512 x 600, which the separation needs
+        meanwhile) wait for :meth:`masks_settled` instead, and are made only if the masks
+        did not come."""
         buffer, inputs = prepared.buffer, prepared.inputs
         if buffer is None or inputs.volume is None:
             return
-        if self.scene.mapper_kind != "cpu" or not needs_gradients(inputs.tf):
-            return
         was = self.scene_busy
+        self._shading_waiting = None
+        if self.scene.mapper_kind != "cpu" or not needs_gradients(inputs.tf):
+            self._busy_edge(was)
+            return
+        expected = self.masks_expected
+        # (the state's transfer function: the scene's is one-class until the masks come)
+        waits = self.state.transfer_function.separated and self.state.class_masks is None
+        if wait_for_masks and waits and expected is not None and expected():
+            self._shading_waiting = prepared
+            self.scene.defer_shading(True)
+            self._busy_edge(was)
+            return
         self._shading_for = buffer
         self.scene.defer_shading(True)
         spacing, tf = inputs.volume.spacing_mm, inputs.tf
@@ -332,6 +360,21 @@ class View3DWidget(QWidget):
             return buffer, warm_mapper(buffer, spacing, tf)
 
         self.shading_runner.submit(work)
+        self._busy_edge(was)
+
+    def masks_settled(self) -> None:
+        """The class masks stopped coming (the mask worker went idle): scalars whose
+        shading waited for them get it now, unless new scalars are on their way (the
+        masks came: their preparation starts its own shading)."""
+        waiting = self._shading_waiting
+        if waiting is None or self._closed or self._pending_inputs is not None:
+            return
+        was = self.scene_busy
+        self._shading_waiting = None
+        if waiting.buffer is self.scene.buffer:
+            self._start_shading(waiting, wait_for_masks=False)
+        elif self._shading_for is None:
+            self.scene.defer_shading(False)  # (other scalars, no shading of theirs running)
         self._busy_edge(was)
 
     def _on_shading_ready(self, result: tuple[np.ndarray, WarmMapper | None]) -> None:
@@ -403,6 +446,8 @@ class View3DWidget(QWidget):
             return
         if prepared.buffer is not None:
             self._start_shading(prepared)
+        elif self._shading_waiting is not None and not (self.masks_expected is not None and self.masks_expected()):
+            self.masks_settled()
         self.request_render()
 
     def _on_scene_failed(self, error: Any) -> None:

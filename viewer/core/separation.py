@@ -1485,6 +1485,22 @@ def contrast_pools(
     return out_box, region
 
 
+def _grown(a: np.ndarray, steps: int) -> np.ndarray:
+    """``a`` dilated by ``steps`` 6-connected steps."""
+    for _ in range(steps):
+        a = dilate6(a)
+    return a
+
+
+def _pieces_on_bone(mask: np.ndarray, bone: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 26-connected pieces of ``mask``: their labels, voxel counts per label and,
+    per label, how many of their voxels touch ``bone`` (6-neighbours)."""
+    lab = label(mask, 26)
+    counts = _counts(lab, mask)
+    touch = np.bincount(lab[dilate6(bone) & mask], minlength=counts.size)
+    return lab, counts, touch
+
+
 def thin_cortex_pieces(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float],
@@ -1523,18 +1539,13 @@ def thin_cortex_pieces(
     for _ in range(THIN_STEPS):
         thick = dilate6(thick, within=v)
     near_thick = dilate6(thick)
-    near_bone = bone[box]
-    for _ in range(THIN_NEAR_BONE_STEPS):
-        near_bone = dilate6(near_bone)
+    near_bone = _grown(bone[box], THIN_NEAR_BONE_STEPS)
     thin = voxelwise(lambda a, t, n: a & ~t & n, v, thick, near_bone)
     del near_bone
     if not thin.any():
         return out
-    lab = label(thin, 26)
-    counts = _counts(lab, thin)
-    n = counts.size
-    touch = np.bincount(lab[dilate6(bone[box]) & thin], minlength=n)
-    adj = np.bincount(lab[near_thick & thin], minlength=n)
+    lab, counts, touch = _pieces_on_bone(thin, bone[box])
+    adj = np.bincount(lab[near_thick & thin], minlength=counts.size)
     cand = (touch > 0) & (counts * sx * sy * sz >= THIN_CORTEX_MIN_MM3) & (adj <= THIN_NEAR_THICK_SHARE * counts)
     cand[0] = False
     if not cand.any():
@@ -1601,15 +1612,8 @@ def loose_cortex_pieces(
         return out
     v = vessel[box]
     b = bone[box]
-    lab = label(v, 26)
-    counts = _counts(lab, v)
-    n = counts.size
-    touch = np.bincount(lab[dilate6(b) & v], minlength=n)
-    near = b
-    for _ in range(LOOSE_NEAR_BONE_STEPS):
-        near = dilate6(near)
-    n_near = np.bincount(lab[near & v], minlength=n)
-    del near
+    lab, counts, touch = _pieces_on_bone(v, b)
+    n_near = np.bincount(lab[_grown(b, LOOSE_NEAR_BONE_STEPS) & v], minlength=counts.size)
     cand = (touch > 0) & (n_near >= LOOSE_NEAR_BONE_SHARE * counts) & (counts * sx * sy * sz <= LOOSE_MAX_MM3)
     cand &= counts * sx * sy * sz >= LOOSE_MIN_MM3
     cand[0] = False

@@ -425,14 +425,14 @@ def test_report_without_a_lesion_says_so(window: MainWindow, qtbot, tmp_path: Pa
 
 
 def test_movie_and_still_exports_carry_the_planning_view(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
-    from viewer.ui.export_dialogs import _movie_scene
+    from viewer.ui.export_dialogs import _scene_copy
 
     w = window
     c = left_leg_point(w)
     lesion = Lesion.sphere(c, 20.0)
     ms = (Ruler(c, (c[0] + 8, c[1], c[2])),)
     w.state.update(lesion=lesion, keyhole=True, vessel_colouring="bone", measurements=ms)
-    clone = _movie_scene(w)
+    clone = _scene_copy(w)
     try:
         assert clone.lesion == lesion and clone.keyhole is True
         assert clone.vessel_colouring[0] == "bone"

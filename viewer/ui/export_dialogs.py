@@ -358,13 +358,13 @@ def report_sheet_dialog(
 
 def _render_still(window: Any, title: str, render: Callable[[Any], Any]) -> Any:
     """``render(scene)`` on a worker thread, on an offscreen copy of the window's scene
-    (:func:`_movie_scene`: it shares the window's scalars and meshes), with the progress
+    (:func:`_scene_copy`), with the progress
     dialog; the window stays live meanwhile (a local event loop waits for it). A
     real-size scan's first still computes the copy's shading gradients: 2-3 s that
     froze the window when the still was rendered on the GUI thread. Returns what
     ``render`` returned, or None when it failed (said in a message box) or was
     cancelled; a failure to make the copy is raised."""
-    clone = _movie_scene(window)
+    clone = _scene_copy(window)
     outcome: dict[str, Any] = {}
 
     def work(progress: Any) -> Any:
@@ -392,8 +392,9 @@ def _render_still(window: Any, title: str, render: Callable[[Any], Any]) -> Any:
 # ----------------------------------------------------------------------------------
 # movies
 # ----------------------------------------------------------------------------------
-def _movie_scene(window: Any) -> Any:
-    """An offscreen copy of the window's scene for a movie rendered on a worker thread.
+def _scene_copy(window: Any) -> Any:
+    """An offscreen copy of the window's scene for a still or movie rendered on a worker
+    thread (it shares the window scene's scalars buffer and copies its meshes).
 
     Built on the GUI thread from the window's state (through the one state-to-scene
     adapter, masks only from the mask controller, as the 3D view does); only the worker
@@ -459,7 +460,7 @@ def movie_dialog(
     if not p.suffix:
         p = p.with_suffix(".mp4")
     ctx = _context(window)
-    clone = _movie_scene(window)
+    clone = _scene_copy(window)
 
     def work(progress: Any) -> MovieResult:
         if kind == "sweep":

@@ -55,6 +55,10 @@ REAL = {
 BONE_PREFIXES = ("vertebrae", "rib_", "sternum", "sacrum", "hip_", "femur", "humerus", "scapula", "clavicula", "skull")
 #: Vertebral column of the chest CTA (voxel box, from its axial slices): x 25-62, y 85-126.
 CTA_SPINE_BOX = (slice(None), slice(85, 126), slice(25, 62))
+#: cta-aorta-nifti: the lateral chest wall on one side (x 100-120, slices 90-163), where
+#: the ribs are; no reference mask, so its dense voxels painted vessel are ribs and the
+#: wall's own vessels together.
+CTA_WALL_BOX = (slice(90, 164), slice(None), slice(100, 120))
 
 
 def _masks(hu: np.ndarray, spacing: tuple[float, float, float]):
@@ -109,6 +113,9 @@ def real_rows() -> list[dict]:
             # voxels of a homogeneous lumen piece (3x3x3 spread under 2x the noise, >= 300 HU,
             # >= 20 voxels) -- a diagnostic next to the figure, which it does not replace.
             row["vertebra box red voxels next to a homogeneous lumen"] = _red_near_lumen(hu, vessel & vert, m.removed)
+            wall = np.zeros(hu.shape, bool)
+            wall[CTA_WALL_BOX] = True
+            row["lateral chest wall box: dense voxels painted vessel"] = float(vessel[wall & dense].mean())
         if name == "totalseg-abdomen-3mm":
             d = DATA / "totalseg-abdomen-3mm"
             lab = read_nifti(d / "labels.nii.gz").data

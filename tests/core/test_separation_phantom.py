@@ -207,6 +207,46 @@ def test_loose_cortex_pieces_take_textured_blobs_on_bone_not_lumen_or_lines() ->
     assert not (out & (lumen | line)).any()
 
 
+def test_loose_cortex_pieces_take_hollow_rib_segments_far_along_the_bone() -> None:
+    """Synthetic, 1.5 mm voxels: tubes 44 voxels long running away from a bone slab,
+    each touching it at one end only (so most of each lies far from it, and each is a
+    line). A textured ring around marrow (a rib at 1.5 mm: 200 / 500 HU cortex blur
+    round 120 HU) goes to bone; a solid textured tube of the same size, a homogeneous
+    ring at 400 HU round a dark core (a lumen) and a textured ring that does not touch
+    the bone stay vessel."""
+    from viewer.core.separation import loose_cortex_pieces
+
+    shape = (40, 48, 60)
+    hu = np.full(shape, 40, np.int16)
+    bone = np.zeros(shape, bool)
+    bone[:, :, :6] = True
+    hu[bone] = 800
+    zz, yy, xx = np.indices(shape)
+    checker = np.where((zz + yy + xx) % 2 == 0, 200, 500).astype(np.int16)
+
+    def tube(z0: int, y0: int, x0: int, hollow: bool, wall: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        outer = np.zeros(shape, bool)
+        outer[z0 : z0 + 3 + 2 * wall, y0 : y0 + 3 + 2 * wall, x0:50] = True
+        inner = np.zeros(shape, bool)
+        if hollow:
+            inner[z0 + wall : z0 + wall + 3, y0 + wall : y0 + wall + 3, x0:50] = True
+        return outer & ~inner, inner
+
+    rib, marrow = tube(4, 4, 6, True)
+    solid, _ = tube(20, 4, 6, False)
+    # (a lumen's wall of contrast three voxels thick: its middle layer is homogeneous)
+    lumen, lumen_inside = tube(4, 24, 6, True, wall=3)
+    loose_ring, loose_inside = tube(22, 26, 9, True)
+    for piece, value in ((rib, checker), (solid, checker), (loose_ring, checker)):
+        hu[piece] = value[piece]
+    hu[lumen] = 400
+    hu[marrow | lumen_inside | loose_inside] = 120
+    vessel = rib | solid | lumen | loose_ring
+    out = loose_cortex_pieces(hu, (1.5, 1.5, 1.5), vessel, bone, 20.0)
+    assert out[rib].all()
+    assert not (out & (solid | lumen | loose_ring)).any()
+
+
 @pytest.mark.parametrize("clean", [True, False])
 def test_arteries_survive_at_coarse_voxels(clean: bool) -> None:
     """The small phantom (1.5 x 1.5 x 1.75 mm, as a coarse run-off CTA): the leg's

@@ -89,19 +89,28 @@ def test_chest_cta_aorta_is_vessel_not_bone() -> None:
     assert vessel[w].mean() >= 0.95
     assert m.bone[w].mean() <= 0.01
     # The vertebral column (its voxel box in this crop, the aorta and 2 voxels around it
-    # left out): mostly bone now. The target is <= 5 % painted vessel; measured 6.7 %
-    # (74 % before the dim-cortex rule, 34.9 % before the thin-cortex rule, 13.8 % before
-    # it was judged near the bone only, 10.5 % before the loose-cortex pieces), so this
-    # bound is what holds today. 2 637 of the 4 255 red voxels left are the contrast-filled
-    # structure in the box's front rows (y 85-90), not bone (docs/separation.md).
+    # left out): mostly bone now. The target is <= 5 % painted vessel; measured 6.1 %
+    # (6.7 % before the hollow rib segments, 10.5 % before the loose-cortex pieces,
+    # 13.8 % before the thin cortex was judged near the bone only, 34.9 % before the
+    # thin-cortex rule, 74 % before the dim-cortex rule), so this bound is what holds
+    # today. 2 016 of the 3 878 red voxels left lie next to the contrast-filled structure
+    # in the box's front rows (y 85-90), not bone (docs/separation.md).
     spine = np.zeros(vol.hu.shape, bool)
     spine[:, 85:126, 25:62] = True
     grown = ao.copy()
     for _ in range(2):
         grown = dilate6(grown)
     vert = spine & (vol.hu >= 150) & ~grown
-    assert vessel[vert].mean() <= 0.075
+    assert vessel[vert].mean() <= 0.07
     assert m.bone[vert].mean() >= 0.85
+    # The lateral chest wall (this crop's x 100-120, slices 90-163): its rib segments at
+    # 1.5 mm are rings of cortex blur in the vessel window, cut off from the bone class
+    # and touching it at one end; the hollow rule takes them (dense voxels painted
+    # vessel 55.4 % before it, 12.5 % with it: what stays red is mostly vessels).
+    wall = np.zeros(vol.hu.shape, bool)
+    wall[90:164, :, 100:120] = True
+    wall &= vol.hu >= 150
+    assert vessel[wall].mean() <= 0.2
     # Its calcified wall is calcification, not bone.
     assert m.calcification is not None and m.calcification[ao & (vol.hu >= 800)].mean() >= 0.8
     # The undiluted contrast in the superior vena cava and right atrium (800-2000 HU, a

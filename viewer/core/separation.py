@@ -221,6 +221,15 @@ LOOSE_NEAR_BONE_STEPS = 6
 LOOSE_MAX_MM3 = 5000.0
 LOOSE_MIN_MM3 = 50.0
 LOOSE_CORTEX = True
+#: ... or, whatever its size and however little of it lies near the bone, when it is
+#: *hollow*: the space it encloses (in 3D or across it in an axial, coronal or sagittal
+#: plane) that is in no class is at least LOOSE_HOLLOW_SHARE of its voxels, at a mean of
+#: at least SHELL_CAVITY_HU's low end (marrow, not fat or muscle). A rib at 1.5 mm is a
+#: ring of blurred cortex around its marrow; a lumen is a filled disc. Measured on the
+#: real CTA: its red rib segments (0.7-9.3 ml, touching the bone at one end) 0.09-0.19;
+#: the 1.5 mm phantoms' artery pieces touching the bone 0.00-0.01 (docs/separation.md,
+#: "Hollow rib segments").
+LOOSE_HOLLOW_SHARE = 0.06
 
 #: Undiluted contrast (issue 8, the real chest CTA's superior vena cava and right
 #: atrium at 800-2000 HU): a dense piece of at least POOL_MIN_MM3 over the bone seed
@@ -1563,11 +1572,13 @@ def _cortex_like(
     counts: np.ndarray,
     noise_hu: float,
     spacing_zyx: tuple[float, float, float],
+    *,
+    lines: bool = False,
 ) -> np.ndarray:
     """Per label (bool table): the ``cand`` pieces (``sel``: their voxels) with no more
     than THIN_HOMOGENEOUS_SHARE of homogeneous lumen voxels (at CONTRAST_CORE_HU or
     over, 3x3x3 spread under LUMEN_SD_FACTOR x the noise, 25 HU at least) that are not
-    lines (:func:`_line_pieces`)."""
+    lines (:func:`_line_pieces`; ``lines``: lines pass too)."""
     n = counts.size
     bright = voxelwise(lambda c, x: c & (x >= CONTRAST_CORE_HU), sel, h)
     bright[[0, -1]] = False
@@ -1579,7 +1590,7 @@ def _cortex_like(
         hom = idx[_local_sd_at(h, idx) < max(25.0, LUMEN_SD_FACTOR * noise_hu)]
         n_hom = np.bincount(lab.reshape(-1)[hom], minlength=n)
     ok: np.ndarray = cand & (n_hom <= THIN_HOMOGENEOUS_SHARE * counts)
-    if ok.any():
+    if ok.any() and not lines:
         ok &= ~_line_pieces(lab, ok, spacing_zyx)
     return ok
 
@@ -1614,14 +1625,44 @@ def loose_cortex_pieces(
     b = bone[box]
     lab, counts, touch = _pieces_on_bone(v, b)
     n_near = np.bincount(lab[_grown(b, LOOSE_NEAR_BONE_STEPS) & v], minlength=counts.size)
-    cand = (touch > 0) & (n_near >= LOOSE_NEAR_BONE_SHARE * counts) & (counts * sx * sy * sz <= LOOSE_MAX_MM3)
-    cand &= counts * sx * sy * sz >= LOOSE_MIN_MM3
-    cand[0] = False
-    if not cand.any():
+    mm3 = counts * sx * sy * sz
+    base = (touch > 0) & (mm3 >= LOOSE_MIN_MM3)
+    base[0] = False
+    cand = base & (n_near >= LOOSE_NEAR_BONE_SHARE * counts) & (mm3 <= LOOSE_MAX_MM3)
+    if not base.any():
         return out
     h = np.ascontiguousarray(hu[box])
-    ok = _cortex_like(h, lab, _select(cand, lab, v), cand, counts, noise_hu, (sz, sy, sx))
+    # Textured pieces first (cheap per voxel): a vessel tree never passes, its lumen is
+    # homogeneous. Then those near the bone that are not lines, and the hollow ones
+    # (a rib segment is hollow whether it is straight or not).
+    tex = _cortex_like(h, lab, _select(base, lab, v), base, counts, noise_hu, (sz, sy, sx), lines=True)
+    ok = tex & cand
+    if ok.any():
+        ok &= ~_line_pieces(lab, ok, (sz, sy, sx))
+    rest = tex & ~ok
+    if rest.any():
+        ok |= _hollow_pieces(h, lab, rest, counts, v, b)
     out[box] = _select(ok, lab, v)
+    return out
+
+
+def _hollow_pieces(
+    h: np.ndarray, lab: np.ndarray, which: np.ndarray, counts: np.ndarray, v: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """Per label (bool table like ``which``): the pieces among ``which`` that enclose
+    classless space (not ``v``, not ``b``) of at least LOOSE_HOLLOW_SHARE of their
+    voxels, at a mean HU of at least SHELL_CAVITY_HU's low end (see
+    :data:`LOOSE_HOLLOW_SHARE`). Each piece in its own box."""
+    out = np.zeros(which.size, dtype=bool)
+    sel = np.flatnonzero(which)
+    _, boxes = _label_boxes(lab, _select(which, lab, lab > 0))
+    for i in sel:
+        g = tuple(slice(max(0, q.start - 1), min(n, q.stop + 1)) for q, n in zip(boxes[i], lab.shape, strict=True))
+        piece = lab[g] == i
+        enc = _fill_enclosed(piece) & ~v[g] & ~b[g]
+        n_enc = int(np.count_nonzero(enc))
+        if n_enc >= LOOSE_HOLLOW_SHARE * counts[i] and float(h[g][enc].mean()) >= SHELL_CAVITY_HU[0]:
+            out[i] = True
     return out
 
 

@@ -163,6 +163,43 @@ def test_truncated_nrrd_named(tmp_path: Path) -> None:
         load_volume(path)
 
 
+def test_gzip_nrrd_of_several_members_and_a_truncated_one(tmp_path: Path) -> None:
+    """The gzip reader (one zlib call a member) reads a stream of two members (what
+    ``cat a.gz b.gz`` or a parallel compressor writes) as one, and a stream cut inside
+    its member is a clear error naming the file."""
+    path = tmp_path / "two.nrrd"
+    _nrrd(path, _data(), _expected_affine(), "left-posterior-superior", "gzip")
+    blob = path.read_bytes()
+    head, body = blob[: blob.index(b"\n\n") + 2], blob[blob.index(b"\n\n") + 2 :]
+    raw = gzip.decompress(body)
+    half = len(raw) // 2
+    path.write_bytes(head + gzip.compress(raw[:half]) + gzip.compress(raw[half:]) + b"\x00" * 8)
+    np.testing.assert_array_equal(load_volume(path).hu, _data())
+    cut = tmp_path / "cut.nrrd"
+    cut.write_bytes(head + body[: len(body) // 2])
+    with pytest.raises(ViewerError, match="cut.nrrd.*truncated"):
+        load_volume(cut)
+    notgz = tmp_path / "notgz.nrrd"
+    notgz.write_bytes(head + b"this is not gzip data at all" * 4)
+    with pytest.raises(ViewerError, match="notgz.nrrd"):
+        load_volume(notgz)
+
+
+def test_truncated_nifti_gz_named(tmp_path: Path) -> None:
+    path = tmp_path / "ct.nii.gz"
+    ras = np.diag([-1.0, -1, 1, 1]) @ _expected_affine()
+    blob = gzip.compress(_nifti_bytes(_data(), ras, True))
+    path.write_bytes(blob[: len(blob) // 2])
+    from viewer.io.volume_files import kind_of, read_volume_file
+
+    kind = kind_of(path)
+    assert kind is not None
+    with pytest.raises(ViewerError, match="ct.nii.gz.*truncated"):
+        read_volume_file(path, kind)
+    with pytest.raises(ViewerError, match="ct.nii.gz"):
+        load_volume(path)
+
+
 # ------------------------------------------------------------------------- MetaImage
 def _mha_header(data: np.ndarray, m: np.ndarray, datafile: str, compressed: bool = False) -> str:
     nz, ny, nx = data.shape

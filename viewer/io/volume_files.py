@@ -80,6 +80,26 @@ def read_volume_file(path: Path, kind: VolumeFileKind, header_only: bool = False
     raise ViewerError(f"unknown volume file type {kind}", path=path)
 
 
+def gunzip(data: bytes | memoryview) -> bytes:
+    """Every member of a gzip stream, decompressed (as :func:`gzip.decompress`, in one
+    ``zlib`` call a member: 0.48 s against 1.13 s for a 300 MB volume, whose members
+    ``gzip.decompress`` decompresses in small pieces). Raises EOFError when the stream
+    ends before a member's end-of-stream marker (a truncated file), ``zlib.error`` when
+    it is not gzip."""
+    parts: list[bytes] = []
+    view: bytes | memoryview = data
+    while True:
+        d = zlib.decompressobj(wbits=31)
+        parts.append(d.decompress(view))
+        if not d.eof:
+            raise EOFError("compressed data ended before its end-of-stream marker (file truncated?)")
+        rest = d.unused_data
+        if not rest.strip(b"\x00"):  # (zero padding after the last member is allowed)
+            break
+        view = rest
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def _reshape(flat: np.ndarray, sizes_xyz: list[int], path: Path) -> np.ndarray:
     need = int(np.prod(sizes_xyz))
     if flat.size < need:
@@ -97,9 +117,14 @@ def read_nifti(path: Path, header_only: bool = False) -> RawVolume:
     """NIfTI-1 (.nii / .nii.gz), single file. Affine from sform when sform_code > 0,
     else qform when qform_code > 0, else pixdim only (NIfTI-1 header 'method 1');
     NIfTI's RAS world is converted to LPS."""
-    f: IO[bytes] = cast(IO[bytes], gzip.open(path, "rb")) if path.name.lower().endswith(".gz") else open(path, "rb")
-    with f:
-        raw = f.read(352) if header_only else f.read()
+    gz = path.name.lower().endswith(".gz")
+    if gz and not header_only:
+        with open(path, "rb") as fz:
+            raw = gunzip(fz.read())
+    else:
+        f: IO[bytes] = cast(IO[bytes], gzip.open(path, "rb")) if gz else open(path, "rb")
+        with f:
+            raw = f.read(352) if header_only else f.read()
     if len(raw) < 348:
         raise ViewerError("not a NIfTI-1 file (shorter than its 348-byte header)", path=path)
     endian = "<"
@@ -321,7 +346,7 @@ def _nrrd_data(
         flat = np.array(bytes(body).decode("latin-1").split(), dtype=np.float64).astype(dt.newbyteorder("="))
         return _reshape(flat, sizes, path)
     if enc in ("gzip", "gz"):
-        body = gzip.decompress(body)
+        body = gunzip(body)
     elif enc != "raw":
         raise ViewerError(f"NRRD encoding '{enc}' is not supported (raw, gzip, ascii are)", path=path)
     if skip == -1:  # data is the last count*itemsize bytes (nrrd spec)

@@ -188,3 +188,27 @@ def test_the_slab_encode_equals_the_whole_volume_encode(
     np.testing.assert_array_equal(render_bone(hu, m), bone)
     # and the growth did something: the rendered bone is larger than the mask
     assert bone.sum() > m.bone.sum()
+
+
+def test_the_raw_buffer_is_the_clipped_hu_inside_a_frame_of_air(
+    leg: Leg, tf: TransferFunction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without masks the buffer is encoded slab by slab on the pool, into memory that is
+    not pre-filled: every voxel of it must be written -- the clipped HU inside, one voxel
+    of air (RAW_MIN_HU) on each of the six faces."""
+    from viewer.core import separation
+    from viewer.core.classmap import RAW_MIN_HU, encode_classes
+    from viewer.render.scene_data import encode_buffer
+
+    monkeypatch.setattr(separation, "_SLAB_VOXELS", 2 * leg.volume.shape[1] * leg.volume.shape[2])
+    monkeypatch.setattr(separation, "_PARALLEL_VOXELS", 1)
+    real = np.empty
+    # fresh memory full of a value no encoding writes, so a voxel left unwritten shows
+    monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, 12345, dtype=dtype))
+    buf, vessel = encode_buffer(leg.volume, tf, None, None, False)
+    monkeypatch.setattr(np, "empty", real)
+    assert vessel is None
+    np.testing.assert_array_equal(buf[1:-1, 1:-1, 1:-1], encode_classes(leg.volume.hu, None))
+    frame = np.ones(buf.shape, bool)
+    frame[1:-1, 1:-1, 1:-1] = False
+    assert (buf[frame] == RAW_MIN_HU).all()

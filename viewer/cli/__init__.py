@@ -56,10 +56,17 @@ def _command_names(parser: argparse.ArgumentParser) -> set[str]:
     return set()
 
 
+def command_names() -> set[str]:
+    """The sub-command names, from the ``cmd_*`` module names alone (no import: the
+    command modules pull in scipy and the lesion analysis, 0.3 s that a window start
+    need not wait for). Each module registers the command of its own name
+    (``tests/cli`` checks it against :func:`build_parser`)."""
+    return {m.rsplit(".", 1)[1][len("cmd_") :] for m in _command_modules()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    commands = _command_names(parser)
+    commands = command_names()
     if argv and argv[0] == "--gui-help":
         argv = ["--help"]
         from viewer.app import run_gui
@@ -70,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from viewer.app import run_gui
 
         return run_gui(argv)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ViewerError as exc:
@@ -85,4 +92,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "command_names", "main"]

@@ -314,10 +314,19 @@ def encode_buffer(
     # axis shows the cut bone and vessels dark: VTK's gradient there is in-plane or
     # zero, and zero normals get ambient light only (vtkEncodedGradientShader's
     # ZeroNormalDiffuseIntensity is 0).
-    buf = np.full((nz + 2, ny + 2, nx + 2), RAW_MIN_HU, dtype=np.int16)
+    buf = np.empty((nz + 2, ny + 2, nx + 2), dtype=np.int16)
+    for face in (buf[0], buf[-1], buf[:, 0], buf[:, -1], buf[:, :, 0], buf[:, :, -1]):
+        face[...] = RAW_MIN_HU
     inner = buf[1:-1, 1:-1, 1:-1]
     if masks is None or not tf.separated:
-        encode_classes(volume.hu, None, out=inner)
+        # Slab by slab on the pool (both cores; each slab's pages touched once): the
+        # first frame of a new scan waits for this buffer.
+        hu_all = volume.hu
+
+        def raw(z0: int, z1: int) -> None:
+            encode_classes(hu_all[z0:z1], None, out=inner[z0:z1])
+
+        run_slabs(raw, volume.shape)
         return buf, None
     shell = masks.calcification
     if shell is not None:

@@ -159,13 +159,21 @@ def warm_mapper(
     rw.AddRenderer(ren)  # type: ignore[attr-defined]
     ren.AddVolume(actor)
     ren.ResetCamera()
+    # The block ranges (numpy, GIL released in its loops) beside the render (VTK
+    # releases the GIL too): the first frame of a new scan waits for both.
+    ranges_box: list[BlockRanges] = []
+    side = None if shade else threading.Thread(target=lambda: ranges_box.append(BlockRanges(buffer)), daemon=True)
+    if side is not None:
+        side.start()
     try:
         rw.Render()  # type: ignore[attr-defined]
     finally:
         ren.RemoveVolume(actor)
         rw.RemoveRenderer(ren)  # type: ignore[attr-defined]
         rw.Finalize()  # type: ignore[attr-defined]
-    ranges = None if shade else BlockRanges(buffer)
+        if side is not None:
+            side.join()
+    ranges = None if shade else (ranges_box[0] if ranges_box else BlockRanges(buffer))
     return WarmMapper(buffer, image, mapper, time.perf_counter() - t0, shade and bool(computed), ranges)
 
 

@@ -173,6 +173,10 @@ def test_gzip_nrrd_of_several_members_and_a_truncated_one(tmp_path: Path) -> Non
     head, body = blob[: blob.index(b"\n\n") + 2], blob[blob.index(b"\n\n") + 2 :]
     raw = gzip.decompress(body)
     half = len(raw) // 2
+    # (one member first: decompressed straight into the volume's own array, writable)
+    one = load_volume(path)
+    np.testing.assert_array_equal(one.hu, _data())
+    assert one.hu.flags.writeable and one.hu.flags.c_contiguous
     path.write_bytes(head + gzip.compress(raw[:half]) + gzip.compress(raw[half:]) + b"\x00" * 8)
     np.testing.assert_array_equal(load_volume(path).hu, _data())
     cut = tmp_path / "cut.nrrd"

@@ -216,3 +216,51 @@ def test_scalars_whose_masks_fail_are_shaded_all_the_same(window: MainWindow, qt
     assert w.state.class_masks is None
     qtbot.waitUntil(lambda: not w.view3d.scene.shading_deferred, timeout=TIMEOUT_MS)
     assert len(shaded) == 1 and shaded[0] is w.view3d.scene.buffer
+
+
+def test_a_big_scan_gets_a_coarse_first_frame_that_refines(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A scan of PREVIEW_MIN_VOXELS or more is first drawn from every second voxel while
+    its full-size mapper is warmed (issue 9: start to first frame); the first-frame
+    signal fires on it, and the full scalars replace it. Here the limit is lowered to
+    the small phantom, and the full warm-up is held until the coarse frame was seen."""
+    import viewer.ui.view3d as view3d_mod
+
+    w = window
+    v = w.view3d
+    monkeypatch.setattr(view3d_mod, "PREVIEW_MIN_VOXELS", 1)
+    gate = threading.Event()
+    real = view3d_mod.warm_mapper
+    full_shapes: list[tuple[int, ...]] = []
+
+    def held(buffer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not kwargs.get("shade", True) and buffer.shape[0] > 150:  # the full unshaded warm-up
+            full_shapes.append(buffer.shape)
+            assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return real(buffer, *args, **kwargs)
+
+    monkeypatch.setattr(view3d_mod, "warm_mapper", held)
+    firsts: list[bool] = []
+    w.first_frame.connect(lambda: firsts.append(v.scene.previewing))
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: v.scene.previewing and bool(firsts), timeout=TIMEOUT_MS)
+        assert firsts == [True] and not v.scene.has_scalars and v.n_previews == 1
+        n = v.n_renders
+        v.request_render()
+        qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
+        qtbot.wait(30)
+        coarse = v.grab_image()
+    finally:
+        gate.set()
+    full = _frame(w, qtbot)
+    assert not v.scene.previewing and v.scene.has_scalars and full_shapes
+    assert v.scene.renderer.GetVolumes().GetNumberOfItems() == 1
+    lit_c = coarse.astype(int).sum(axis=2) > 60
+    lit_f = full.astype(int).sum(axis=2) > 60
+    assert lit_c.mean() > 0.01, "black coarse frame"
+    # the same place and extent (the full one is shaded by now, and sharper)
+    for axis in (0, 1):
+        ic, jf = np.flatnonzero(lit_c.any(axis=1 - axis)), np.flatnonzero(lit_f.any(axis=1 - axis))
+        size = lit_f.shape[axis]
+        assert abs(int(ic[0]) - int(jf[0])) <= 0.03 * size and abs(int(ic[-1]) - int(jf[-1])) <= 0.03 * size
+    assert (lit_c & lit_f).sum() / (lit_c | lit_f).sum() > 0.6

@@ -303,9 +303,22 @@ def load_volume(paths: object, series: str | None = None, progress: ProgressFn |
     )
 
 
+def _own_memory(a: np.ndarray) -> bool:
+    """Whether ``a`` views memory numpy allocated (a chain of array views ending in an
+    array that owns its data), not a ``bytes`` object or a file's buffer."""
+    base: object = a
+    while isinstance(base, np.ndarray):
+        if base.base is None:
+            return bool(base.flags.owndata)
+        base = base.base
+    return False
+
+
 def _to_int16_hu(data: np.ndarray) -> tuple[np.ndarray, str | None]:
     """Round, clip and store as native int16 (contiguous, writable copy when needed)."""
     if data.dtype == np.int16 and data.dtype.isnative:
+        if data.flags.c_contiguous and data.flags.writeable and _own_memory(data):
+            return data, None  # (a reader's own new array: no second copy)
         return np.ascontiguousarray(data).copy(), None
     if data.dtype.kind in "iu" and data.dtype.itemsize <= 2 and not (data.dtype == np.uint16 and data.max() > 32767):
         return data.astype(np.int16), None

@@ -549,9 +549,10 @@ class MainWindow(QMainWindow):
 
     def _on_frame_rendered(self, full_quality: bool, _seconds: float) -> None:
         # The first frame that shows the volume: its scalars come from the 3D view's
-        # worker, a frame or more after the volume itself (issue 9).
+        # worker, a frame or more after the volume itself (issue 9); a big scan's
+        # coarse first frame (Scene.show_preview) counts.
         drawn = self.state.volume is not None and self.scene.has_scalars
-        if drawn and self._first_frame_pending:
+        if (drawn or (self.state.volume is not None and self.scene.previewing)) and self._first_frame_pending:
             self._first_frame_pending = False
             self.first_frame.emit()
         shown = drawn and not self.view3d.scene_busy

@@ -81,3 +81,21 @@ def test_no_preview_for_another_volume(leg: Leg, tf: TransferFunction) -> None:
         assert not s.previewing
     finally:
         s.close()
+
+
+def test_the_coarse_frame_follows_the_blend_mode(leg: Leg, tf: TransferFunction) -> None:
+    """A MIP transfer function draws the coarse frame as a MIP too."""
+    mip = tf.with_changes(blend_mode="mip")
+    s = Scene(offscreen=True)
+    try:
+        s.set_volume(leg.volume, prepare=False)
+        prepared = prepare_scene(s.scene_inputs(tf=mip))
+        assert prepared.buffer is not None
+        sp = leg.volume.spacing_mm
+        w = _warm(
+            np.ascontiguousarray(prepared.buffer[::2, ::2, ::2]), (2 * sp[0], 2 * sp[1], 2 * sp[2]), mip, shade=False
+        )
+        assert w is not None and s.show_preview(w, leg.volume, mip)
+        assert w.mapper.GetBlendMode() == w.mapper.MAXIMUM_INTENSITY_BLEND
+    finally:
+        s.close()

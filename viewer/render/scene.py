@@ -804,11 +804,13 @@ class Scene:
         self._mip = mip
         self._update_vessel_colours()
         style_property(p, self._gof, tf, mip=mip, unshaded=self._shading_deferred)
-        if self._mapper is not None:
+        for vm in (self._mapper, None if self._preview is None else self._preview[1]):
+            if vm is None:
+                continue
             if mip:
-                self._mapper.SetBlendModeToMaximumIntensity()
+                vm.SetBlendModeToMaximumIntensity()
             else:
-                self._mapper.SetBlendModeToComposite()
+                vm.SetBlendModeToComposite()
         self._apply_extent()
 
     # ----- the visible extent (issue 9) -------------------------------------------------

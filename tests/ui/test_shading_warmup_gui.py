@@ -264,3 +264,32 @@ def test_a_big_scan_gets_a_coarse_first_frame_that_refines(window: MainWindow, q
         size = lit_f.shape[axis]
         assert abs(int(ic[0]) - int(jf[0])) <= 0.03 * size and abs(int(ic[-1]) - int(jf[-1])) <= 0.03 * size
     assert (lit_c & lit_f).sum() / (lit_c | lit_f).sum() > 0.6
+
+
+def test_a_coarse_first_frame_is_dropped_when_its_scalars_fail(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The full-size warm-up fails after the coarse frame was shown: the view reports
+    the failure and does not leave the coarse picture standing in for scalars that
+    will not come."""
+    import viewer.ui.view3d as view3d_mod
+    from viewer.core.errors import ViewerError
+
+    w = window
+    v = w.view3d
+    monkeypatch.setattr(view3d_mod, "PREVIEW_MIN_VOXELS", 1)
+    real = view3d_mod.warm_mapper
+
+    def failing(buffer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not kwargs.get("shade", True) and buffer.shape[0] > 150:  # the full unshaded warm-up
+            raise ViewerError("made to fail by the test")
+        return real(buffer, *args, **kwargs)
+
+    monkeypatch.setattr(view3d_mod, "warm_mapper", failing)
+    failures: list[object] = []
+    previews: list[bool] = []
+    v.scene_failed.connect(lambda e: failures.append(e))
+    v._preview_ready.connect(lambda *_a: previews.append(True))
+    w.action_phantom_small.trigger()
+    qtbot.waitUntil(lambda: bool(failures), timeout=TIMEOUT_MS)
+    assert previews, "no coarse frame was made"
+    assert v.n_previews == 1
+    assert not v.scene.previewing and v.scene.renderer.GetVolumes().GetNumberOfItems() <= 1

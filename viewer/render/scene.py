@@ -445,6 +445,13 @@ class Scene:
         """Whether a coarse first frame (:meth:`show_preview`) stands in for the scalars."""
         return self._preview is not None
 
+    def drop_preview(self) -> bool:
+        """Remove the coarse first frame (:meth:`show_preview`), if one is shown (for
+        example when the scalars it stands for failed). Returns whether one was."""
+        shown = self._preview is not None
+        self._drop_preview()
+        return shown
+
     def _drop_preview(self) -> None:
         if self._preview is None:
             return

@@ -488,6 +488,9 @@ class View3DWidget(QWidget):
 
     def _on_scene_failed(self, error: Any) -> None:
         self._set_pending(None)
+        # A coarse first frame stands for scalars that will not come: not left on show.
+        if self.scene.drop_preview():
+            self.request_render()
         self.scene_failed.emit(error)
 
     # ----- lesion planning ------------------------------------------------------------

@@ -1662,7 +1662,7 @@ def _hollow_pieces(
     :data:`LOOSE_HOLLOW_SHARE`). Each piece in its own box."""
     out = np.zeros(which.size, dtype=bool)
     sel = np.flatnonzero(which)
-    _, boxes = _label_boxes(lab, _select(which, lab, lab > 0))
+    _, boxes = _label_boxes(lab, _select(which, lab, v))
     for i in sel:
         g = tuple(slice(max(0, q.start - 1), min(n, q.stop + 1)) for q, n in zip(boxes[i], lab.shape, strict=True))
         piece = lab[g] == i

@@ -497,10 +497,19 @@ class Scene:
         spacing = None if self._volume is None else self._volume.spacing_mm
         return full_sample_distance(spacing, self.sample_distance_mm)
 
+    def _volume_mappers(self) -> list[vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper]:
+        """The scene's volume mapper and, while one is shown, the coarse first frame's
+        (:meth:`show_preview`): what sampling, planes and blend mode are set on."""
+        ms: list[vtkFixedPointVolumeRayCastMapper | vtkGPUVolumeRayCastMapper] = []
+        if self._mapper is not None:
+            ms.append(self._mapper)
+        if self._preview is not None:
+            ms.append(self._preview[1])
+        return ms
+
     def _apply_sampling(self) -> None:
-        for m in (self._mapper, None if self._preview is None else self._preview[1]):
-            if m is not None:
-                apply_sampling(m, self._full_sample_distance(), self._interactive, self._interactive_isd())
+        for m in self._volume_mappers():
+            apply_sampling(m, self._full_sample_distance(), self._interactive, self._interactive_isd())
 
     # ----- classes -----------------------------------------------------------------
     def set_bone_mask(self, mask: np.ndarray | None) -> None:
@@ -811,9 +820,7 @@ class Scene:
         self._mip = mip
         self._update_vessel_colours()
         style_property(p, self._gof, tf, mip=mip, unshaded=self._shading_deferred)
-        for vm in (self._mapper, None if self._preview is None else self._preview[1]):
-            if vm is None:
-                continue
+        for vm in self._volume_mappers():
             if mip:
                 vm.SetBlendModeToMaximumIntensity()
             else:
@@ -907,9 +914,7 @@ class Scene:
         if self._mapper is None:
             self._ensure_mapper()
         assert self._mapper is not None
-        for m in (self._mapper, None if self._preview is None else self._preview[1]):
-            if m is None:
-                continue
+        for m in self._volume_mappers():
             if planes.GetNumberOfItems():
                 m.SetClippingPlanes(planes)
             else:

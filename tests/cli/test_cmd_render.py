@@ -102,6 +102,35 @@ def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path,
     assert (gold & mass).sum() > 0.25 * mass.sum()
 
 
+def test_contrast_no_renders_no_red_and_extract_writes_an_empty_vessel_mask(
+    tmp_path: Path, clean_phantom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--contrast no`` (the user's verdict where the check is wrong): the figure has
+    bone and no red, ``extract`` writes an empty vessel mask and says why."""
+    out = tmp_path / "no.png"
+    args = ["render", str(clean_phantom_file), "--size", "160x240", "--quiet"]
+    assert main([*args, "--out", str(out), "--contrast", "no"]) == 0
+    with Image.open(out) as im:
+        img = np.asarray(im.convert("RGB"))
+    assert is_red(img).sum() == 0
+    assert (img.astype(int).sum(axis=2) > 300).sum() > 500  # the bone is there
+    assert main(["extract", str(clean_phantom_file), "--out-dir", str(tmp_path / "x"), "--no-surfaces"]) == 0
+    capsys.readouterr()
+    rc = main(
+        ["extract", str(clean_phantom_file), "--out-dir", str(tmp_path / "n"), "--no-surfaces", "--contrast", "no"]
+    )
+    assert rc == 0
+    said = capsys.readouterr().out
+    assert "no contrast set by hand" in said
+    import json
+
+    auto = json.loads(next((tmp_path / "x").glob("*.json")).read_text())
+    no = json.loads(next((tmp_path / "n").glob("*.json")).read_text())
+    assert auto["contrast"] is True and auto["contrast_setting"] == "auto"
+    assert no["contrast"] is False and no["contrast_setting"] == "no"
+    assert auto["classes"]["vessel"]["voxels"] > 100 and no["classes"]["vessel"]["voxels"] == 0
+
+
 def test_posterior_view_shows_the_arteries(tmp_path: Path, clean_phantom_file: Path) -> None:
     # The leg's arteries run behind the bones: from behind they cover their projection.
     out = tmp_path / "post.png"

@@ -15,8 +15,17 @@ def _masks(
     contrast: bool | None = True,
     remove_table: bool = True,
     shape: tuple[int, int, int] = (4, 5, 6),
+    forced: bool = False,
 ) -> ClassMasks:
-    return ClassMasks(np.zeros(shape, bool), None, bone_hu, window, contrast=contrast, remove_table=remove_table)
+    return ClassMasks(
+        np.zeros(shape, bool),
+        None,
+        bone_hu,
+        window,
+        contrast=contrast,
+        remove_table=remove_table,
+        contrast_forced=forced,
+    )
 
 
 def _tf(**changes: object) -> TransferFunction:
@@ -26,7 +35,10 @@ def _tf(**changes: object) -> TransferFunction:
 
 def test_settings_of_a_transfer_function_and_from_a_plain_tuple() -> None:
     s = MaskSettings.of(_tf())
-    assert s == (650.0, (170.0, 600.0), True, True)
+    assert s == (650.0, (170.0, 600.0), True, True, None)
+    assert MaskSettings.of(_tf(contrast="no")).contrast is False
+    assert MaskSettings.of(_tf(contrast="yes")).contrast is True
+    assert MaskSettings.coerce((650, (170, 600), 1, 1, True)).contrast is True
     assert MaskSettings.coerce((650, (170, 600), 1, 0)) == MaskSettings(650.0, (170.0, 600.0), True, False)
     assert MaskSettings.coerce(s) is s
 
@@ -77,3 +89,26 @@ def test_class_masks_matches_follows_the_policy() -> None:
     assert not m.matches(650.0, (170.0, 600.0), real_ct=False)
     classic = _masks(contrast=None)
     assert classic.matches(650.0, (170.0, 600.0), remove_table=False)  # classic ignores the table
+
+
+def test_the_contrast_setting_makes_masks_stale_when_it_says_otherwise() -> None:
+    detected_yes = _masks(contrast=True)
+    assert not masks_stale(detected_yes, _tf(contrast="auto"))
+    # a verdict set by hand that agrees with the detected one: the same separation
+    assert not masks_stale(detected_yes, _tf(contrast="yes"))
+    assert masks_stale(detected_yes, _tf(contrast="no"))
+    forced_no = _masks(contrast=False, forced=True)
+    assert not masks_stale(forced_no, _tf(contrast="no"))
+    assert masks_stale(forced_no, _tf(contrast="yes"))
+    # back to "auto": masks made with a verdict set by hand must be detected anew
+    assert masks_stale(forced_no, _tf(contrast="auto"))
+    # classic masks carry no verdict; the setting is for the real-CT separation only
+    classic = _masks(contrast=None)
+    assert not masks_stale(classic, _tf(real_ct_separation=False, contrast="no"))
+
+
+def test_a_bad_contrast_setting_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="contrast must be one of"):
+        _tf(contrast="maybe")

@@ -685,6 +685,48 @@ def test_gapped_series_loads_with_a_geometry_warning_box(loaded: MainWindow, qtb
     qtbot.waitUntil(lambda: not box.isVisible(), timeout=2000)
 
 
+def test_the_contrast_box_empties_the_vessel_class_and_auto_brings_it_back(loaded: MainWindow, qtbot) -> None:
+    """Classes > Contrast "no": new masks with no vessel, no red in the picture, the
+    status bar says it was set by hand; "auto" detects the phantom's contrast again."""
+    w = loaded
+    if not w.state.transfer_function.separated:
+        w.action_separated.trigger()
+    qtbot.waitUntil(
+        lambda: w.state.class_masks is not None and w.state.class_masks.bone.shape == w.state.volume.shape,
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    wait_for_frame(qtbot, w, w.view3d.n_renders - 1)
+    red0, ivory0 = red_and_ivory(w.view3d.grab_image())
+    assert red0 > 200 and w.state.class_masks.contrast
+    combo = w.controls.contrast_combo
+    assert combo.currentData() == "auto"
+    before = w.state.class_masks
+    combo.setCurrentIndex(combo.findData("no"))
+    assert w.state.transfer_function.contrast == "no"
+    qtbot.waitUntil(
+        lambda: w.state.class_masks is not before and w.state.class_masks is not None, timeout=LOAD_TIMEOUT_MS
+    )
+    masks = w.state.class_masks
+    assert masks.contrast is False and masks.contrast_forced
+    assert masks.vessel is not None and not masks.vessel.any()
+    assert w.contrast_label.text() == "No contrast: vessel class empty (set by hand)"
+    assert "set by hand" in w.contrast_label.toolTip()
+    wait_for_frame(qtbot, w, w.view3d.n_renders)
+    red1, ivory1 = red_and_ivory(w.view3d.grab_image())
+    assert red1 < 0.05 * red0, f"red left with no contrast set: {red0} -> {red1}"
+    assert ivory1 > 200
+    # back to auto: detected again, and the red is back
+    combo.setCurrentIndex(combo.findData("auto"))
+    qtbot.waitUntil(
+        lambda: w.state.class_masks is not masks and w.state.class_masks is not None, timeout=LOAD_TIMEOUT_MS
+    )
+    assert w.state.class_masks.contrast and not w.state.class_masks.contrast_forced
+    assert w.contrast_label.text() == "Contrast: yes"
+    wait_for_frame(qtbot, w, w.view3d.n_renders)
+    red2, _ = red_and_ivory(w.view3d.grab_image())
+    assert red2 > 0.5 * red0
+
+
 def test_real_chest_without_contrast_is_ivory_not_red_and_the_table_toggles(
     loaded: MainWindow, qtbot, shared_data: Path
 ) -> None:

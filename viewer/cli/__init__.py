@@ -21,6 +21,19 @@ from collections.abc import Sequence
 from viewer import __version__
 from viewer.core.errors import LoadCancelled, ViewerError
 
+#: ``--contrast`` of the separating commands (the transfer function's ``contrast``).
+CONTRAST_HELP = (
+    "real-CT separation: whether the scan has opacified vessels -- 'auto' detects it "
+    "(default), 'yes' / 'no' say it where the detection is wrong (e.g. a scan without "
+    "contrast at 2-3 mm voxels shown with red bone)"
+)
+
+
+def add_contrast_argument(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """Add ``--contrast {auto,yes,no}`` to a command's parser (``default`` None: the
+    preset's or session's setting stays unless given)."""
+    p.add_argument("--contrast", choices=("auto", "yes", "no"), default=default, help=CONTRAST_HELP)
+
 
 def _command_modules() -> list[str]:
     pkg = importlib.import_module("viewer.cli")

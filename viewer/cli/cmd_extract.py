@@ -24,8 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from viewer.cli import add_contrast_argument
 from viewer.core.errors import ViewerError
 from viewer.core.fileio import atomic_write_text
+from viewer.core.mask_policy import contrast_verdict
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="do not drop the CT couch and holders outside the body (real-CT separation)",
     )
+    add_contrast_argument(p, default="auto")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -138,7 +141,16 @@ def run(args: argparse.Namespace) -> int:
         pass
 
     real_ct = not args.classic
-    ex = extract(vol.hu, vol.spacing_mm, bone_hu, window, progress, remove_table=not args.keep_table, real_ct=real_ct)
+    ex = extract(
+        vol.hu,
+        vol.spacing_mm,
+        bone_hu,
+        window,
+        progress,
+        remove_table=not args.keep_table,
+        real_ct=real_ct,
+        contrast=contrast_verdict(args.contrast),
+    )
     vox_mm3 = vol.spacing_mm[0] * vol.spacing_mm[1] * vol.spacing_mm[2]
     if real_ct and ex.message:
         say(f"separation: {ex.message}")
@@ -161,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "timings_s": {k: round(v, 3) for k, v in ex.timings_s.items()},
         "separation": "real-ct" if real_ct else "classic",
         "contrast": bool(ex.contrast) if real_ct else None,
+        "contrast_setting": args.contrast if real_ct else None,
         "message": ex.message if real_ct else "",
         "classes": {},
     }

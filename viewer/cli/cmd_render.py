@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from viewer.cli import add_contrast_argument
 from viewer.cli.cmd_lesion import add_lesion_arguments, lesion_from_args, load_with_landmarks
 from viewer.core.errors import ViewerError
 from viewer.core.progress import ProgressFn
@@ -115,6 +116,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="separated mode: the real-CT separation (body mask, bone object, plaque and contrast checks)",
     )
+    add_contrast_argument(p)
     p.add_argument(
         "--show-uncertain",
         action="store_true",
@@ -330,6 +332,8 @@ def run(args: argparse.Namespace) -> int:
         tf = tf.with_changes(remove_table=bool(args.remove_table))
     if args.real_ct:
         tf = tf.with_changes(real_ct_separation=True)
+    if args.contrast is not None:
+        tf = tf.with_changes(contrast=args.contrast)
     if args.show_uncertain:
         tf = tf.with_changes(show_uncertain=True)
     if args.show_removed:

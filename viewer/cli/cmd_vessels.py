@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from viewer.cli import add_contrast_argument
 from viewer.core.errors import ViewerError
 
 
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where.add_argument("--at-lesion", action="store_true", help="phantom only: the centre of its eroded bone segment")
     p.add_argument("--radius", type=float, default=30.0, help="radius in mm (default 30)")
     p.add_argument("--preset", default=None, help="preset whose thresholds to use (default: the default preset)")
+    add_contrast_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -38,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from viewer.core.extraction import class_masks
+    from viewer.core.extraction import class_masks_for
+    from viewer.core.mask_policy import MaskSettings
     from viewer.core.presets import default_preset_name, list_presets
     from viewer.core.vessel_count import count_vessels_near
     from viewer.export.sessions import open_source
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if name not in presets:
         raise ViewerError(f"unknown preset {name!r}; known: {', '.join(presets)}")
     tf = presets[name]
+    if args.contrast is not None:
+        tf = tf.with_changes(contrast=args.contrast)
     if args.at_lesion:
         if not str(args.path).startswith("phantom"):
             raise ViewerError("--at-lesion needs the built-in phantom; give --at L P S for a scan")
@@ -61,14 +66,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         vol = open_source(args.path)
         centre = tuple(float(v) for v in args.at)
-    masks = class_masks(
-        vol.hu,
-        vol.spacing_mm,
-        tf.bone_threshold_hu,
-        tf.vessel_window_hu,
-        remove_table=tf.remove_table,
-        real_ct=tf.real_ct_separation,
-    )
+    masks = class_masks_for(vol.hu, vol.spacing_mm, MaskSettings.of(tf))
     if masks.contrast is False:
         print(f"note: {masks.message}", file=sys.stderr)
     r = count_vessels_near(vol, centre, args.radius, tf.vessel_window_hu, masks)  # type: ignore[arg-type]

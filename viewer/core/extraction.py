@@ -559,6 +559,7 @@ class ClassMasks:
       render as vessel, and can be drawn in their own colour on top;
     * ``vessel``: the vessel class itself (for exports and counts);
     * ``contrast`` / ``message``: whether the scan has opacified vessels, in words;
+      ``contrast_forced``: the verdict was set by the user, not detected;
     * ``bone_display_low_hu``: the HU from which bone-class voxels are drawn (the
       cancellous floor: a bone object holds cancellous bone at 150-400 HU).
 
@@ -576,6 +577,7 @@ class ClassMasks:
     vessel: np.ndarray | None = None
     contrast: bool | None = None
     message: str = ""
+    contrast_forced: bool = False
     bone_display_low_hu: float | None = None
     remove_table: bool = True
     timings_s: Mapping[str, float] = field(default_factory=dict)
@@ -605,10 +607,11 @@ class ClassMasks:
         """True when these masks were computed for these settings, the vessel window
         included (:func:`viewer.core.mask_policy.masks_fit` with ``exact_window``: the
         table setting counts for real-CT masks only). ``remove_table`` / ``real_ct``
-        None: not compared."""
+        None: not compared (nor is the contrast verdict)."""
         real = (self.contrast is not None) if real_ct is None else bool(real_ct)
         table = self.remove_table if remove_table is None else bool(remove_table)
-        settings = MaskSettings(float(bone_threshold_hu), vessel_window_hu, table, real)
+        verdict = self.contrast if self.contrast_forced else None
+        settings = MaskSettings(float(bone_threshold_hu), vessel_window_hu, table, real, verdict)
         return masks_fit(self, settings, exact_window=True)
 
 
@@ -655,12 +658,15 @@ def class_masks(
     *,
     remove_table: bool = True,
     real_ct: bool = False,
+    contrast: bool | None = None,
 ) -> ClassMasks:
     """With ``real_ct`` the separation of :func:`viewer.core.separation.separate` (body, bone object,
     plaques, contrast, vessels, uncertain rim) plus calcified shells, for rendering;
     without it the classic phantom-tuned separation (fixed cortical threshold, in-plane
     marrow fill), which still holds the phantom's accuracy figures at 1.5 mm voxels where
-    the real-CT contrast check does not yet find the phantom's lumen (docs/separation.md)."""
+    the real-CT contrast check does not yet find the phantom's lumen (docs/separation.md).
+    ``contrast`` (real-CT only): the user's verdict on whether the scan has opacified
+    vessels; None detects it."""
     from viewer.core import separation as S
 
     if not real_ct:
@@ -671,7 +677,13 @@ def class_masks(
         raise ViewerError(f"vessel window must be low < high HU, got {vessel_window_hu}")
     t0 = time.perf_counter()
     sep = S.separate(
-        hu, spacing_mm, (lo, hi), bone_threshold_hu, remove_table=remove_table, progress=_sub(progress, 0.0, 0.8)
+        hu,
+        spacing_mm,
+        (lo, hi),
+        bone_threshold_hu,
+        remove_table=remove_table,
+        contrast=contrast,
+        progress=_sub(progress, 0.0, 0.8),
     )
     # The masks are made in the separation's crop (outside it everything is removed),
     # straight into whole-volume arrays (np.zeros leaves the pages outside untouched).
@@ -721,6 +733,7 @@ def class_masks(
         vessel=vessel,
         contrast=sep.contrast,
         message=sep.message,
+        contrast_forced=contrast is not None,
         bone_display_low_hu=min(lo, float(sep.thresholds["cancellous_hu"])),
         remove_table=remove_table,
         soft_tissue_hu=float(sep.thresholds["soft_tissue_hu"]),
@@ -730,6 +743,27 @@ def class_masks(
             "masks_s": t3 - t2 + t1 - t0 - sep.timings_s["total_s"],
             "class_masks_s": t3 - t0,
         },
+    )
+
+
+def class_masks_for(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float] | None,
+    settings: MaskSettings,
+    progress: ProgressFn | None = None,
+) -> ClassMasks:
+    """:func:`class_masks` for a :class:`~viewer.core.mask_policy.MaskSettings` (what
+    every holder of a transfer function computes its masks with:
+    ``class_masks_for(v.hu, v.spacing_mm, MaskSettings.of(tf))``)."""
+    return class_masks(
+        hu,
+        spacing_mm,
+        settings.bone_threshold_hu,
+        settings.vessel_window_hu,
+        progress,
+        remove_table=settings.remove_table,
+        real_ct=settings.real_ct,
+        contrast=settings.contrast if settings.real_ct else None,
     )
 
 
@@ -778,16 +812,24 @@ def extract(
     *,
     remove_table: bool = True,
     real_ct: bool = False,
+    contrast: bool | None = None,
 ) -> Extraction:
     """Bone, calcification (plaques and calcified shells) and vessels, disjoint boolean
     masks ``(nz, ny, nx)``, from :func:`class_masks` (the same separation the renderer
-    shows). ``uncertain`` voxels (vessel touching cortex) count as vessel here and are
+    shows; ``contrast`` as there). ``uncertain`` voxels (vessel touching cortex) count as vessel here and are
     also given on their own in :attr:`Extraction.uncertain`."""
     if not real_ct:
         return _classic_extract(hu, spacing_mm, bone_threshold_hu, vessel_window_hu, progress)
     t0 = time.perf_counter()
     m = class_masks(
-        hu, spacing_mm, bone_threshold_hu, vessel_window_hu, progress, remove_table=remove_table, real_ct=True
+        hu,
+        spacing_mm,
+        bone_threshold_hu,
+        vessel_window_hu,
+        progress,
+        remove_table=remove_table,
+        real_ct=True,
+        contrast=contrast,
     )
     lo, hi = m.vessel_window_hu
     zeros = np.zeros(m.bone.shape, dtype=bool)
@@ -825,6 +867,7 @@ __all__ = [
     "block_or_downsample",
     "bone_mask",
     "class_masks",
+    "class_masks_for",
     "calcification_mask",
     "extract",
     "fill_holes_in_plane",

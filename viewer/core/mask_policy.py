@@ -13,6 +13,10 @@ The settings the masks are computed for (:class:`MaskSettings`):
 * ``real_ct``: the real-CT separation (body mask, bone object, contrast check) or the
   classic phantom-tuned one. Masks of the other kind are stale. Real-CT masks carry a
   contrast verdict (``contrast`` is True or False); classic ones carry None.
+* ``contrast``: the contrast verdict the user set (True / False), or None to let the
+  separation detect it. Masks made with a verdict set carry ``contrast_forced``; they fit
+  a setting that says the same verdict, and auto-detected masks fit a set verdict
+  they agree with (the separation is the same), but forced masks never fit "auto".
 * ``remove_table``: whether the couch was dropped. Only the real-CT separation uses it,
   so it is compared only for real-CT masks.
 * ``vessel_window_hu``: the window's low end shapes the masks a little (rim dilation,
@@ -30,7 +34,7 @@ with its volume). :func:`masks_fit` checks the shape when given the volume's sha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from viewer.core.transfer import TransferFunction
@@ -51,33 +55,49 @@ class MaskedSettings(Protocol):
     @property
     def contrast(self) -> bool | None: ...
 
+    @property
+    def contrast_forced(self) -> bool: ...
+
 
 class MaskSettings(NamedTuple):
     """The settings :func:`viewer.core.extraction.class_masks` is called with.
 
-    A tuple, so ``(bone, (lo, hi), remove_table, real_ct)`` works where one is expected.
+    A tuple, so ``(bone, (lo, hi), remove_table, real_ct)`` works where one is expected
+    (``contrast`` then None: detected).
     """
 
     bone_threshold_hu: float
     vessel_window_hu: tuple[float, float]
     remove_table: bool
     real_ct: bool
+    contrast: bool | None = None
 
     @classmethod
     def of(cls, tf: TransferFunction) -> MaskSettings:
         """The mask settings of a transfer function (whether or not it is separated)."""
         lo, hi = tf.vessel_window_hu
         return cls(
-            float(tf.bone_threshold_hu), (float(lo), float(hi)), bool(tf.remove_table), bool(tf.real_ct_separation)
+            float(tf.bone_threshold_hu),
+            (float(lo), float(hi)),
+            bool(tf.remove_table),
+            bool(tf.real_ct_separation),
+            contrast_verdict(getattr(tf, "contrast", "auto")),
         )
 
     @classmethod
-    def coerce(cls, value: MaskSettings | tuple[float, tuple[float, float], bool, bool]) -> MaskSettings:
-        """A :class:`MaskSettings` from one or from a plain 4-tuple."""
+    def coerce(cls, value: MaskSettings | tuple[Any, ...]) -> MaskSettings:
+        """A :class:`MaskSettings` from one or from a plain 4- or 5-tuple."""
         if isinstance(value, MaskSettings):
             return value
-        bone, (lo, hi), remove_table, real_ct = value
-        return cls(float(bone), (float(lo), float(hi)), bool(remove_table), bool(real_ct))
+        bone, (lo, hi), remove_table, real_ct, *rest = value
+        contrast = None if not rest or rest[0] is None else bool(rest[0])
+        return cls(float(bone), (float(lo), float(hi)), bool(remove_table), bool(real_ct), contrast)
+
+
+def contrast_verdict(setting: str) -> bool | None:
+    """The transfer function's contrast setting as the separation takes it: "yes" True,
+    "no" False, "auto" None (detect)."""
+    return {"auto": None, "yes": True, "no": False}[setting]
 
 
 def masks_fit(
@@ -106,6 +126,12 @@ def masks_fit(
         return False
     if real_ct_masks and bool(masks.remove_table) != settings.remove_table:
         return False
+    if real_ct_masks:
+        forced = bool(getattr(masks, "contrast_forced", False))
+        if settings.contrast is None and forced:
+            return False
+        if settings.contrast is not None and bool(masks.contrast) != settings.contrast:
+            return False
     if exact_window:
         lo, hi = settings.vessel_window_hu
         if tuple(float(v) for v in masks.vessel_window_hu) != (float(lo), float(hi)):
@@ -119,4 +145,4 @@ def masks_stale(masks: MaskedSettings | None, tf: TransferFunction, *, exact_win
     return not masks_fit(masks, MaskSettings.of(tf), exact_window=exact_window)
 
 
-__all__ = ["MaskSettings", "MaskedSettings", "masks_fit", "masks_stale"]
+__all__ = ["MaskSettings", "MaskedSettings", "contrast_verdict", "masks_fit", "masks_stale"]

@@ -49,6 +49,7 @@ from typing import Any
 from viewer.core.errors import ViewerError
 from viewer.core.fileio import atomic_write_text
 from viewer.core.transfer import (
+    CONTRAST_SETTINGS,
     ClassAppearance,
     ColorPoint,
     OpacityPoint,
@@ -90,6 +91,7 @@ _TOP_FIELDS = (
     "real_ct_separation",
     "show_uncertain",
     "show_removed",
+    "contrast",
 )
 _CLASS_FIELDS = ("color", "opacity", "visible")
 _SHADING_FIELDS = ("enabled", "ambient", "diffuse", "specular", "specular_power")
@@ -135,6 +137,7 @@ def preset_to_dict(tf: TransferFunction) -> dict[str, Any]:
         "real_ct_separation": tf.real_ct_separation,
         "show_uncertain": tf.show_uncertain,
         "show_removed": tf.show_removed,
+        "contrast": tf.contrast,
     }
     return d
 
@@ -301,6 +304,8 @@ def preset_from_dict(d: Any, source: str = "<preset>") -> TransferFunction:
     for flag in ("remove_table", "real_ct_separation", "show_uncertain", "show_removed"):
         if flag in d:
             kw[flag] = c.boolean(d[flag], flag)
+    if "contrast" in d:
+        kw["contrast"] = c.choice(d["contrast"], "contrast", CONTRAST_SETTINGS)
     return TransferFunction(**kw)
 
 

@@ -2151,6 +2151,12 @@ def split_labels(
     return out
 
 
+def _verdict_words(largest_mm3: float) -> str:
+    """What :func:`detect_contrast` alone concludes from its largest lumen piece."""
+    found = largest_mm3 >= CONTRAST_MIN_MM3
+    return f"{'contrast' if found else 'no contrast'}: largest lumen-like piece {largest_mm3:.0f} mm^3"
+
+
 def separate(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -2355,7 +2361,13 @@ def separate(
             vessel[pb] |= pool & (hu[pb] >= lo) & (hu[pb] <= hi) & body[pb]
             calc[pb] &= ~pool
         t["pool_s"] = time.perf_counter() - t_pool
-        msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"
+        if contrast is None:
+            msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"
+        else:
+            msg = (
+                "contrast set by hand: the vessel window outside bone is drawn as vessel (the "
+                f"check alone would say {_verdict_words(lumen.largest_mm3)})"
+            )
     else:
         # No opacified vessels: every dense piece is bone, small very dense specks are
         # calcification, and nothing is painted vessel.
@@ -2380,11 +2392,17 @@ def separate(
             front = dilate6(front, within=allowed, without=bone)
             bone |= front
         del allowed, front
-        msg = (
-            "no contrast-filled vessels found: this scan looks like a CT without arterial "
-            f"contrast (largest lumen-like piece {lumen.largest_mm3:.0f} mm^3, a contrast-filled "
-            f"artery gives {CONTRAST_MIN_MM3:.0f} or more); the vessel class is empty"
-        )
+        if contrast is None:
+            msg = (
+                "no contrast-filled vessels found: this scan looks like a CT without arterial "
+                f"contrast (largest lumen-like piece {lumen.largest_mm3:.0f} mm^3, a contrast-filled "
+                f"artery gives {CONTRAST_MIN_MM3:.0f} or more); the vessel class is empty"
+            )
+        else:
+            msg = (
+                "no contrast set by hand: the vessel class is empty (the check alone would say "
+                f"{_verdict_words(lumen.largest_mm3)})"
+            )
     labels = compose_labels(bone, calc, vessel, uncertain, body if remove_table else None, full_shape, crop)
     del bone, calc, vessel, uncertain
     t["vessel_s"] = time.perf_counter() - t3

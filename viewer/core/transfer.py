@@ -27,6 +27,10 @@ RGB = tuple[float, float, float]
 BlendMode = Literal["composite", "mip"]
 CurveKind = Literal["threshold", "custom"]
 Interpolation = Literal["linear", "nearest"]
+#: Separated mode: whether the scan has opacified vessels -- detected from the scan
+#: ("auto") or said by the user ("yes" / "no") where the detection is wrong.
+ContrastSetting = Literal["auto", "yes", "no"]
+CONTRAST_SETTINGS: tuple[ContrastSetting, ...] = ("auto", "yes", "no")
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,10 @@ class TransferFunction:
     #: Separated mode: the real-CT separation (body mask, bone as an object, plaque and
     #: contrast checks; viewer.core.separation) instead of the classic one.
     real_ct_separation: bool = True
+    #: Separated mode (real-CT separation): "auto" detects whether the scan has
+    #: opacified vessels; "yes" / "no" say it (a wrong verdict paints bone red or hides
+    #: the vessels; docs/separation.md says where the detection fails).
+    contrast: ContrastSetting = "auto"
     #: Separated mode: draw the voxels whose class is unsure (vessel touching cortex)
     #: in their own colour on top of the rendering.
     show_uncertain: bool = False
@@ -131,6 +139,8 @@ class TransferFunction:
         object.__setattr__(self, "soft_tissue_window_hu", (a, b))
         a, b = (float(v) for v in self.mip_window_hu)
         object.__setattr__(self, "mip_window_hu", (a, b))
+        if self.contrast not in CONTRAST_SETTINGS:
+            raise ValueError(f"contrast must be one of {', '.join(CONTRAST_SETTINGS)}, got {self.contrast!r}")
 
     # ----- edits (new objects) ---------------------------------------------------
     def with_vessel_window(self, low_hu: float, high_hu: float) -> TransferFunction:

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks, class_masks
+from viewer.core.extraction import ClassMasks, class_masks_for
 from viewer.core.fileio import atomic_write_text
 from viewer.core.lesion import Lesion, LesionAnalysis, write_lesion_tables
+from viewer.core.mask_policy import MaskSettings
 from viewer.core.progress import ProgressFn
 from viewer.core.state import ViewerState
 from viewer.core.transfer import TransferFunction
@@ -50,15 +51,7 @@ REPORT_CELL_PX = (800, 600)
 def scene_class_masks(volume: Volume, tf: TransferFunction, progress: ProgressFn | None = None) -> ClassMasks:
     """The class masks the scene draws for ``tf`` (its thresholds and separation flags),
     as the CLI, the report and the tests need them."""
-    return class_masks(
-        volume.hu,
-        volume.spacing_mm,
-        tf.bone_threshold_hu,
-        tf.vessel_window_hu,
-        remove_table=tf.remove_table,
-        real_ct=tf.real_ct_separation,
-        progress=progress,
-    )
+    return class_masks_for(volume.hu, volume.spacing_mm, MaskSettings.of(tf), progress)
 
 
 def report_paths(out: str | Path) -> tuple[Path, Path, Path]:

@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, encode_classes
-from viewer.core.extraction import ClassMasks, class_masks
+from viewer.core.extraction import ClassMasks, class_masks_for
 from viewer.core.lesion import Lesion
+from viewer.core.mask_policy import MaskSettings, masks_fit
 from viewer.core.progress import ProgressFn
 from viewer.core.separation import bbox, dilate6, run_slabs, slabwise
 from viewer.core.transfer import TransferFunction
@@ -145,11 +146,7 @@ def colouring_in_use(
 
 def masks_match(masks: ClassMasks | None, tf: TransferFunction) -> bool:
     """Whether the scene's own ``masks`` were made for ``tf``'s thresholds and mode."""
-    return (
-        masks is not None
-        and masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu, tf.remove_table)
-        and ((masks.contrast is not None) == tf.real_ct_separation)
-    )
+    return masks_fit(masks, MaskSettings.of(tf), exact_window=True)
 
 
 def _buffer_key(inp: SceneInputs, masks: ClassMasks | None) -> tuple[object, ...]:
@@ -386,14 +383,7 @@ def prepare_scene(inp: SceneInputs, progress: ProgressFn | None = None) -> Prepa
     if tf.separated and masks is None:
         _step(progress, 0.0, "separating bone and vessels")
         t0 = time.perf_counter()
-        masks = class_masks(
-            v.hu,
-            v.spacing_mm,
-            tf.bone_threshold_hu,
-            tf.vessel_window_hu,
-            remove_table=tf.remove_table,
-            real_ct=tf.real_ct_separation,
-        )
+        masks = class_masks_for(v.hu, v.spacing_mm, MaskSettings.of(tf))
         t["class_masks"] = time.perf_counter() - t0
     out: dict[str, Any] = {}
     mode, _ = colouring_in_use(tf, inp.lesion, inp.colouring)

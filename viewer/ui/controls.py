@@ -198,6 +198,21 @@ class ControlsPanel(QWidget):
             (6, 2, 1, 1),
             "Draw what the body mask removed (the couch) as a grey ghost",
         )
+        # The contrast verdict: detected, or said by the user where the check is wrong.
+        grid.addWidget(QLabel("Contrast"), 7, 0)
+        self.contrast_combo = QComboBox()
+        self.contrast_combo.setObjectName("contrast_combo")
+        for text, value in (("auto (detect)", "auto"), ("yes: draw vessels", "yes"), ("no: vessel class empty", "no")):
+            self.contrast_combo.addItem(text, value)
+        self.contrast_combo.setToolTip(
+            "Real-CT separation: does the scan have opacified (contrast-filled) vessels?\n"
+            "auto: the separation checks for a contrast-filled lumen (the status bar says what it found).\n"
+            "yes / no: say it where the check is wrong -- e.g. a scan without contrast at\n"
+            "2-3 mm voxels drawn with red bone (no), or an angiogram whose arteries are too\n"
+            "thin for the check (yes)."
+        )
+        self._bind_tf_combo(self.contrast_combo, "contrast")
+        grid.addWidget(self.contrast_combo, 7, 1, 1, 2)
         self.bone_visible = QCheckBox("Bone")
         self.vessel_visible = QCheckBox("Vessels")
         self.bone_opacity = self._opacity_slider("bone")
@@ -252,16 +267,7 @@ class ControlsPanel(QWidget):
         self.blend_combo.addItem("Composite", "composite")
         self.blend_combo.addItem("MIP", "mip")
         self.blend_combo.setToolTip("Composite (volume rendering) or maximum-intensity projection.")
-        self._bindings.append(
-            bind(
-                state,
-                tf_field,
-                lambda mode: self.blend_combo.setCurrentIndex(self.blend_combo.findData(mode)),
-                self.blend_combo.currentIndexChanged.connect,
-                to_widget=lambda tf: tf.blend_mode,
-                to_state=lambda i, tf: tf.with_changes(blend_mode=self.blend_combo.itemData(i)),
-            )
-        )
+        self._bind_tf_combo(self.blend_combo, "blend_mode")
         row.addWidget(self.blend_combo)
         outer.addWidget(box)
 
@@ -358,6 +364,20 @@ class ControlsPanel(QWidget):
     ) -> None:
         self._bindings.append(
             bind(self.state, "transfer_function", check.setChecked, check.toggled.connect, to_widget=get, to_state=put)
+        )
+
+    def _bind_tf_combo(self, combo: QComboBox, field: str) -> None:
+        """A combo box whose items' data are the values of the transfer function's
+        ``field``, bound both ways."""
+        self._bindings.append(
+            bind(
+                self.state,
+                "transfer_function",
+                lambda value: combo.setCurrentIndex(combo.findData(value)),
+                combo.currentIndexChanged.connect,
+                to_widget=lambda tf: getattr(tf, field),
+                to_state=lambda i, tf: tf.with_changes(**{field: combo.itemData(i)}),
+            )
         )
 
     def _on_preset_chosen(self, name: str) -> None:

@@ -41,9 +41,9 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.core.errors import ViewerError
-from viewer.core.extraction import ClassMasks
-from viewer.core.extraction import class_masks as compute_class_masks
+from viewer.core.extraction import ClassMasks, class_masks_for
 from viewer.core.lesion import Lesion, LesionAnalysis, lesion_from_phantom, validate_lesion
+from viewer.core.mask_policy import MaskSettings
 from viewer.core.state import ViewerState, bind
 from viewer.core.volume import Volume
 from viewer.ui.measure_tools import PointerTools
@@ -88,15 +88,7 @@ def masks_for(volume: Volume, state_masks: ClassMasks | None, tf: Any, progress:
     current thresholds (on the caller's, i.e. a worker's, thread)."""
     if state_masks is not None and state_masks.bone.shape == volume.shape:
         return state_masks
-    return compute_class_masks(
-        volume.hu,
-        volume.spacing_mm,
-        float(tf.bone_threshold_hu),
-        (float(tf.vessel_window_hu[0]), float(tf.vessel_window_hu[1])),
-        progress=progress,
-        remove_table=bool(tf.remove_table),
-        real_ct=bool(tf.real_ct_separation),
-    )
+    return class_masks_for(volume.hu, volume.spacing_mm, MaskSettings.of(tf), progress)
 
 
 class LesionController(QObject):

@@ -576,11 +576,10 @@ class MainWindow(QMainWindow):
         if masks is None or getattr(masks, "contrast", None) is None or not tf.separated:
             self.contrast_label.setText("")
             self.contrast_label.setToolTip("")
-        elif masks.contrast:
-            self.contrast_label.setText("Contrast: yes")
-            self.contrast_label.setToolTip(masks.message)
         else:
-            self.contrast_label.setText("No contrast: vessel class empty")
+            by_hand = " (set by hand)" if getattr(masks, "contrast_forced", False) else ""
+            text = "Contrast: yes" if masks.contrast else "No contrast: vessel class empty"
+            self.contrast_label.setText(text + by_hand)
             self.contrast_label.setToolTip(masks.message)
 
     def count_vessels_dialog(self, radius_mm: float | None = None) -> Any:

@@ -20,8 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from viewer.core.extraction import ClassMasks
-from viewer.core.extraction import class_masks as class_masks_of
+from viewer.core.extraction import ClassMasks, class_masks_for
 from viewer.core.mask_policy import MaskSettings, masks_fit
 from viewer.core.progress import ProgressFn
 from viewer.core.state import ViewerState
@@ -38,15 +37,7 @@ ComputeMasks = Callable[[Volume, MaskSettings, ProgressFn], ClassMasks]
 def compute_masks(volume: Volume, settings: MaskSettings, progress: ProgressFn | None = None) -> ClassMasks:
     """The class masks of ``volume`` for ``settings`` (plain, synchronous: the mask
     controller's jobs and the load worker both call it)."""
-    return class_masks_of(
-        volume.hu,
-        volume.spacing_mm,
-        settings.bone_threshold_hu,
-        settings.vessel_window_hu,
-        progress=progress,
-        remove_table=settings.remove_table,
-        real_ct=settings.real_ct,
-    )
+    return class_masks_for(volume.hu, volume.spacing_mm, settings, progress)
 
 
 class MaskController(QObject):

@@ -322,6 +322,50 @@ def side_by_side(old_root: Path, reps: int, tile: int, large: bool) -> None:
         print(f"| {scan} | {t_old} | {t_new:.2f} | {st} | {peak:.2f} |")
 
 
+def _scans_and_phantoms():
+    """(name, hu, spacing) of every real scan here, then the default and small phantoms
+    (each with and without its confounders)."""
+    for name, (rel, _contrast) in REAL.items():
+        p = DATA / rel
+        if p.exists():
+            vol = load_volume(p)
+            yield name, vol.hu, vol.spacing_mm
+    from viewer.phantom import generate
+
+    for size in ("default", "small"):
+        for clean in (False, True):
+            ph = generate(size, clean=clean)
+            yield f"phantom {size}{' (clean)' if clean else ''}", ph.volume.hu, ph.volume.spacing_mm
+
+
+def preview_rows() -> None:
+    """The separation on every k-th slice (k = 2, 3, 4; slices up to 8.5 mm) against
+    the whole one: the contrast verdict, the dense voxels painted vessel, and the share
+    of the dense voxels (>= 150 HU) with the same vessel / bone class at the slices kept
+    -- what the preview masks of a big scan's first separated frame rest on
+    (docs/separation.md, "Preview separation")."""
+    print("\n| scan (slice mm) | full: contrast, dense red | k = 2 | k = 3 | k = 4 |\n|---|---|---|---|---|")
+    for name, hu, sp in _scans_and_phantoms():
+        m, t_full = _masks(hu, sp)
+        red = m.vessel | (m.uncertain if m.uncertain is not None else False)
+        cells = [f"{'yes' if m.contrast else 'no'}, {red[hu >= 150].mean():.1%} ({t_full:.2f} s)"]
+        for k in (2, 3, 4):
+            if sp[2] * k > 8.5 or hu.shape[0] // k < 8:
+                cells.append("--")
+                continue
+            part = np.ascontiguousarray(hu[1::k])
+            mk, t_k = _masks(part, (sp[0], sp[1], sp[2] * k))
+            red_k = mk.vessel | (mk.uncertain if mk.uncertain is not None else False)
+            dense = part >= 150
+            agree_v = (red[1::k] == red_k)[dense].mean()
+            agree_b = (m.bone[1::k] == mk.bone)[dense].mean()
+            cells.append(
+                f"{'yes' if mk.contrast else 'no'}, {red_k[dense].mean():.1%}; "
+                f"agree {agree_v:.3f} / {agree_b:.3f} ({t_k:.2f} s)"
+            )
+        print(f"| {name} ({sp[2]:.2f}) | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--no-phantom", action="store_true")
@@ -332,8 +376,12 @@ def main() -> None:
     ap.add_argument("--root", type=Path, help="run against the checkout at this path")
     ap.add_argument("--side-by-side", type=Path, metavar="OLD_ROOT", help="alternate fresh runs of OLD_ROOT and this")
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--preview", action="store_true", help="only the preview-masks table (every k-th slice)")
     a = ap.parse_args()
     print(f"machine: {platform.machine()}, {platform.python_version()}, cores: {os.cpu_count()}", flush=True)
+    if a.preview:
+        preview_rows()
+        return
     if a.side_by_side:
         side_by_side(a.side_by_side.resolve(), a.reps, a.tile, a.large_phantom)
         return

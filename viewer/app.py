@@ -10,7 +10,9 @@ run. GUI options:
                          frame is on screen, then quit (headless checks, docs)
 ``--quit-after-ms N``    quit after N ms at the latest (screenshot taken then if not yet)
 ``--print-timing``       print ``first_frame_s=...`` (the volume first drawn: unshaded, or
-                         bone only before its separation) and ``first_full_frame_s=...``
+                         bone only before its separation), ``first_separated_frame_s=...``
+                         (separated mode: bone and vessels first told apart, possibly
+                         coarsely from preview masks) and ``first_full_frame_s=...``
                          (seconds since the process started) to stdout, for
                          ``benchmarks/bench_gui.py``
 ``--exit-after-first-frame``  quit once the first full-quality frame is shown
@@ -180,6 +182,9 @@ def run_gui(argv: Sequence[str] | None = None) -> int:
     window.first_full_frame.connect(on_first_frame)
     if args.print_timing:
         window.first_frame.connect(lambda: print(f"first_frame_s={process_age_s():.3f}", flush=True))
+        window.first_separated_frame.connect(
+            lambda: print(f"first_separated_frame_s={process_age_s():.3f}", flush=True)
+        )
     if args.screenshot and args.separated:
         window.class_masks_ready.connect(lambda: QTimer.singleShot(1500, take_screenshot_and_quit))
     window.load_failed.connect(lambda _m: exit_code.__setitem__("code", 2) if args.screenshot else None)

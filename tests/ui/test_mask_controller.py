@@ -213,3 +213,59 @@ def test_a_result_for_a_replaced_volume_is_dropped(setup, fake, qtbot) -> None: 
     qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
     assert state.class_masks.bone.shape == new.shape
     assert all(m.bone.shape == new.shape for m in seen["ready"])  # type: ignore[attr-defined]
+
+
+def test_a_big_scans_first_separation_sends_preview_masks_first(qapp, fake, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """From ``preview_min_voxels`` on, the first job of a scan makes preview masks
+    before the full ones and sends them (``preview_ready``) while the full ones are
+    made; a threshold edit afterwards (masks of the scan held) makes none, and preview
+    masks of a superseded job are not sent."""
+    from viewer.core.extraction import PreviewMasks
+
+    state = ViewerState(TransferFunction().with_changes(separated=True))
+    previews: list[float] = []
+    preview_gate = threading.Event()
+    preview_gate.set()
+
+    def preview(volume: Volume, s: MaskSettings, progress: ProgressFn) -> PreviewMasks:
+        previews.append(s.bone_threshold_hu)
+        assert preview_gate.wait(10), "the test never opened the preview gate"
+        return PreviewMasks(_masks_for(volume, s), 2, 1, s)
+
+    ctl = MaskController(state, compute=fake, debounce_ms=20, preview=preview)
+    ctl.preview_min_voxels = 300  # the 6 x 8 x 8 test volume is "big"
+    sent: list[tuple[object, PreviewMasks]] = []
+    ctl.preview_ready.connect(lambda v, p: sent.append((v, p)))
+    try:
+        bone = state.transfer_function.bone_threshold_hu
+        fake.hold[bone] = threading.Event()
+        vol = _volume()
+        state.volume = vol
+        qtbot.waitUntil(lambda: len(sent) == 1, timeout=TIMEOUT_MS)
+        assert sent[0][0] is vol and sent[0][1].settings == MaskSettings.of(state.transfer_function)
+        assert state.class_masks is None  # the full masks wait for the test
+        fake.release(bone)
+        qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
+        # a threshold edit on the same scan: no preview (its separated frame is shown)
+        state.transfer_function = state.transfer_function.with_bone_threshold(700.0)
+        qtbot.waitUntil(lambda: state.class_masks.bone_threshold_hu == 700.0 and not ctl.busy, timeout=TIMEOUT_MS)
+        assert previews == [bone] and len(sent) == 1
+        # a small scan: no preview at all
+        state.volume = _volume(nz=2)
+        qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
+        assert previews == [bone]
+        # a superseded first job: its preview is made but not sent
+        preview_gate.clear()
+        first = _volume()
+        state.volume = first
+        qtbot.waitUntil(lambda: len(previews) == 2, timeout=TIMEOUT_MS)
+        second = _volume()
+        state.volume = second  # replaces the scan while the first job makes its preview
+        preview_gate.set()
+        qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
+        assert [v for v, _p in sent[1:]] == [second]
+    finally:
+        preview_gate.set()
+        fake.release_all()
+        ctl.shutdown()
+        ctl.deleteLater()

@@ -56,15 +56,20 @@ def _red(img: np.ndarray) -> np.ndarray:
     return (r > 120) & (r > 2 * g) & (r > 2 * b)
 
 
-def _frame(w: MainWindow, qtbot) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """The 3D view's pixels after a full-quality render, once the view's workers are idle."""
-    v = w.view3d
-    qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading and not v.scene_busy, timeout=TIMEOUT_MS)
+def _grab_now(v, qtbot) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The 3D view's pixels after one more full-quality render of what it shows now."""
     n = v.n_renders
     v.request_render()
     qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
     qtbot.wait(30)
     return v.grab_image()
+
+
+def _frame(w: MainWindow, qtbot) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The 3D view's pixels after a full-quality render, once the view's workers are idle."""
+    v = w.view3d
+    qtbot.waitUntil(lambda: w.state.volume is not None and not w.loading and not v.scene_busy, timeout=TIMEOUT_MS)
+    return _grab_now(v, qtbot)
 
 
 def test_gui_thread_renders_compute_no_gradients(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -175,11 +180,7 @@ def test_a_big_scan_is_drawn_bone_only_before_its_separation(window: MainWindow,
         qtbot.waitUntil(
             lambda: v.scene.has_scalars and v.shading_pending and not v.scene_busy_preparing, timeout=TIMEOUT_MS
         )
-        n = v.n_renders
-        v.request_render()
-        qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
-        qtbot.wait(30)
-        early = v.grab_image()
+        early = _grab_now(v, qtbot)
         assert w.state.class_masks is None  # still separating
         drawn = early.astype(int).sum(axis=2) > 60
         assert drawn.mean() > 0.005, "nothing drawn before the separation"
@@ -245,11 +246,7 @@ def test_a_big_scan_gets_a_coarse_first_frame_that_refines(window: MainWindow, q
     try:
         qtbot.waitUntil(lambda: v.scene.previewing and bool(firsts), timeout=TIMEOUT_MS)
         assert firsts == [True] and not v.scene.has_scalars and v.n_previews == 1
-        n = v.n_renders
-        v.request_render()
-        qtbot.waitUntil(lambda: v.n_renders > n and not v.interactive, timeout=TIMEOUT_MS)
-        qtbot.wait(30)
-        coarse = v.grab_image()
+        coarse = _grab_now(v, qtbot)
     finally:
         gate.set()
     full = _frame(w, qtbot)
@@ -293,3 +290,84 @@ def test_a_coarse_first_frame_is_dropped_when_its_scalars_fail(window: MainWindo
     assert previews, "no coarse frame was made"
     assert v.n_previews == 1
     assert not v.scene.previewing and v.scene.renderer.GetVolumes().GetNumberOfItems() <= 1
+
+
+def _stride2_preview(volume, settings, progress):  # type: ignore[no-untyped-def]
+    """Preview masks of every second slice whatever the voxel size (the small phantom's
+    1.5 mm pixels are too coarse for the real rule, ``preview_stride``)."""
+    from viewer.core.extraction import PreviewMasks, class_masks_for
+
+    sx, sy, sz = volume.spacing_mm
+    part = np.ascontiguousarray(volume.hu[1::2])
+    return PreviewMasks(class_masks_for(part, (sx, sy, 2 * sz), settings, progress), 2, 1, settings)
+
+
+def _big_scan_setup(w: MainWindow, monkeypatch, compute) -> None:  # type: ignore[no-untyped-def]
+    """The small phantom stands in for a big scan: loaded without masks, its first
+    separation makes preview masks first; ``compute`` stands in for the full masks."""
+    monkeypatch.setattr(load_controller, "LOAD_MASKS_MAX_VOXELS", 1000)
+    monkeypatch.setattr(w.mask_controller, "preview_min_voxels", 1)
+    monkeypatch.setattr(w.mask_controller, "_preview", _stride2_preview)
+    monkeypatch.setattr(w.mask_controller, "_compute", compute)
+    if not w.state.transfer_function.separated:
+        w.set_separated(True)
+
+
+def test_a_big_scan_shows_a_coarse_separated_frame_before_its_full_masks(
+    window: MainWindow, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Preview masks (every few slices) come before the whole separation: the view draws
+    a coarse separated frame -- bone and red vessels -- over the bone-only one, and the
+    full separated scalars replace it (one volume left in the renderer)."""
+    w = window
+    v = w.view3d
+    gate = threading.Event()
+    compute = w.mask_controller._compute
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return compute(*args, **kwargs)
+
+    _big_scan_setup(w, monkeypatch, held)
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: v.n_separated_previews == 1 and v.scene.previewing_over, timeout=TIMEOUT_MS)
+        assert w.state.class_masks is None  # the full masks are still on their way
+        coarse = _grab_now(v, qtbot)
+    finally:
+        gate.set()
+    assert _red(coarse).mean() > 0.0005, "no red vessels in the coarse separated frame"
+    assert (coarse.astype(int).sum(axis=2) > 60).mean() > 0.01, "black coarse frame"
+    qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=TIMEOUT_MS)
+    full = _frame(w, qtbot)
+    assert not v.scene.previewing and v.scene.class_masks is w.state.class_masks
+    assert v.scene.renderer.GetVolumes().GetNumberOfItems() == 1
+    assert _red(full).mean() > 0.0005
+
+
+def test_a_coarse_separated_frame_is_taken_back_when_the_separation_fails(
+    window: MainWindow, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The full masks fail after the coarse separated frame was shown: the bone-only
+    frame comes back (no red standing in for a separation that did not happen)."""
+    from viewer.core.errors import ViewerError
+
+    w = window
+    v = w.view3d
+    gate = threading.Event()
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        raise ViewerError("made to fail by the test")
+
+    _big_scan_setup(w, monkeypatch, failing)
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: v.scene.previewing_over, timeout=TIMEOUT_MS)
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not w.mask_controller.busy and not v.scene.previewing, timeout=TIMEOUT_MS)
+    assert w.state.class_masks is None and v.scene.has_scalars
+    img = _frame(w, qtbot)
+    assert _red(img).mean() < 0.0005, "red left after the separation failed"
+    assert (img.astype(int).sum(axis=2) > 60).mean() > 0.005, "the bone-only frame did not come back"

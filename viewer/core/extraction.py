@@ -767,6 +767,69 @@ def class_masks_for(
     )
 
 
+#: Slices of a preview separation (:func:`preview_class_masks`) are at most this thick.
+PREVIEW_SLICE_MM = 8.0
+#: ... and at most this many of the scan's slices apart.
+PREVIEW_MAX_STRIDE = 4
+
+
+def preview_stride(spacing_mm: tuple[float, float, float] | None) -> int:
+    """Every how many slices a preview separation takes (1: no preview). Only slices
+    are skipped, never pixels: the contrast check changes its verdict at coarse pixels
+    (the real chest without contrast at every second pixel is taken for a CTA), not
+    with thicker slices up to 8 mm (measured on every real scan in ../shared/data and
+    the default phantoms: docs/separation.md, "Preview separation")."""
+    if spacing_mm is None:
+        return 1
+    sx, sy, sz = (float(s) for s in spacing_mm)
+    from viewer.core.separation import COARSE_VOXEL_MM
+
+    if min(sx, sy) >= COARSE_VOXEL_MM:
+        return 1
+    return max(1, min(PREVIEW_MAX_STRIDE, int(PREVIEW_SLICE_MM // sz)))
+
+
+@dataclass(frozen=True, eq=False)
+class PreviewMasks:
+    """Class masks of every ``stride``-th slice of a volume, from ``offset``: what a
+    big scan's first separated frame is drawn from while its full masks are made.
+    ``masks`` are those of ``hu[offset::stride]``; ``settings`` what they were made for."""
+
+    masks: ClassMasks
+    stride: int
+    offset: int
+    settings: MaskSettings
+
+    def bracket(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For slices ``z`` of the volume, the slices of :attr:`masks` below and above
+        (the same one at either end)."""
+        n = self.masks.bone.shape[0]
+        f = (np.asarray(z, dtype=np.float64) - self.offset) / self.stride
+        below = np.clip(np.floor(f), 0, n - 1).astype(np.intp)
+        above = np.clip(np.ceil(f), 0, n - 1).astype(np.intp)
+        return below, above
+
+
+def preview_class_masks(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float] | None,
+    settings: MaskSettings,
+    progress: ProgressFn | None = None,
+) -> PreviewMasks | None:
+    """:func:`class_masks_for` on every :func:`preview_stride`-th slice (a quarter of
+    the work at 2 mm slices), or None when the scan's slices are too thick for it.
+    For a first look only: the full masks replace them."""
+    hu = _check_volume(hu)
+    k = preview_stride(spacing_mm)
+    if k < 2 or hu.shape[0] < 4 * k:
+        return None
+    sx, sy, sz = (float(s) for s in (spacing_mm if spacing_mm is not None else (1.0, 1.0, 1.0)))
+    offset = k // 2
+    part = np.ascontiguousarray(hu[offset::k])
+    masks = class_masks_for(part, (sx, sy, sz * k), settings, progress)
+    return PreviewMasks(masks, k, offset, settings)
+
+
 def _classic_extract(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -868,6 +931,9 @@ __all__ = [
     "bone_mask",
     "class_masks",
     "class_masks_for",
+    "preview_class_masks",
+    "preview_stride",
+    "PreviewMasks",
     "calcification_mask",
     "extract",
     "fill_holes_in_plane",

@@ -211,6 +211,12 @@ class Scene:
         # A coarse first frame of a big new scan (show_preview): its own actor and
         # mapper on a decimated image, dropped when the full scalars are installed.
         self._preview: tuple[vtkVolume, vtkFixedPointVolumeRayCastMapper] | None = None
+        #: The transfer function of the scalars a coarse frame is drawn over (None: it
+        #: stands for the first scalars, nothing is under it).
+        self._preview_over: TransferFunction | None = None
+        #: The class masks the coarse frame's scalars were made from (their bone
+        #: display floor styles it), when they are not the scene's.
+        self._preview_masks: ClassMasks | None = None
 
         self._volume: Volume | None = None
         self._tf: TransferFunction = TransferFunction()
@@ -410,7 +416,15 @@ class Scene:
         self._actor.SetVisibility(1)
         return True
 
-    def show_preview(self, warm: WarmMapper, volume: Volume, tf: TransferFunction) -> bool:
+    def show_preview(
+        self,
+        warm: WarmMapper,
+        volume: Volume,
+        tf: TransferFunction,
+        *,
+        over: bool = False,
+        masks: ClassMasks | None = None,
+    ) -> bool:
         """Draw ``warm`` -- a mapper warmed on a worker for a decimated copy of the new
         scalars (every second voxel of the render buffer, twice the spacing: the same
         image coordinates) -- until :meth:`apply_prepared` installs the full ones: a
@@ -420,10 +434,22 @@ class Scene:
         apply_prepared would make it), placed as the volume, cut by the crop box and
         clip plane (not limited to the visible extent). False, showing nothing, when
         the scene shows another volume, already has scalars for this one, uses the GPU
-        mapper, or is closed."""
-        if self._closed or volume is not self._volume or self._buffer is not None or self.mapper_kind != "cpu":
+        mapper, or is closed.
+
+        ``over=True``: also over scalars already shown (a big scan's first *separated*
+        frame, drawn from preview masks over its bone-only scalars): they are hidden
+        until the next :meth:`apply_prepared`, and come back as they were when the
+        coarse frame is dropped (:meth:`drop_preview`). ``masks``: the class masks its
+        scalars were made from, when they are not the scene's."""
+        if self._closed or volume is not self._volume or self.mapper_kind != "cpu":
+            return False
+        if self._buffer is not None and not over:
             return False
         self._drop_preview()
+        if self._buffer is not None:
+            self._preview_over = self._tf
+            self._actor.SetVisibility(0)
+        self._preview_masks = masks
         m = make_mapper("cpu", self._gradient_event, warm.mapper)
         assert isinstance(m, vtkFixedPointVolumeRayCastMapper)
         actor = vtkVolume()
@@ -445,6 +471,12 @@ class Scene:
         """Whether a coarse first frame (:meth:`show_preview`) stands in for the scalars."""
         return self._preview is not None
 
+    @property
+    def previewing_over(self) -> bool:
+        """Whether a coarse frame is drawn over scalars already in place
+        (``show_preview(..., over=True)``)."""
+        return self._preview is not None and self._preview_over is not None
+
     def drop_preview(self) -> bool:
         """Remove the coarse first frame (:meth:`show_preview`), if one is shown (for
         example when the scalars it stands for failed). Returns whether one was."""
@@ -457,6 +489,12 @@ class Scene:
             return
         actor, m = self._preview
         self._preview = None
+        under, self._preview_over = self._preview_over, None
+        self._preview_masks = None
+        if under is not None and self._buffer is not None:
+            self._tf = under
+            self._apply_property()
+            self._actor.SetVisibility(1)
         self.renderer.RemoveVolume(actor)
         actor.SetMapper(None)  # type: ignore[arg-type]  # VTK takes None (detach)
         m.RemoveAllObservers()
@@ -613,6 +651,9 @@ class Scene:
             return False
         if any(self._overlay.get(n, (None, None, None))[2] != k for n, k in inp.overlay_keys.items()):
             return False
+        if self._preview_over is not None:
+            # a coarse frame over the scalars: styled for other scalars than these
+            self._drop_preview()
         if inp.supplied:
             self._manual_masks = inp.masks
         else:
@@ -810,6 +851,8 @@ class Scene:
             op, col = mip_transfer_points(tf)
         elif tf.separated:
             m = self.class_masks if self._volume is not None else None
+            if self._preview is not None and self._preview_masks is not None:
+                m = self._preview_masks
             op, col = class_transfer_points(tf, bone_low_hu=None if m is None else m.bone_display_low_hu)
             if colouring_in_use(tf, self._lesion, self._colouring)[0] != "off":
                 col = muted_vessel_window(col, tf)

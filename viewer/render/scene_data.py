@@ -22,6 +22,7 @@ Keys: what each result was made from, compared by identity for arrays and masks
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, encode_classes
-from viewer.core.extraction import ClassMasks, class_masks_for
+from viewer.core.extraction import HIDDEN_RAMP_HU, ClassMasks, PreviewMasks, class_masks_for
 from viewer.core.lesion import Lesion
 from viewer.core.mask_policy import MaskSettings, masks_fit
 from viewer.core.progress import ProgressFn
@@ -365,6 +366,43 @@ def encode_buffer(
     return buf, vessel
 
 
+#: The class-mask fields a render buffer is encoded from.
+_MASK_FIELDS = ("bone", "calcification", "hidden", "removed", "uncertain", "vessel")
+
+
+def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) -> np.ndarray:
+    """A separated render buffer of every second voxel of ``volume`` (the grid of a
+    coarse first frame: element ``k`` of each axis is voxel ``2k - 1``, element 0 the
+    air face, spacing twice the volume's), classed by ``preview``'s masks (the nearest
+    of their slices): a big scan's first separated frame while its full masks are made.
+
+    Between two mask slices a voxel is bone (calcification, hidden) if it is in either,
+    and removed only if in both: a bone's edge between them must not show as a red
+    fringe. Without contrast, every voxel of the window that is not bone is hidden (a
+    dense voxel between mask slices has no class of its own, and would show red)."""
+    hu = np.ascontiguousarray(volume.hu[1::2, 1::2, 1::2])
+    below, above = preview.bracket(np.arange(1, volume.shape[0], 2))
+    fields: dict[str, Any] = {}
+    for name in _MASK_FIELDS:
+        a = getattr(preview.masks, name)
+        if a is None:
+            fields[name] = None
+            continue
+        a = np.asarray(a)
+        lo_s, hi_s = a[below][:, 1::2, 1::2], a[above][:, 1::2, 1::2]
+        fields[name] = (lo_s & hi_s) if name == "removed" else (lo_s | hi_s)
+    m = preview.masks
+    if m.contrast is False:
+        floor = m.vessel_window_hu[0] - HIDDEN_RAMP_HU
+        dense = (hu >= floor) & ~fields["bone"]
+        fields["hidden"] = dense if fields["hidden"] is None else (fields["hidden"] | dense)
+    masks = dataclasses.replace(m, **fields)
+    sx, sy, sz = volume.spacing_mm
+    coarse = Volume(hu, (2.0 * sx, 2.0 * sy, 2.0 * sz), volume.ijk_to_lps)
+    buf, _ = encode_buffer(coarse, tf, masks, None, False)
+    return buf
+
+
 def _points_lps(mesh: Any) -> np.ndarray:
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
@@ -453,5 +491,6 @@ __all__ = [
     "overlay_shown",
     "pending_work",
     "prepare_scene",
+    "preview_buffer",
     "render_bone",
 ]

@@ -96,6 +96,9 @@ class MainWindow(QMainWindow):
     #: The first frame that shows a newly loaded volume at all (possibly unshaded, or
     #: bone only before its separation: it refines by itself).
     first_frame = Signal()
+    #: The first frame of a newly loaded volume in which bone and vessels are told apart
+    #: (separated mode: possibly a coarse one from preview masks).
+    first_separated_frame = Signal()
     class_masks_ready = Signal()
 
     #: Set by :func:`viewer.ui.lesion_panel.install_lesion_planning` in ``__init__``.
@@ -145,6 +148,7 @@ class MainWindow(QMainWindow):
         self.current_source: dict[str, Any] = {}  # what the current volume came from
         self._first_frame_pending = False
         self._first_full_frame_pending = False
+        self._first_separated_frame_pending = False
 
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -216,6 +220,10 @@ class MainWindow(QMainWindow):
         # latest request wins); the load controller runs one background load at a time.
         self.mask_controller = MaskController(self.state, self)
         self.mask_controller.masks_ready.connect(self._on_mask_ready)
+        # A big scan's first separated frame from masks of every few slices (issue 9),
+        # taken back if the full masks fail.
+        self.mask_controller.preview_ready.connect(self.view3d.show_preview_masks)
+        self.mask_controller.failed.connect(lambda _e: self.view3d.drop_separated_preview())
         self.mask_controller.failed.connect(lambda e: self.statusBar().showMessage(f"Separation failed: {e}", 8000))
         self.mask_controller.busy_changed.connect(
             lambda busy: self.mask_label.setText("Separating bone, vessels, calcification..." if busy else "")
@@ -477,6 +485,7 @@ class MainWindow(QMainWindow):
         lo, hi = volume.bounds_lps()
         self._first_full_frame_pending = True
         self._first_frame_pending = True
+        self._first_separated_frame_pending = True
         # The old scan's mask first: nothing may pair the new volume with it.
         self.mask_controller.drop()
         self.state.update(
@@ -555,6 +564,11 @@ class MainWindow(QMainWindow):
         if (drawn or (self.state.volume is not None and self.scene.previewing)) and self._first_frame_pending:
             self._first_frame_pending = False
             self.first_frame.emit()
+        sc = self.scene
+        separated = sc.previewing_over or (drawn and sc.class_masks is not None and not sc.previewing)
+        if self._first_separated_frame_pending and separated and self.state.transfer_function.separated:
+            self._first_separated_frame_pending = False
+            self.first_separated_frame.emit()
         shown = drawn and not self.view3d.scene_busy
         if full_quality and self._first_full_frame_pending and shown:
             self._first_full_frame_pending = False

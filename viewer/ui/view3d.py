@@ -47,11 +47,14 @@ from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
 from vtkmodules.vtkIOImage import vtkPNGWriter  # noqa: F401 - registers the IO factory
 from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
+from viewer.core.extraction import PreviewMasks
 from viewer.core.state import ViewerState
+from viewer.core.transfer import TransferFunction
+from viewer.core.volume import Volume
 from viewer.render import scene_adapter
 from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
-from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene
+from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene, preview_buffer
 from viewer.render.shading_warmup import WarmMapper, needs_gradients, warm_mapper
 from viewer.ui.workers import LatestOnlyRunner
 
@@ -136,6 +139,12 @@ class View3DWidget(QWidget):
         self._pending_inputs: SceneInputs | None = None
         #: How many coarse first frames were shown (see PREVIEW_MIN_VOXELS).
         self.n_previews = 0
+        # A big scan's first separated frame, from preview masks (the mask controller's
+        # preview_ready): encoded on every second voxel and warmed here.
+        self.separated_preview_runner = LatestOnlyRunner("separated preview", self)
+        self.separated_preview_runner.finished_latest.connect(self._on_separated_preview)
+        #: How many coarse separated frames were shown (see show_preview_masks).
+        self.n_separated_previews = 0
         # New scalars are drawn at once, unshaded, while this worker computes their
         # shading gradients (viewer.render.shading_warmup); the buffer it works for.
         self.shading_runner = LatestOnlyRunner("3D shading", self)
@@ -471,6 +480,46 @@ class View3DWidget(QWidget):
             self.n_previews += 1
             self.request_render()
 
+    def show_preview_masks(self, volume: Volume, preview: PreviewMasks) -> None:
+        """Draw a coarse separated frame of ``volume`` from ``preview`` (masks of every
+        few slices, :func:`viewer.core.extraction.preview_class_masks`) while its full
+        masks are made: every second voxel, encoded and warmed on a worker, drawn over
+        the bone-only frame until the separated scalars come (CPU ray caster only)."""
+        tf = self.state.transfer_function
+        if self._closed or volume is not self.state.volume or self.scene.mapper_kind != "cpu" or not tf.separated:
+            return
+        spacing = volume.spacing_mm
+
+        def work(_progress: Any) -> tuple[Volume, TransferFunction, PreviewMasks, WarmMapper | None]:
+            buf = preview_buffer(volume, tf, preview)
+            coarse = (2.0 * spacing[0], 2.0 * spacing[1], 2.0 * spacing[2])
+            return volume, tf, preview, warm_mapper(buf, coarse, tf, shade=False)
+
+        self.separated_preview_runner.submit(work)
+
+    def _on_separated_preview(self, result: tuple[Volume, TransferFunction, PreviewMasks, WarmMapper | None]) -> None:
+        volume, tf, preview, warm = result
+        masks = self.state.class_masks
+        if (
+            warm is None
+            or self._closed
+            or volume is not self.state.volume
+            or tf != self.state.transfer_function
+            or (masks is not None and masks.bone.shape == volume.shape)
+            or self.scene.class_masks is not None
+        ):
+            return  # the separated scalars came first, or the state moved on
+        if needs_gradients(tf):
+            self.scene.defer_shading(True)
+        if self.scene.show_preview(warm, volume, tf, over=True, masks=preview.masks):
+            self.n_separated_previews += 1
+            self.request_render()
+
+    def drop_separated_preview(self) -> None:
+        """Take back a coarse separated frame (its full masks failed)."""
+        if self.scene.previewing_over and self.scene.drop_preview():
+            self.request_render()
+
     def _on_scene_prepared(self, prepared: PreparedScene) -> None:
         if self._closed or prepared.inputs is not self._pending_inputs:
             self.n_stale_dropped += 1  # made for a state that has moved on
@@ -580,6 +629,7 @@ class View3DWidget(QWidget):
         self._render_timer.stop()
         self.scene_runner.shutdown()
         self.shading_runner.shutdown()
+        self.separated_preview_runner.shutdown()
         self._shading_for = None
         self._set_pending(None)
         for obj, tag in self._observers:

@@ -98,6 +98,12 @@ class LatestOnlyRunner(QObject):
     def busy(self) -> bool:
         return self._serial in self._threads
 
+    @property
+    def latest(self) -> int:
+        """The serial number of the latest job (the next :meth:`submit` returns one
+        more; a :meth:`cancel` also counts one)."""
+        return self._serial
+
     def submit(self, work: Work) -> int:
         """Start ``work`` and cancel every older job; returns the job's serial number."""
         for t in self._threads.values():

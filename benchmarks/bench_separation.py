@@ -353,12 +353,13 @@ def preview_rows() -> None:
             if sp[2] * k > 8.5 or hu.shape[0] // k < 8:
                 cells.append("--")
                 continue
-            part = np.ascontiguousarray(hu[1::k])
+            off = k // 2  # as preview_class_masks
+            part = np.ascontiguousarray(hu[off::k])
             mk, t_k = _masks(part, (sp[0], sp[1], sp[2] * k))
             red_k = mk.vessel | (mk.uncertain if mk.uncertain is not None else False)
             dense = part >= 150
-            agree_v = (red[1::k] == red_k)[dense].mean()
-            agree_b = (m.bone[1::k] == mk.bone)[dense].mean()
+            agree_v = (red[off::k] == red_k)[dense].mean()
+            agree_b = (m.bone[off::k] == mk.bone)[dense].mean()
             cells.append(
                 f"{'yes' if mk.contrast else 'no'}, {red_k[dense].mean():.1%}; "
                 f"agree {agree_v:.3f} / {agree_b:.3f} ({t_k:.2f} s)"

@@ -59,6 +59,8 @@ def test_the_user_can_say_no_contrast_where_the_check_is_wrong() -> None:
     auto = class_masks(hu, spacing, 650.0, WINDOW, real_ct=True)
     said = class_masks(hu, spacing, 650.0, WINDOW, real_ct=True, contrast=False)
     assert not auto.contrast_forced and said.contrast_forced
+    # the automatic verdict at these pixels says where to overrule it
+    assert auto.contrast and "set Contrast to no" in auto.message
     assert said.contrast is False
     assert "set by hand" in said.message and "no contrast" in said.message
     red = said.vessel | (said.uncertain if said.uncertain is not None else False)

@@ -2151,6 +2151,17 @@ def split_labels(
     return out
 
 
+#: Added to the verdict at coarse pixels (COARSE_VOXEL_MM or more), where the check is
+#: known to fail both ways (docs/separation.md, "What does not hold yet").
+COARSE_VERDICT_HINT_YES = (
+    "; at pixels this coarse the check can take smooth cancellous bone for lumen: if bone shows red, set Contrast to no"
+)
+COARSE_VERDICT_HINT_NO = (
+    "; at pixels this coarse the check can miss arteries under about 4 mm across: "
+    "if the scan is an angiogram, set Contrast to yes"
+)
+
+
 def _verdict_words(largest_mm3: float) -> str:
     """What :func:`detect_contrast` alone concludes from its largest lumen piece."""
     found = largest_mm3 >= CONTRAST_MIN_MM3
@@ -2363,6 +2374,8 @@ def separate(
         t["pool_s"] = time.perf_counter() - t_pool
         if contrast is None:
             msg = f"contrast-filled vessels found ({core_mm3 / 1000:.1f} ml of opacified lumen)"
+            if min(sx, sy) >= COARSE_VOXEL_MM:
+                msg += COARSE_VERDICT_HINT_YES
         else:
             msg = (
                 "contrast set by hand: the vessel window outside bone is drawn as vessel (the "
@@ -2398,6 +2411,8 @@ def separate(
                 f"contrast (largest lumen-like piece {lumen.largest_mm3:.0f} mm^3, a contrast-filled "
                 f"artery gives {CONTRAST_MIN_MM3:.0f} or more); the vessel class is empty"
             )
+            if min(sx, sy) >= COARSE_VOXEL_MM:
+                msg += COARSE_VERDICT_HINT_NO
         else:
             msg = (
                 "no contrast set by hand: the vessel class is empty (the check alone would say "

@@ -48,6 +48,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--trim", action="store_true", help="malloc_trim after each scan replacement")
     ap.add_argument("--out", default=None, help="also write the JSON summary here")
+    ap.add_argument(
+        "--preview-masks",
+        action="store_true",
+        help="treat every scan as big: loads leave the separation to the mask controller, whose "
+        "first job per scan makes preview masks of every second slice (the real-size path)",
+    )
     args = ap.parse_args()
 
     os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
@@ -83,6 +89,23 @@ def main() -> int:
     del small
 
     w = MainWindow(settings=QSettings(str(Path(cfg) / "s.ini"), QSettings.Format.IniFormat))
+    if args.preview_masks:
+        import numpy as np
+
+        import viewer.ui.load_controller as load_controller
+        from viewer.core.extraction import PreviewMasks, class_masks_for
+
+        load_controller.LOAD_MASKS_MAX_VOXELS = 1000
+
+        def stride2(volume, settings, progress):  # type: ignore[no-untyped-def]
+            if not settings.real_ct:
+                return None
+            sx, sy, sz = volume.spacing_mm
+            part = np.ascontiguousarray(volume.hu[1::2])
+            return PreviewMasks(class_masks_for(part, (sx, sy, 2 * sz), settings, progress), 2, 1, settings)
+
+        w.mask_controller.preview_min_voxels = 1
+        w.mask_controller._preview = stride2
     w.resize(1400, 900)
     w.show()
     w.view3d.initialize()
@@ -242,6 +265,8 @@ def main() -> int:
         "actions": n_actions,
         "actions_by_kind": actions_by_kind,
         "scan_replacements": replacements[0],
+        "preview_masks": args.preview_masks,
+        "separated_previews_shown": w.view3d.n_separated_previews,
         "max_stall_s": round(gaps[0][0], 3) if gaps else 0.0,
         "max_stall_after": gaps[0][1] if gaps else None,
         "stalls_over_1s": sum(1 for g, _ in gaps if g > 1.0),

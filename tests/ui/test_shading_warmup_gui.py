@@ -371,3 +371,43 @@ def test_a_coarse_separated_frame_is_taken_back_when_the_separation_fails(
     img = _frame(w, qtbot)
     assert _red(img).mean() < 0.0005, "red left after the separation failed"
     assert (img.astype(int).sum(axis=2) > 60).mean() > 0.005, "the bone-only frame did not come back"
+
+
+def test_a_coarse_separated_frame_that_comes_first_waits_for_the_first_scalars(
+    window: MainWindow, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Preview masks ready before the scan's first (bone-only) scalars: the coarse
+    separated frame is held and drawn over them when they arrive -- not replaced by
+    them at once."""
+    import viewer.ui.view3d as view3d_mod
+
+    w = window
+    v = w.view3d
+    masks_gate, warm_gate = threading.Event(), threading.Event()
+    compute = w.mask_controller._compute
+
+    def held_masks(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert masks_gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return compute(*args, **kwargs)
+
+    real = view3d_mod.warm_mapper
+
+    def held_warm(buffer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not kwargs.get("shade", True) and buffer.shape[0] > 150:  # the full unshaded warm-up
+            assert warm_gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return real(buffer, *args, **kwargs)
+
+    _big_scan_setup(w, monkeypatch, held_masks)
+    monkeypatch.setattr(view3d_mod, "warm_mapper", held_warm)
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: v._separated_preview_held is not None, timeout=TIMEOUT_MS)
+        assert not v.scene.has_scalars and v.n_separated_previews == 0
+        warm_gate.set()
+        qtbot.waitUntil(lambda: v.scene.previewing_over, timeout=TIMEOUT_MS)
+        assert v.scene.has_scalars and v.n_separated_previews == 1 and v._separated_preview_held is None
+        assert w.state.class_masks is None
+    finally:
+        warm_gate.set()
+        masks_gate.set()
+    qtbot.waitUntil(lambda: w.state.class_masks is not None and not v.scene.previewing, timeout=TIMEOUT_MS)

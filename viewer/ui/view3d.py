@@ -145,6 +145,9 @@ class View3DWidget(QWidget):
         self.separated_preview_runner.finished_latest.connect(self._on_separated_preview)
         #: How many coarse separated frames were shown (see show_preview_masks).
         self.n_separated_previews = 0
+        #: A coarse separated frame that came before the scan's first full scalars: shown
+        #: once they are in (their arrival would otherwise replace it at once).
+        self._separated_preview_held: tuple[Volume, TransferFunction, PreviewMasks, WarmMapper | None] | None = None
         # New scalars are drawn at once, unshaded, while this worker computes their
         # shading gradients (viewer.render.shading_warmup); the buffer it works for.
         self.shading_runner = LatestOnlyRunner("3D shading", self)
@@ -301,6 +304,7 @@ class View3DWidget(QWidget):
         # alone is a few hundred ms), like every later encoding.
         self.shading_runner.cancel()
         self._shading_for = None
+        self._separated_preview_held = None
         scene_adapter.place(self.scene, self.state, self.overlays)
         self.scene.set_view("anterior")
         self._place_box()
@@ -509,6 +513,9 @@ class View3DWidget(QWidget):
             or self.scene.class_masks is not None
         ):
             return  # the separated scalars came first, or the state moved on
+        if not self.scene.has_scalars:
+            self._separated_preview_held = result
+            return
         if needs_gradients(tf):
             self.scene.defer_shading(True)
         if self.scene.show_preview(warm, volume, tf, over=True, masks=preview.masks):
@@ -531,6 +538,9 @@ class View3DWidget(QWidget):
             return
         if prepared.buffer is not None:
             self._start_shading(prepared)
+            held, self._separated_preview_held = self._separated_preview_held, None
+            if held is not None:
+                self._on_separated_preview(held)
         elif self._shading_waiting is not None and not (self.masks_expected is not None and self.masks_expected()):
             self.masks_settled()
         self.request_render()

@@ -167,20 +167,24 @@ def _nutrient_vessels_found(ph, vessel: np.ndarray) -> int:
     return found
 
 
-def phantom_rows(sizes: tuple[str, ...]) -> list[dict]:
+def phantom_rows(sizes: tuple[str, ...], textured: bool = False) -> list[dict]:
+    """``textured``: also the default phantom with textured cancellous bone."""
     from viewer.phantom import generate
     from viewer.phantom.generator import LEGEND as L
 
     rows = []
-    for size, clean in [(s, c) for s in sizes for c in (False, True)]:
-        ph = generate(size, clean=clean)
+    variants = [(s, c, False) for s in sizes for c in (False, True)]
+    if textured:
+        variants += [(s, False, True) for s in sizes]
+    for size, clean, tex in variants:
+        ph = generate(size, clean=clean, textured_bone=tex)
         hu, lab = ph.volume.hu, np.asarray(ph.labels)
         m, dt = _masks(hu, ph.volume.spacing_mm)
         vessel = m.vessel | (m.uncertain if m.uncertain is not None else False)
         tb = np.isin(lab, [L[k] for k in ("bone", "marrow", "trabecular", "other_bone") if k in L])
         ta = np.isin(lab, [L[k] for k in ("artery", "collateral", "nutrient", "other_artery") if k in L])
         row = {
-            "scan": f"phantom {size}{' (clean)' if clean else ''}",
+            "scan": f"phantom {size}{' (clean)' if clean else ''}{' (textured bone)' if tex else ''}",
             "shape": "x".join(str(s) for s in hu.shape[::-1]),
             "contrast found": "yes" if m.contrast else "no",
             "bone Dice": dice(m.bone_core(hu), tb),
@@ -378,6 +382,7 @@ def main() -> None:
     ap.add_argument("--side-by-side", type=Path, metavar="OLD_ROOT", help="alternate fresh runs of OLD_ROOT and this")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--preview", action="store_true", help="only the preview-masks table (every k-th slice)")
+    ap.add_argument("--textured-phantom", action="store_true", help="also the phantoms with textured cancellous bone")
     a = ap.parse_args()
     print(f"machine: {platform.machine()}, {platform.python_version()}, cores: {os.cpu_count()}", flush=True)
     if a.preview:
@@ -388,7 +393,7 @@ def main() -> None:
         return
     rows = [] if a.timing_only else real_rows()
     if not a.no_phantom and not a.timing_only:
-        rows += phantom_rows(tuple(a.phantom_sizes.split(",")))
+        rows += phantom_rows(tuple(a.phantom_sizes.split(",")), a.textured_phantom)
     if a.tile:
         rows += tiled_rows(a.tile)
     if a.large_phantom:

@@ -277,3 +277,47 @@ def test_line_pieces_tell_a_vessel_from_a_cortex_plate() -> None:
     lab[5:45, 20:60, 30:32] = 2
     lines = _line_pieces(lab, np.array([False, True, True]), (1.75, 1.5, 1.5))
     assert lines.tolist() == [False, True, False]
+
+
+def test_textured_cancellous_bone_is_bone_not_vessel() -> None:
+    """The default phantom with a real-like trabecular texture in its cancellous bone
+    (``textured_bone``: its voxels straddle the window's low end): the knee and ankle
+    ends stay bone and the arteries vessel. Without the textured candidates of
+    ``thick_cancellous`` this phantom measured bone Dice 0.855, artery+collateral Dice
+    0.189 and trabecular voxels in bone 0.599 (docs/separation.md)."""
+    from viewer.phantom import generate
+    from viewer.phantom.generator import LEGEND
+
+    ph = generate("default", textured_bone=True)
+    v, lab, L = ph.volume, np.asarray(ph.labels), dict(LEGEND)
+    m = class_masks(v.hu, v.spacing_mm, 650.0, WINDOW, real_ct=True)
+    vessel = _vessel(m)
+    bone_truth = np.isin(lab, [L[n] for n in ("bone", "marrow", "trabecular", "other_bone")])
+    arteries = np.isin(lab, [L[n] for n in ("artery", "collateral", "nutrient", "other_artery")])
+    assert m.contrast
+    assert recall(m.bone_core(v.hu), lab == L["trabecular"]) >= 0.95
+    assert dice(m.bone_core(v.hu), bone_truth) >= 0.95
+    assert dice(vessel, arteries) >= 0.8
+
+
+def test_textured_candidates_take_a_textured_block_not_a_lumen_ring() -> None:
+    """A block of textured cancellous bone (mean 220 HU, voxels 40-400 HU) is taken
+    inside; the partial-volume ring around a bright lumen (a 450 HU rod in 40 HU
+    tissue), whose smoothed HU is in the window too, is not."""
+    from viewer.core.separation import textured_candidates
+
+    rng = np.random.default_rng(1)
+    hu = np.full((40, 60, 60), 40, dtype=np.int16)
+    hu[5:35, 5:25, 5:25] = np.clip(rng.normal(220, 90, (30, 20, 20)), 40, 400).astype(np.int16)
+    zz, yy, xx = np.mgrid[0:40, 0:60, 0:60]
+    rod = (yy - 40) ** 2 + (xx - 40) ** 2 <= 16
+    hu[rod] = 450
+    body = np.ones(hu.shape, bool)
+    none = np.zeros(hu.shape, bool)
+    out = textured_candidates(hu, 170.0, 600.0, body, none, none)
+    inside = np.zeros(hu.shape, bool)
+    inside[10:30, 10:20, 10:20] = True
+    assert out[inside].mean() >= 0.9
+    assert (hu[inside] < 170).mean() > 0.2  # (the block straddles the window's low end)
+    ring = ((yy - 40) ** 2 + (xx - 40) ** 2 > 16) & ((yy - 40) ** 2 + (xx - 40) ** 2 <= 49) & (zz > 4) & (zz < 35)
+    assert out[ring].mean() <= 0.05

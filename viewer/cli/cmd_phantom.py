@@ -53,8 +53,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--textured-bone",
         action="store_true",
-        help="cancellous bone with a trabecular texture (as real cancellous bone; the separation "
-        "does not yet hold on it: docs/separation.md)",
+        help="cancellous bone with a trabecular texture, as real cancellous bone (the separation "
+        "holds on it at fine voxels, not yet at the small size's 1.5 mm: docs/separation.md)",
     )
     p.add_argument(
         "--labels-format", choices=("nrrd", "nifti"), default="nrrd", help="label volume format (default nrrd)"

@@ -980,8 +980,9 @@ def generate(
         textured_bone: give the cancellous bone a trabecular texture
             (:data:`TRABECULAR_TEXTURE_HU`; median local 3x3x3 spread 64 HU in the
             ``trabecular`` voxels of the default size, real cancellous bone 70-160 HU
-            at 1 mm). Not the default yet: the separation fails on it
-            (docs/separation.md, "What does not hold yet"). Ignored with ``clean``.
+            at 1 mm). Not the default yet: the separation holds on it at fine voxels,
+            not yet at 1.5 mm (docs/separation.md, "What does not hold yet").
+            Ignored with ``clean``.
 
     Landmarks (LPS mm): ``erosion_box_lps`` ((min x, y, z), (max x, y, z)) around the
     eroded bone and all collaterals; ``eroded_bone_box_lps`` around the eroded bone

@@ -254,6 +254,12 @@ def test_a_big_scans_first_separation_sends_preview_masks_first(qapp, fake, qtbo
         state.volume = _volume(nz=2)
         qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
         assert previews == [bone]
+        # nobody draws previews (the window's 3D view on a GPU): none is made
+        ctl.preview_wanted = lambda: False
+        state.volume = _volume(nz=5)  # (big enough: 320 voxels)
+        qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
+        assert previews == [bone]
+        ctl.preview_wanted = None
         # a superseded first job: its preview is made but not sent
         preview_gate.clear()
         first = _volume()

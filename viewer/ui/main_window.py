@@ -223,6 +223,7 @@ class MainWindow(QMainWindow):
         # A big scan's first separated frame from masks of every few slices (issue 9),
         # taken back if the full masks fail.
         self.mask_controller.preview_ready.connect(self.view3d.show_preview_masks)
+        self.mask_controller.preview_wanted = lambda: self.view3d.scene.mapper_kind == "cpu"
         self.mask_controller.failed.connect(lambda _e: self.view3d.drop_separated_preview())
         self.mask_controller.failed.connect(lambda e: self.statusBar().showMessage(f"Separation failed: {e}", 8000))
         self.mask_controller.busy_changed.connect(

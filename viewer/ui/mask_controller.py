@@ -90,6 +90,9 @@ class MaskController(QObject):
         self._preview: ComputePreview = preview if preview is not None else compute_preview
         #: Voxels from which a first separation makes preview masks first.
         self.preview_min_voxels = PREVIEW_MASKS_MIN_VOXELS
+        #: Whether anyone draws preview masks now (the window: its 3D view uses the CPU
+        #: ray caster; a GPU one draws the full masks as fast): None, always.
+        self.preview_wanted: Callable[[], bool] | None = None
         self._preview_made.connect(self._on_preview_made)
         #: id() of the volume ``state.class_masks`` were made for (None: no masks of ours).
         self._volume_id: int | None = None
@@ -165,7 +168,8 @@ class MaskController(QObject):
         # gets preview masks first, in the same job (one after the other: the two
         # would share the cores).
         first = held is None or held.bone.shape != vol.shape or self._volume_id != vid
-        preview = self._preview if first and vol.hu.size >= self.preview_min_voxels else None
+        wanted = self.preview_wanted is None or self.preview_wanted()
+        preview = self._preview if first and wanted and vol.hu.size >= self.preview_min_voxels else None
         made = self._preview_made
         job = self.runner.latest + 1  # the number submit gives this job
 

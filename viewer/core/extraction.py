@@ -34,7 +34,7 @@ from scipy import ndimage as ndi
 from viewer.core.errors import ViewerError
 from viewer.core.mask_policy import MaskSettings, masks_fit
 from viewer.core.progress import ProgressFn, report
-from viewer.core.separation import bbox, dilate6, pool_any, upsample
+from viewer.core.separation import COARSE_VOXEL_MM, bbox, dilate6, pool_any, upsample
 
 #: Connected bone pieces smaller than this (mm^3) are dropped as specks: vessel-wall
 #: calcifications, calcified plaque and noise spikes. A 2 cm long, 4 mm wide calcified
@@ -782,8 +782,6 @@ def preview_stride(spacing_mm: tuple[float, float, float] | None) -> int:
     if spacing_mm is None:
         return 1
     sx, sy, sz = (float(s) for s in spacing_mm)
-    from viewer.core.separation import COARSE_VOXEL_MM
-
     if min(sx, sy) >= COARSE_VOXEL_MM:
         return 1
     return max(1, min(PREVIEW_MAX_STRIDE, int(PREVIEW_SLICE_MM // sz)))

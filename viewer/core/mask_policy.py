@@ -81,7 +81,7 @@ class MaskSettings(NamedTuple):
             (float(lo), float(hi)),
             bool(tf.remove_table),
             bool(tf.real_ct_separation),
-            contrast_verdict(getattr(tf, "contrast", "auto")),
+            contrast_verdict(tf.contrast),
         )
 
     @classmethod
@@ -127,8 +127,7 @@ def masks_fit(
     if real_ct_masks and bool(masks.remove_table) != settings.remove_table:
         return False
     if real_ct_masks:
-        forced = bool(getattr(masks, "contrast_forced", False))
-        if settings.contrast is None and forced:
+        if settings.contrast is None and masks.contrast_forced:
             return False
         if settings.contrast is not None and bool(masks.contrast) != settings.contrast:
             return False

@@ -388,8 +388,8 @@ def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) 
         if a is None:
             fields[name] = None
             continue
-        a = np.asarray(a)
-        lo_s, hi_s = a[below][:, 1::2, 1::2], a[above][:, 1::2, 1::2]
+        a = np.asarray(a)[:, 1::2, 1::2]  # (in-plane first: a quarter of the copying)
+        lo_s, hi_s = a[below], a[above]
         fields[name] = (lo_s & hi_s) if name == "removed" else (lo_s | hi_s)
     m = preview.masks
     if m.contrast is False:

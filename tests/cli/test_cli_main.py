@@ -26,3 +26,18 @@ def test_choosing_the_window_imports_no_command_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_running_one_command_imports_no_other_command_module() -> None:
+    """``vessel-viewer info ...`` imports ``cmd_info`` only (and its parser still works)."""
+    code = (
+        "import sys, viewer.cli as c\n"
+        "try:\n"
+        "    c.main(['info', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('viewer.cli.cmd_')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "['viewer.cli.cmd_info']"
+    assert "usage: vessel-viewer info" in out

@@ -8,6 +8,8 @@ Volumes here are larger than ``_PARALLEL_VOXELS`` where the threaded path matter
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cc3d
 import numpy as np
 import pytest
@@ -211,3 +213,32 @@ def test_labelling_in_slabs_on_a_worker_gives_cc3ds_pieces(connectivity: int, mo
         assert _same_pieces(got, cc3d.connected_components(np.ascontiguousarray(view), connectivity=connectivity))
     # on the main thread: cc3d's own call, numbering included
     np.testing.assert_array_equal(S.label(m, connectivity), cc3d.connected_components(m, connectivity=connectivity))
+
+
+def test_write_sparse_writes_the_mask_and_leaves_empty_pages_unmapped() -> None:
+    """:func:`write_sparse` gives ``dst == mask`` for empty, sparse and dense masks; an
+    empty or sparse class leaves the pages of its fresh ``np.zeros`` mask unmapped
+    (Linux: its resident memory grows by the pages its voxels reach only)."""
+    rng = np.random.default_rng(5)
+    for share in (0.0, 0.01, 0.5):
+        mask = rng.random((8, 64, 64)) < share
+        dst = np.zeros(mask.shape, dtype=bool)
+        S.write_sparse(dst, mask)
+        assert np.array_equal(dst, mask)
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("resident memory is read from /proc (Linux)")
+
+    def rss_mb() -> float:
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS"))
+        return int(line.split()[1]) / 1024
+
+    big = np.zeros((400, 512, 512), dtype=bool)  # 105 MB, not yet mapped
+    sparse = np.zeros(big.shape, dtype=bool)
+    sparse[200, 100, 100:110] = True  # one page's worth
+    before = rss_mb()
+    S.write_sparse(big, sparse)
+    grown = rss_mb() - before
+    assert big[200, 100, 100:110].all() and big.sum() == 10
+    # the temporaries of the call are freed; the mask itself holds a page or two
+    assert grown < 20.0, f"resident memory grew by {grown:.0f} MB"

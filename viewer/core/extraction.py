@@ -688,10 +688,23 @@ def class_masks(
     # The masks are made in the separation's crop (outside it everything is removed),
     # straight into whole-volume arrays (np.zeros leaves the pages outside untouched).
     crop = sep.crop if sep.crop is not None else (slice(None),) * 3
-    bone, calc, vessel, uncertain, none = S.split_labels(
-        sep.labels, (S.BONE, S.CALCIFICATION, S.VESSEL, S.UNCERTAIN, S.NONE), sep.crop
+    bone, calc, vessel, uncertain = S.split_labels(
+        sep.labels, (S.BONE, S.CALCIFICATION, S.VESSEL, S.UNCERTAIN), sep.crop
     )
     hc = hu[crop]
+    # Window voxels of no class: the rest of the window outside the body is removed
+    # anyway; inside it, anything dense that is not vessel (no-contrast scans).
+    # Without contrast, also the vessel window's ramp below its low end (the transfer
+    # function fades red in over 40 HU there): enhancing organs at 130-170 HU would
+    # otherwise show a red haze on a scan that has no opacified vessel.
+    floor = lo if sep.contrast else lo - HIDDEN_RAMP_HU
+    hidden = np.zeros(hu.shape, dtype=bool)
+    hidden_c, labels_c = hidden[crop], sep.labels[crop]
+
+    def classless(z0: int, z1: int) -> None:
+        S.write_sparse(hidden_c[z0:z1], (labels_c[z0:z1] == S.NONE) & (hc[z0:z1] >= floor))
+
+    S.run_slabs(classless, hc.shape)
     t1 = time.perf_counter()
     if sep.contrast:
         # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
@@ -701,21 +714,15 @@ def class_masks(
             hc, spacing_mm, bone[crop] | cc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
         )
         shell &= vc | uc
-        if shell.any():
-            cc |= shell
-            vc &= ~shell
-            uc &= ~shell
+        sb = S.bbox(shell, 0)
+        if sb is not None:
+            # (in the shell's box only: the masks' pages elsewhere stay as they are)
+            sh = shell[sb]
+            cc[sb] |= sh
+            vc[sb] &= ~sh
+            uc[sb] &= ~sh
         del shell
     t2 = time.perf_counter()
-    # Window voxels of no class: the rest of the window outside the body is removed
-    # anyway; inside it, anything dense that is not vessel (no-contrast scans).
-    # Without contrast, also the vessel window's ramp below its low end (the transfer
-    # function fades red in over 40 HU there): enhancing organs at 130-170 HU would
-    # otherwise show a red haze on a scan that has no opacified vessel.
-    floor = lo if sep.contrast else lo - HIDDEN_RAMP_HU
-    hidden = none  # in place: the classless voxels at or above the floor
-    S.voxelwise(lambda n, h: n & (h >= floor), none[crop], hc, out=hidden[crop])
-    del none
     removed = S.split_labels(sep.labels, (S.REMOVED,))[0] if remove_table else None
     calc_m = calc if calc[crop].any() else None
     hidden_m = hidden if hidden[crop].any() else None

@@ -130,6 +130,9 @@ CONTRAST_MIN_Z_MM = 8.0
 #: contrast (docs/separation.md).
 CONTRAST_TUBE_MM = 25.0
 TUBE_PROBE_MM = 4.0
+#: A mask slab with fewer than one True voxel in this many is written voxel by voxel
+#: (see :func:`split_labels`).
+SPARSE_WRITE_SHARE = 8
 #: Cancellous bone behind a dim cortex (see shell_enclosed_cancellous): the mean HU
 #: range of the enclosed space and its smallest volume.
 SHELL_CAVITY_HU = (80.0, 250.0)
@@ -1440,14 +1443,10 @@ def lumen_tubes(
         return none
     t_idx = idx[is_tube]
     tc = np.unravel_index(t_idx, shape)
-    # (labelled in the tube voxels' own box, made from their coordinates)
-    lo_c = [int(c.min()) for c in tc]
-    local = tuple(c - m for c, m in zip(tc, lo_c, strict=True))
-    tube = np.zeros(tuple(int(c.max()) + 1 for c in local), dtype=bool)
-    tube[local] = True
-    lab = label(tube, 26)
-    pl = lab[local]
-    n = int(lab.max()) + 1
+    # (tube voxels are few and scattered: their box can be the whole scan, so they are
+    # joined as a graph of their own, not labelled in a volume)
+    pl = sparse_components(t_idx, shape)
+    n = int(pl.max()) + 1
     length2 = np.zeros(n)
     for axis_c, s in zip(tc, (sz, sy, sx), strict=True):
         lo_ = np.full(n, np.iinfo(np.int64).max)
@@ -1455,9 +1454,40 @@ def lumen_tubes(
         np.minimum.at(lo_, pl, axis_c)
         np.maximum.at(hi_, pl, axis_c)
         length2 += (np.maximum(hi_ - lo_, 0) * s) ** 2
-    length2[0] = 0.0
     best = int(np.argmax(length2))
     return float(np.sqrt(length2[best])), t_idx[pl == best]
+
+
+def sparse_components(flat_idx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """26-connected pieces of the voxels at the sorted flat indices ``flat_idx`` of a
+    volume of ``shape``: one label 0..k-1 per voxel. For a few scattered voxels, where
+    labelling their bounding box would cost a volume of 4-byte labels."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = flat_idx.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    coords = np.unravel_index(flat_idx, shape)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    for d in _DIRECTIONS.astype(np.int64):
+        ok = np.ones(n, dtype=bool)
+        for c, o, m in zip(coords, d, shape, strict=True):
+            if o:
+                q = c + o
+                ok &= (q >= 0) & (q < m)
+        target = flat_idx + int(np.dot(d, strides))
+        pos = np.searchsorted(flat_idx, target)
+        hit = ok & (pos < n)
+        hit[hit] = flat_idx[pos[hit]] == target[hit]
+        rows.append(np.flatnonzero(hit))
+        cols.append(pos[hit])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    return np.asarray(comp, dtype=np.int64)
 
 
 def _halo(hu: np.ndarray, vessel: np.ndarray, soft_hu: float, *, own_class: bool = False) -> np.ndarray:
@@ -2358,11 +2388,28 @@ def compose_labels(
     return full
 
 
+def write_sparse(dst: np.ndarray, mask: np.ndarray) -> None:
+    """``dst[...] = mask`` for a ``dst`` that is all False (fresh ``np.zeros``): nothing
+    when ``mask`` is empty, voxel by voxel when it is sparse (under one True in
+    SPARSE_WRITE_SHARE), so the pages of ``dst`` that hold no True voxel are never
+    written and stay unmapped."""
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        return
+    if n * SPARSE_WRITE_SHARE < mask.size:
+        dst[mask] = True
+    else:
+        np.copyto(dst, mask)
+
+
 def split_labels(
     labels: np.ndarray, codes: tuple[int, ...], crop: tuple[slice, slice, slice] | None = None
 ) -> list[np.ndarray]:
     """``[labels == c for c in codes]`` in one slab pass over ``labels``; with ``crop``
-    only inside it (False outside: ``np.zeros`` leaves those pages untouched)."""
+    only inside it (False outside). A class that is sparse in a slab is written voxel
+    by voxel, so the pages of its mask it never reaches stay untouched (``np.zeros``
+    maps them only when written): an empty or sparse class (the vessel class of a scan
+    without contrast, calcification, hidden voxels) costs next to no resident memory."""
     out = [np.zeros(labels.shape, dtype=bool) for _ in codes]
     box = crop if crop is not None else (slice(None),) * 3
     lab = labels[box]
@@ -2371,7 +2418,7 @@ def split_labels(
     def work(z0: int, z1: int) -> None:
         sl = lab[z0:z1]
         for o, c in zip(views, codes, strict=True):
-            np.equal(sl, c, out=o[z0:z1])
+            write_sparse(o[z0:z1], sl == c)
 
     run_slabs(work, lab.shape)
     return out
@@ -2628,11 +2675,26 @@ def separate(
             lab = label(d, 26)
             counts = _counts(lab, d)
             # Bone has some mineral over 300 HU; an enhancing organ or a venous-phase
-            # aorta (150-200 HU) has none, and is not bone.
-            bright = np.bincount(lab[voxelwise(lambda q, h: q & (h >= 300), d, hu[box])], minlength=counts.size)
+            # aorta (150-200 HU) has none, and is not bone. (Slab by slab, here and
+            # below: no full-size temporaries beside the 4-byte labels, the
+            # separation's peak on a scan without contrast.)
+            hb, parts = hu[box], []
+
+            def bright_count(z0: int, z1: int) -> None:
+                ls = lab[z0:z1]
+                parts.append(np.bincount(ls[d[z0:z1] & (hb[z0:z1] >= 300)], minlength=counts.size))
+
+            run_slabs(bright_count, d.shape)
+            bright = np.sum(parts, axis=0)
             ok = (counts * vox >= MIN_BONE_MM3_NO_CONTRAST) & (bright >= 3)
             ok[0] = False
-            bone[box] |= _select(ok, lab, d)
+            bone_b = bone[box]
+
+            def add_bone(z0: int, z1: int) -> None:
+                m = d[z0:z1]
+                bone_b[z0:z1][m] |= ok[lab[z0:z1][m]]
+
+            run_slabs(add_bone, d.shape)
             del lab
         del dense
         # The rim over the window's low end goes with the bone (no red fringe).
@@ -2709,6 +2771,7 @@ __all__ = [
     "slabwise",
     "compose_labels",
     "split_labels",
+    "write_sparse",
     "strided_nonzero",
     "thin_cortex_pieces",
     "voxelwise",

@@ -284,7 +284,10 @@ def test_textured_cancellous_bone_is_bone_not_vessel() -> None:
     (``textured_bone``: its voxels straddle the window's low end): the knee and ankle
     ends stay bone and the arteries vessel. Without the textured candidates of
     ``thick_cancellous`` this phantom measured bone Dice 0.855, artery+collateral Dice
-    0.189 and trabecular voxels in bone 0.599 (docs/separation.md)."""
+    0.189 and trabecular voxels in bone 0.599; without the width limit of
+    ``bone_side_lumen``'s carved tubes 0.973, 0.835 and 0.985 (the rough surface of
+    both legs' ankle ends carved out as sheets of "lumen", 7 000 voxels shown as
+    uncertain; docs/separation.md)."""
     from viewer.phantom import generate
     from viewer.phantom.generator import LEGEND
 
@@ -297,7 +300,9 @@ def test_textured_cancellous_bone_is_bone_not_vessel() -> None:
     assert m.contrast
     assert recall(m.bone_core(v.hu), lab == L["trabecular"]) >= 0.95
     assert dice(m.bone_core(v.hu), bone_truth) >= 0.95
-    assert dice(vessel, arteries) >= 0.8
+    assert dice(vessel, arteries) >= 0.88
+    # the other leg's ankle end is not drawn red
+    assert vessel[lab == L["other_bone"]].sum() < 600
 
 
 def test_textured_candidates_take_a_textured_block_not_a_lumen_ring() -> None:

@@ -218,8 +218,9 @@ def test_a_result_for_a_replaced_volume_is_dropped(setup, fake, qtbot) -> None: 
 def test_a_big_scans_first_separation_sends_preview_masks_first(qapp, fake, qtbot) -> None:  # type: ignore[no-untyped-def]
     """From ``preview_min_voxels`` on, the first job of a scan makes preview masks
     before the full ones and sends them (``preview_ready``) while the full ones are
-    made; a threshold edit afterwards (masks of the scan held) makes none, and preview
-    masks of a superseded job are not sent."""
+    made; so does a new bone threshold afterwards (the masks held no longer fit), a new
+    vessel window (which restyles them) makes none, and preview masks of a superseded
+    job are not sent."""
     from viewer.core.extraction import PreviewMasks
 
     state = ViewerState(TransferFunction().with_changes(separated=True))
@@ -246,30 +247,36 @@ def test_a_big_scans_first_separation_sends_preview_masks_first(qapp, fake, qtbo
         assert state.class_masks is None  # the full masks wait for the test
         fake.release(bone)
         qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
-        # a threshold edit on the same scan: no preview (its separated frame is shown)
+        # a new bone threshold on the same scan: the masks held no longer fit, so the
+        # new threshold gets preview masks first too
         state.transfer_function = state.transfer_function.with_bone_threshold(700.0)
         qtbot.waitUntil(lambda: state.class_masks.bone_threshold_hu == 700.0 and not ctl.busy, timeout=TIMEOUT_MS)
-        assert previews == [bone] and len(sent) == 1
+        assert previews == [bone, 700.0] and len(sent) == 2 and sent[1][1].settings.bone_threshold_hu == 700.0
+        # a new vessel window: the masks held restyle, no job and no preview
+        lo, hi = state.transfer_function.vessel_window_hu
+        state.transfer_function = state.transfer_function.with_vessel_window(lo + 10.0, hi)
+        qtbot.wait(200)
+        assert previews == [bone, 700.0] and len(sent) == 2 and not ctl.busy
         # a small scan: no preview at all
         state.volume = _volume(nz=2)
         qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
-        assert previews == [bone]
+        assert previews == [bone, 700.0]
         # nobody draws previews (the window's 3D view on a GPU): none is made
         ctl.preview_wanted = lambda: False
         state.volume = _volume(nz=5)  # (big enough: 320 voxels)
         qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
-        assert previews == [bone]
+        assert previews == [bone, 700.0]
         ctl.preview_wanted = None
         # a superseded first job: its preview is made but not sent
         preview_gate.clear()
         first = _volume()
         state.volume = first
-        qtbot.waitUntil(lambda: len(previews) == 2, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: len(previews) == 3, timeout=TIMEOUT_MS)
         second = _volume()
         state.volume = second  # replaces the scan while the first job makes its preview
         preview_gate.set()
         qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
-        assert [v for v, _p in sent[1:]] == [second]
+        assert [v for v, _p in sent[2:]] == [second]
     finally:
         preview_gate.set()
         fake.release_all()

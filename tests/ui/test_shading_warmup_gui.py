@@ -313,6 +313,18 @@ def _big_scan_setup(w: MainWindow, monkeypatch, compute) -> None:  # type: ignor
         w.set_separated(True)
 
 
+def _gated_compute(w: MainWindow):  # type: ignore[no-untyped-def]
+    """The window's mask computation held until the returned gate opens."""
+    gate = threading.Event()
+    compute = w.mask_controller._compute
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        return compute(*args, **kwargs)
+
+    return gate, held
+
+
 def test_a_big_scan_shows_a_coarse_separated_frame_before_its_full_masks(
     window: MainWindow, qtbot, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -321,13 +333,7 @@ def test_a_big_scan_shows_a_coarse_separated_frame_before_its_full_masks(
     full separated scalars replace it (one volume left in the renderer)."""
     w = window
     v = w.view3d
-    gate = threading.Event()
-    compute = w.mask_controller._compute
-
-    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
-        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
-        return compute(*args, **kwargs)
-
+    gate, held = _gated_compute(w)
     _big_scan_setup(w, monkeypatch, held)
     w.action_phantom_small.trigger()
     try:
@@ -411,3 +417,50 @@ def test_a_coarse_separated_frame_that_comes_first_waits_for_the_first_scalars(
         warm_gate.set()
         masks_gate.set()
     qtbot.waitUntil(lambda: w.state.class_masks is not None and not v.scene.previewing, timeout=TIMEOUT_MS)
+
+
+def test_a_new_bone_threshold_on_a_big_scan_shows_a_coarse_separated_frame_first(
+    window: MainWindow, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A new bone threshold on a big separated scan: the masks held no longer fit, so
+    the job makes preview masks for the new threshold first and the view draws them as
+    a coarse separated frame until the full masks for it come. A new vessel window
+    (which restyles the masks held) makes none."""
+    w = window
+    v = w.view3d
+    gate, held = _gated_compute(w)
+    gate.set()
+    _big_scan_setup(w, monkeypatch, held)
+    w.action_phantom_small.trigger()
+    qtbot.waitUntil(lambda: w.state.class_masks is not None and not v.scene.previewing, timeout=TIMEOUT_MS)
+    _frame(w, qtbot)
+    assert v.n_separated_previews == 1
+    first_masks = w.state.class_masks
+    gate.clear()
+    try:
+        tf = w.state.transfer_function
+        w.state.transfer_function = tf.with_bone_threshold(tf.bone_threshold_hu + 100.0)
+        qtbot.waitUntil(lambda: v.n_separated_previews == 2 and v.scene.previewing_over, timeout=TIMEOUT_MS)
+        assert w.state.class_masks is first_masks  # the new full masks are still on their way
+        coarse = _grab_now(v, qtbot)
+    finally:
+        gate.set()
+    assert _red(coarse).mean() > 0.0005, "no red vessels in the coarse separated frame"
+    assert (coarse.astype(int).sum(axis=2) > 60).mean() > 0.01, "black coarse frame"
+    want = w.state.transfer_function.bone_threshold_hu
+    qtbot.waitUntil(
+        lambda: w.state.class_masks is not None and w.state.class_masks.bone_threshold_hu == want,
+        timeout=TIMEOUT_MS,
+    )
+    _frame(w, qtbot)
+    assert not v.scene.previewing and v.scene.class_masks is w.state.class_masks
+    assert v.scene.renderer.GetVolumes().GetNumberOfItems() == 1
+    # a new vessel window: the held masks restyle (no new job), no coarse frame
+    held_masks = w.state.class_masks
+    tf = w.state.transfer_function
+    lo, hi = tf.vessel_window_hu
+    w.state.transfer_function = tf.with_vessel_window(lo + 10.0, hi)
+    _frame(w, qtbot)
+    qtbot.wait(300)
+    assert not w.mask_controller.busy and w.state.class_masks is held_masks
+    assert v.n_separated_previews == 2 and not v.scene.previewing

@@ -2295,7 +2295,11 @@ class _Prepared:
 
 
 _PREP_LOCK = threading.Lock()
+#: The last volumes' threshold-independent stages, most recent first: two, so a big
+#: scan's preview separation (every k-th slice, a volume of its own) does not push the
+#: whole scan's body out before its full masks are made.
 _PREP_CACHE: list[_Prepared] = []
+_PREP_CACHE_SIZE = 2
 
 
 def _fingerprint(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: bool) -> tuple[object, ...]:
@@ -2335,6 +2339,8 @@ def _prepare(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: 
     with _PREP_LOCK:
         for p in _PREP_CACHE:
             if p.key == key:
+                _PREP_CACHE.remove(p)
+                _PREP_CACHE.insert(0, p)
                 hit = _Prepared(p.key, p.body_c, p.crop, p.soft_hu, p.cancellous_hu, p.noise_hu, cached=True)
                 return hit, (_copy_box(hu, p.crop) if p.crop is not None else hu)
     whole = (slice(0, hu.shape[0]), slice(0, hu.shape[1]), slice(0, hu.shape[2]))
@@ -2366,7 +2372,7 @@ def _prepare(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: 
     noise = noise_sd(hu_c, body_c)
     prep = _Prepared(key, body_c, crop, soft, cancellous, noise)
     with _PREP_LOCK:
-        _PREP_CACHE[:] = [prep]
+        _PREP_CACHE[:] = [prep, *_PREP_CACHE][:_PREP_CACHE_SIZE]
     return prep, hu_c
 
 

@@ -164,12 +164,13 @@ class MaskController(QObject):
         settings = MaskSettings.of(self.state.transfer_function)
         compute, vid = self._compute, id(vol)
         held = self.state.class_masks
-        # The scan's first separation (nothing separated of it is drawn): a big one
-        # gets preview masks first, in the same job (one after the other: the two
-        # would share the cores).
-        first = held is None or held.bone.shape != vol.shape or self._volume_id != vid
+        # Nothing separated of the scan can be drawn for these settings (its first
+        # separation, or a new bone threshold, table or contrast setting -- not a new
+        # vessel window, which restyles the masks held): a big one gets preview masks
+        # first, in the same job (one after the other: the two would share the cores).
+        unusable = self._volume_id != vid or not masks_fit(held, settings, shape=vol.shape)
         wanted = self.preview_wanted is None or self.preview_wanted()
-        preview = self._preview if first and wanted and vol.hu.size >= self.preview_min_voxels else None
+        preview = self._preview if unusable and wanted and vol.hu.size >= self.preview_min_voxels else None
         made = self._preview_made
         job = self.runner.latest + 1  # the number submit gives this job
 
@@ -199,10 +200,10 @@ class MaskController(QObject):
 
     def _on_preview_made(self, job: int, volume: Volume, preview: PreviewMasks) -> None:
         """Preview masks reach the window only while their job is the latest, their scan
-        shown and nothing separated of it in the state."""
+        shown and no masks in the state that may be drawn for their settings."""
         if self._shut_down or job != self.runner.latest or volume is not self.state.volume:
             return
-        if self.state.class_masks is not None and self.state.class_masks.bone.shape == volume.shape:
+        if masks_fit(self.state.class_masks, preview.settings, shape=volume.shape):
             return
         if preview.settings != MaskSettings.of(self.state.transfer_function):
             return

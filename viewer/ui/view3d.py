@@ -48,6 +48,7 @@ from vtkmodules.vtkIOImage import vtkPNGWriter  # noqa: F401 - registers the IO 
 from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
 from viewer.core.extraction import PreviewMasks
+from viewer.core.mask_policy import masks_fit
 from viewer.core.state import ViewerState
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
@@ -503,14 +504,14 @@ class View3DWidget(QWidget):
 
     def _on_separated_preview(self, result: tuple[Volume, TransferFunction, PreviewMasks, WarmMapper | None]) -> None:
         volume, tf, preview, warm = result
-        masks = self.state.class_masks
+        shape = volume.shape
         if (
             warm is None
             or self._closed
             or volume is not self.state.volume
             or tf != self.state.transfer_function
-            or (masks is not None and masks.bone.shape == volume.shape)
-            or self.scene.class_masks is not None
+            or masks_fit(self.state.class_masks, preview.settings, shape=shape)
+            or masks_fit(self.scene.class_masks, preview.settings, shape=shape)
         ):
             return  # the separated scalars came first, or the state moved on
         if not self.scene.has_scalars:

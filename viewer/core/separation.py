@@ -126,7 +126,7 @@ CONTRAST_MIN_Z_MM = 8.0
 #: sides at TUBE_PROBE_MM in every direction but along one axis (a tube, not a plate
 #: or a blob), this long (mm) or longer, also says "contrast". Arteries 3-5 mm across
 #: at 1.5 mm pixels have no homogeneous core; their tubes run 39-305 mm on the
-#: phantoms, 16-73 mm on the real CTA, and at most 15 mm on the real scans without
+#: phantoms, 16-73 mm on the real CTA, and at most 17 mm on the real scans without
 #: contrast (docs/separation.md).
 CONTRAST_TUBE_MM = 25.0
 TUBE_PROBE_MM = 4.0
@@ -1298,7 +1298,7 @@ def detect_contrast(
     noise = noise_sd(hu, body) if noise_hu is None else float(noise_hu)
 
     def tubes_only() -> LumenCore:
-        # no homogeneous lumen piece at all: thin tubes alone decide
+        # no homogeneous lumen piece that counts: thin tubes decide
         mm, t_idx = lumen_tubes(hu, (sx, sy, sz), inrange, soft_hu)
         if mm < CONTRAST_TUBE_MM:
             return LumenCore(0.0, 0.0, None, np.zeros(0, dtype=np.int64), mm)

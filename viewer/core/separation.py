@@ -2450,13 +2450,15 @@ def split_labels(
     return out
 
 
-#: Added to the verdict at coarse pixels (COARSE_VOXEL_MM or more), where the check is
-#: known to fail both ways (docs/separation.md, "What does not hold yet").
+#: Added to the verdict at coarse pixels (COARSE_VOXEL_MM or more), where the check
+#: rests on fewer voxels and has failed both ways (smoothed cancellous bone taken for
+#: lumen before the homogeneous-share and tube tests; docs/separation.md, "What does
+#: not hold yet"): which setting overrules it.
 COARSE_VERDICT_HINT_YES = (
-    "; at pixels this coarse the check can take smooth cancellous bone for lumen: if bone shows red, set Contrast to no"
+    "; at pixels this coarse the check can take smooth dense tissue for lumen: if bone shows red, set Contrast to no"
 )
 COARSE_VERDICT_HINT_NO = (
-    "; at pixels this coarse the check can miss arteries under about 4 mm across: "
+    "; at pixels this coarse the check can miss short or faint arteries: "
     "if the scan is an angiogram, set Contrast to yes"
 )
 

@@ -1446,16 +1446,23 @@ def lumen_tubes(
     # (tube voxels are few and scattered: their box can be the whole scan, so they are
     # joined as a graph of their own, not labelled in a volume)
     pl = sparse_components(t_idx, shape)
-    n = int(pl.max()) + 1
-    length2 = np.zeros(n)
-    for axis_c, s in zip(tc, (sz, sy, sx), strict=True):
-        lo_ = np.full(n, np.iinfo(np.int64).max)
-        hi_ = np.full(n, -1)
-        np.minimum.at(lo_, pl, axis_c)
-        np.maximum.at(hi_, pl, axis_c)
-        length2 += (np.maximum(hi_ - lo_, 0) * s) ** 2
+    length2 = np.sum([(span * s) ** 2 for span, s in zip(_piece_spans(pl, tc), (sz, sy, sx), strict=True)], axis=0)
     best = int(np.argmax(length2))
     return float(np.sqrt(length2[best])), t_idx[pl == best]
+
+
+def _piece_spans(pieces: np.ndarray, coords: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """Per piece (labels ``pieces`` 0..k-1 of voxels at ``coords``, one array per axis):
+    its extent along each axis in voxels, last minus first (0 for one voxel)."""
+    n = int(pieces.max()) + 1 if pieces.size else 0
+    spans = []
+    for c in coords:
+        lo_ = np.full(n, np.iinfo(np.int64).max)
+        hi_ = np.full(n, -1)
+        np.minimum.at(lo_, pieces, c)
+        np.maximum.at(hi_, pieces, c)
+        spans.append(np.maximum(hi_ - lo_, 0))
+    return spans
 
 
 def sparse_components(flat_idx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -1967,15 +1974,11 @@ def bone_side_lumen(
     t_idx = np.flatnonzero(tube)
     if t_idx.size:
         t_lab = sparse_components(t_idx, tube.shape)
-        n_t = int(t_lab.max()) + 1
-        length2 = np.zeros(n_t)
-        for c, step in zip(np.unravel_index(t_idx, tube.shape), (spacing_mm[2], sy, sx), strict=True):
-            lo_ = np.full(n_t, np.iinfo(np.int64).max)
-            hi_ = np.full(n_t, -1)
-            np.minimum.at(lo_, t_lab, c)
-            np.maximum.at(hi_, t_lab, c)
-            length2 += ((hi_ - lo_ + 1) * step) ** 2
-        area = np.bincount(t_lab, minlength=n_t) * sx * sy * spacing_mm[2] / np.sqrt(length2)
+        spans = _piece_spans(t_lab, np.unravel_index(t_idx, tube.shape))
+        length2 = np.sum(
+            [((span + 1) * step) ** 2 for span, step in zip(spans, (spacing_mm[2], sy, sx), strict=True)], axis=0
+        )
+        area = np.bincount(t_lab) * sx * sy * spacing_mm[2] / np.sqrt(length2)
         wide = area > np.pi * TUBE_CARVE_RADIUS_MM**2
         if wide.any():
             tube.reshape(-1)[t_idx[wide[t_lab]]] = False

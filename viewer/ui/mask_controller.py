@@ -35,10 +35,11 @@ ComputeMasks = Callable[[Volume, MaskSettings, ProgressFn], ClassMasks]
 #: ``preview(volume, settings, progress) -> PreviewMasks | None``: masks of a few slices.
 ComputePreview = Callable[[Volume, MaskSettings, ProgressFn], PreviewMasks | None]
 
-#: A scan of this many voxels or more, separated for the first time, gets preview masks
-#: of every few slices first (:func:`viewer.core.extraction.preview_class_masks`: a
-#: quarter of the work at 2 mm slices), so its first separated frame need not wait for
-#: the whole separation (issue 9: 512 x 512 x 600 takes 3-4 s on 2 cores).
+#: A scan of this many voxels or more whose held masks do not fit (its first
+#: separation, a new bone threshold) gets preview masks of every few slices first
+#: (:func:`viewer.core.extraction.preview_class_masks`: a quarter of the work at 2 mm
+#: slices), so its separated frame need not wait for the whole separation (issue 9:
+#: 512 x 512 x 600 takes 3-4 s on 2 cores).
 PREVIEW_MASKS_MIN_VOXELS = 60_000_000
 
 
@@ -63,7 +64,7 @@ class MaskController(QObject):
     Signals: ``masks_ready(masks)`` after new masks went into the state,
     ``failed(message)`` when the latest job failed (a cancelled or superseded job
     reports nothing), ``busy_changed(bool)`` while a job runs, and
-    ``preview_ready(volume, preview)`` when a big scan's first job made preview masks
+    ``preview_ready(volume, preview)`` when a big scan's job made preview masks
     (:class:`~viewer.core.extraction.PreviewMasks`, for a coarse first separated frame)
     on its way to the full ones.
     """

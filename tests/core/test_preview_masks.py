@@ -87,7 +87,7 @@ def test_preview_buffer_classes_voxels_as_the_full_buffer() -> None:
     assert pm is not None and pm.stride == 4 and pm.masks.contrast
     full = class_masks_for(vol.hu, vol.spacing_mm, settings)
     coarse = preview_buffer(vol, tf, pm)
-    whole, _ = encode_buffer(vol, tf, full, None, False)
+    whole, _, _ = encode_buffer(vol, tf, full, None, False, cut=False)
     ref = whole[::2, ::2, ::2]
     # the same grid (element k of each axis: voxel 2k - 1; element 0 the air face); the
     # preview may have one more air face at the far ends

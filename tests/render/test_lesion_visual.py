@@ -21,6 +21,7 @@ from viewer.core.measure import Angle, Ruler
 from viewer.core.presets import default_preset
 from viewer.core.transfer import TransferFunction
 from viewer.export.lesion_report import scene_class_masks
+from viewer.render.content import whole_buffer
 from viewer.render.lesion_visual import CENTRELINE_RGB, ENTRY_RGB, LESION_RGB, MEASURE_RGB, OTHER_WINDOW_RGB
 from viewer.render.scene import Scene
 
@@ -150,15 +151,21 @@ def test_lesion_colouring_waits_for_a_lesion_and_bad_modes_fail(scene: Scene) ->
         scene.set_lesion((1.0, 2.0, 3.0))  # type: ignore[arg-type]
 
 
+def _whole(scene: Scene) -> np.ndarray:
+    """The scene's whole render buffer (it may hold only the body's box of it)."""
+    assert scene.buffer is not None and scene.volume is not None
+    return whole_buffer(scene.buffer, scene.buffer_box, scene.volume.shape)
+
+
 def test_keyhole_removes_bone_only_and_keeps_crop(scene: Scene, leg: Leg) -> None:
     p = _tibia_point(leg)
     lesion = Lesion.sphere(p, 25.0)  # larger than the tibia's half-width: cuts through it
     scene.set_lesion(lesion)
     before = scene.render_still(W, H)
-    enc_before = scene._buffer[1:-1, 1:-1, 1:-1].copy()  # type: ignore[index]
+    enc_before = _whole(scene)[1:-1, 1:-1, 1:-1].copy()
     scene.set_keyhole(True)
     after = scene.render_still(W, H)
-    enc = scene._buffer[1:-1, 1:-1, 1:-1]  # type: ignore[index]
+    enc = _whole(scene)[1:-1, 1:-1, 1:-1]
     region = lesion.region_mask(leg.volume)
     # In the volume: no bone code left inside the region, nothing changed outside it,
     # and the non-bone voxels inside (vessels, soft tissue) kept their values.
@@ -181,7 +188,7 @@ def test_keyhole_removes_bone_only_and_keeps_crop(scene: Scene, leg: Leg) -> Non
     assert (is_ivory(right) | is_red(right)).sum() < 30
     assert (is_ivory(cropped[:, : col - 8]) | is_red(cropped[:, : col - 8])).sum() > 100
     scene.set_keyhole(False)
-    np.testing.assert_array_equal(scene._buffer[1:-1, 1:-1, 1:-1], enc_before)  # type: ignore[index]
+    np.testing.assert_array_equal(_whole(scene)[1:-1, 1:-1, 1:-1], enc_before)
 
 
 def test_entry_markers_centrelines_and_outline_drawn_and_cut(scene: Scene, leg: Leg) -> None:

@@ -163,11 +163,14 @@ def test_bone_surface_index_matches_the_distance_transform(leg: Leg, masks: Clas
 def test_the_slab_encode_equals_the_whole_volume_encode(
     leg: Leg, tf: TransferFunction, masks: ClassMasks, two_layers: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The buffer is encoded in one slab pass (no full-size temporaries); it must equal
-    the whole-volume steps: rendered bone, grown shell plus hidden voxels, removed air."""
+    """The buffer is encoded in one slab pass (no full-size temporaries) and, with voxels
+    removed, only in the box round the rest; embedded in air it must equal the whole
+    buffer and the whole-volume steps: rendered bone, grown shell plus hidden voxels,
+    removed air."""
     from viewer.core import separation
-    from viewer.core.classmap import encode_classes
+    from viewer.core.classmap import RAW_MIN_HU, encode_classes
     from viewer.core.separation import dilate6
+    from viewer.render import content
     from viewer.render.scene_data import encode_buffer, render_bone
 
     # slabs of two slices: every slab's halo matters
@@ -179,7 +182,15 @@ def test_the_slab_encode_equals_the_whole_volume_encode(
     hu = leg.volume.hu
     m = replace(m, hidden=(hu > 100) & (hu < 140) & ~m.bone, removed=np.zeros(hu.shape, bool))
     m.removed[:, :3] = True
-    buf, _ = encode_buffer(leg.volume, tf, m, None, False)
+    part, _, box = encode_buffer(leg.volume, tf, m, None, False)
+    # the removed rows are left out of the buffer (viewer.render.content): outside its
+    # box the whole buffer would hold air only
+    assert box is not None and box[2] == 3 + 1 - content.MARGIN
+    buf = np.full(tuple(n + 2 for n in hu.shape), RAW_MIN_HU, dtype=np.int16)
+    buf[box[0] : box[1], box[2] : box[3], box[4] : box[5]] = part
+    whole, _, no_box = encode_buffer(leg.volume, tf, m, None, False, cut=False)
+    assert no_box is None
+    np.testing.assert_array_equal(buf, whole)
     bone = render_bone(hu, m)
     hidden = (dilate6(m.calcification) & ~m.bone) | m.hidden
     want = encode_classes(hu, bone, hidden_mask=hidden, air_mask=m.removed)
@@ -205,9 +216,9 @@ def test_the_raw_buffer_is_the_clipped_hu_inside_a_frame_of_air(
     real = np.empty
     # fresh memory full of a value no encoding writes, so a voxel left unwritten shows
     monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, 12345, dtype=dtype))
-    buf, vessel = encode_buffer(leg.volume, tf, None, None, False)
+    buf, vessel, box = encode_buffer(leg.volume, tf, None, None, False)
     monkeypatch.setattr(np, "empty", real)
-    assert vessel is None
+    assert vessel is None and box is None
     np.testing.assert_array_equal(buf[1:-1, 1:-1, 1:-1], encode_classes(leg.volume.hu, None))
     frame = np.ones(buf.shape, bool)
     frame[1:-1, 1:-1, 1:-1] = False

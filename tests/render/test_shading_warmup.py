@@ -43,7 +43,7 @@ def _scene(leg: Leg, tf: TransferFunction, *, warm: bool) -> tuple[Scene, list[s
     if warm:
         # On a worker thread, as the window does it.
         with ThreadPoolExecutor(1) as pool:
-            w = pool.submit(warm_mapper, prepared.buffer, leg.volume.spacing_mm, tf).result()
+            w = pool.submit(warm_mapper, prepared.buffer, leg.volume.spacing_mm, tf, box=prepared.buffer_box).result()
         assert w is not None and w.computed, "the warm-up computed no gradients"
         prepared = replace(prepared, warm=w)
     starts = _gradient_starts(s)
@@ -104,7 +104,7 @@ def test_an_unshaded_warm_mapper_comes_with_the_scalars_but_is_no_shading(leg: L
         s.set_volume(leg.volume, prepare=False)
         prepared = prepare_scene(s.scene_inputs(tf=tf))
         assert prepared.buffer is not None
-        w = warm_mapper(prepared.buffer, leg.volume.spacing_mm, tf, shade=False)
+        w = warm_mapper(prepared.buffer, leg.volume.spacing_mm, tf, shade=False, box=prepared.buffer_box)
         assert w is not None and not w.computed
         assert s.apply_prepared(replace(prepared, warm=w))
         assert s.mapper is w.mapper

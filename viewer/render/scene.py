@@ -61,6 +61,7 @@ from viewer.render._vtk import (
     vtkVolumeProperty,
 )
 from viewer.render.camera import STANDARD_VIEWS, CameraState
+from viewer.render.content import BufferBox
 from viewer.render.cut import feed_clipped, kept_by_cut, volume_planes
 from viewer.render.extent import IndexBox, VisibleExtent
 from viewer.render.lesion_visual import (
@@ -222,6 +223,9 @@ class Scene:
         self._tf: TransferFunction = TransferFunction()
         # int16 (nz+2, ny+2, nx+2): raw HU or class codes, with a one-voxel air border.
         self._buffer: np.ndarray | None = None
+        #: The box of the whole render buffer that ``_buffer`` holds (z0, z1, y0, y1,
+        #: x0, x1; ``viewer.render.content``), or None: all of it.
+        self._buffer_box: BufferBox | None = None
         self._buffer_key: tuple[object, ...] | None = None
         # Masks handed in by the caller (the GUI computes them off its thread), or
         # computed here on demand for the current thresholds (CLI, export, tests).
@@ -354,6 +358,7 @@ class Scene:
         self._shading_deferred = False
         self._buffer = None
         self._buffer_key = None
+        self._buffer_box = None
         self._parts = None
         self._actor.SetVisibility(0)
         nx, ny, nz = volume.dims_xyz
@@ -399,7 +404,7 @@ class Scene:
         already computed, replace the scene's, configured as the scene's own (see
         :mod:`viewer.render.shading_warmup`). False, changing nothing, when ``warm``
         is None or does not fit (another buffer, or the scene uses the GPU mapper)."""
-        if warm is None or warm.buffer is not buffer or self.mapper_kind != "cpu":
+        if warm is None or warm.buffer is not buffer or warm.box != self._buffer_box or self.mapper_kind != "cpu":
             return False
         old = self._mapper
         if warm.block_ranges is not None:
@@ -666,7 +671,7 @@ class Scene:
         self._lesion, self._keyhole, self._colouring = inp.lesion, inp.keyhole, inp.colouring
         if p.buffer is not None:
             self._drop_preview()
-            self._buffer, self._buffer_key = p.buffer, p.buffer_key
+            self._buffer, self._buffer_key, self._buffer_box = p.buffer, p.buffer_key, p.buffer_box
             if not self._adopt_warm(p.warm, p.buffer):
                 self._set_scalars(p.buffer)
         if p.vessel_mesh_key is not None:
@@ -703,6 +708,7 @@ class Scene:
             masks=p.masks if p.masks is not None else old.masks,
             buffer=p.buffer if take_buffer else old.buffer,
             buffer_key=p.buffer_key if take_buffer else old.buffer_key,
+            buffer_box=p.buffer_box if take_buffer else old.buffer_box,
             vessel_mesh=p.vessel_mesh if take_mesh else old.vessel_mesh,
             vessel_mesh_key=p.vessel_mesh_key if take_mesh else old.vessel_mesh_key,
             distances_mm=p.distances_mm if take_colour else old.distances_mm,
@@ -751,8 +757,15 @@ class Scene:
 
     @property
     def buffer(self) -> np.ndarray | None:
-        """The scalars buffer drawn now (None before a volume's first)."""
+        """The scalars buffer drawn now (None before a volume's first): the whole render
+        buffer, or the part :attr:`buffer_box` of it."""
         return self._buffer
+
+    @property
+    def buffer_box(self) -> BufferBox | None:
+        """The box (z0, z1, y0, y1, x0, x1, half-open) of the whole render buffer that
+        :attr:`buffer` holds, or None: all of it (``viewer.render.content``)."""
+        return self._buffer_box
 
     @property
     def prepared_parts(self) -> PreparedScene | None:
@@ -820,7 +833,18 @@ class Scene:
         self._overlay_clip[name] = self._feed_clipped(mapper, mesh)
         self._overlay[name] = (actor, mapper, key)
 
+    def _buffer_offset(self) -> tuple[int, int, int]:
+        """Index (x, y, z) in the whole render buffer of the buffer's first voxel."""
+        b = self._buffer_box
+        return (0, 0, 0) if b is None else (b[4], b[2], b[0])
+
     def _set_scalars(self, arr: np.ndarray) -> None:
+        # A buffer cut to the body lies at its box's corner (viewer.render.content):
+        # image coordinates stay those of the whole buffer.
+        nz, ny, nx = arr.shape
+        self._image.SetDimensions(nx, ny, nz)
+        sp = self._image.GetSpacing()
+        self._image.SetOrigin(*(float(o) * s for o, s in zip(self._buffer_offset(), sp, strict=True)))
         # numpy_to_vtk(deep=False) shares the buffer (0.3 GB for a big CTA: no copy);
         # the vtk array keeps a reference to it. A new array object (rather than
         # Modified() on the old one) also resets VTK's cached scalar range.
@@ -885,8 +909,16 @@ class Scene:
     @property
     def visible_box(self) -> IndexBox | None:
         """The voxel box the rays visit now (inclusive indices x, y, z of the render
-        buffer, which has a one-voxel border), or None for the whole volume."""
-        return self._extent.box
+        buffer, which has a one-voxel border), or None for the whole buffer the mapper
+        holds."""
+        return self._shifted(self._extent.box)
+
+    def _shifted(self, box: IndexBox | None) -> IndexBox | None:
+        """``box`` in indices of :attr:`buffer` as indices of the whole render buffer."""
+        if box is None:
+            return None
+        ox, oy, oz = self._buffer_offset()
+        return (box[0] + ox, box[1] + ox, box[2] + oy, box[3] + oy, box[4] + oz, box[5] + oz)
 
     def _apply_extent(self) -> None:
         """Set the mapper's cropping region (sub-volume) to the visible box."""
@@ -898,8 +930,9 @@ class Scene:
         if self._crop_lps is not None and self._volume is not None:
             b = self._crop_lps
             pts = np.array([(x, y, z) for x in b[0:2] for y in b[2:4] for z in b[4:6]])
-            corners = self._volume.ijk_of_lps(pts) + 1.0  # buffer index = voxel index + 1
-        box = self._extent.index_box(self._buffer, self._opacity_pts, self._mip, corners)
+            # buffer index = voxel index + 1, less the corner of a buffer cut to the body
+            corners = self._volume.ijk_of_lps(pts) + 1.0 - np.asarray(self._buffer_offset(), dtype=float)
+        box = self._shifted(self._extent.index_box(self._buffer, self._opacity_pts, self._mip, corners))
         apply_cropping(
             m,
             None if self._volume is None else box,
@@ -1317,6 +1350,7 @@ class Scene:
             self._rw = None
             self._image = vtkImageData()
             self._buffer = None
+            self._buffer_box = None
             self._extent.clear()
             self._auto_masks = None
             self._manual_masks = None

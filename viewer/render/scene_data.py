@@ -38,6 +38,7 @@ from viewer.core.progress import ProgressFn
 from viewer.core.separation import bbox, dilate6, run_slabs, slabwise
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
+from viewer.render.content import BufferBox, air_shown, body_box, buffer_box
 from viewer.render.lesion_visual import (
     BoneSurfaceIndex,
     ColouringMode,
@@ -106,7 +107,8 @@ class PreparedScene:
     """What :func:`prepare_scene` made; ``None`` fields: keep what the scene has.
 
     ``buffer``: int16 ``(nz+2, ny+2, nx+2)`` raw HU or class codes with the one-voxel
-    air border, for ``buffer_key``. ``vessel_mesh`` (vtkPolyData, LPS mm) for
+    air border, for ``buffer_key`` -- or the part ``buffer_box`` of it, outside which
+    all is air. ``vessel_mesh`` (vtkPolyData, LPS mm) for
     ``vessel_mesh_key``; ``distances_mm`` per vertex of the mesh in use, for
     ``colour_key``; ``bone_distance`` (the nearest-bone index) for ``bone_distance_key``;
     ``calc_mesh`` for ``calc_key``; ``overlay_meshes`` by name, for ``overlay_keys``."""
@@ -115,6 +117,9 @@ class PreparedScene:
     masks: ClassMasks | None
     buffer: np.ndarray | None = None
     buffer_key: tuple[object, ...] | None = None
+    #: The box of the whole render buffer ``buffer`` holds (``viewer.render.content``:
+    #: the patient's body; outside it all is air), or None: all of it.
+    buffer_box: BufferBox | None = None
     vessel_mesh: Any = None
     vessel_mesh_key: object = None
     distances_mm: np.ndarray | None = None
@@ -156,9 +161,10 @@ def _buffer_key(inp: SceneInputs, masks: ClassMasks | None) -> tuple[object, ...
     if not inp.tf.separated:
         return ("raw", Same(inp.volume))
     hole = inp.lesion if inp.keyhole else None
+    # (whether air is drawn: a buffer cut to the body has none round it)
     if colouring_in_use(inp.tf, inp.lesion, inp.colouring)[0] == "off":
-        return ("encoded", Same(inp.volume), Same(masks), hole)
-    return ("encoded", Same(inp.volume), Same(masks), hole, tuple(inp.tf.vessel_window_hu))
+        return ("encoded", Same(inp.volume), Same(masks), hole, air_shown(inp.tf))
+    return ("encoded", Same(inp.volume), Same(masks), hole, air_shown(inp.tf), tuple(inp.tf.vessel_window_hu))
 
 
 def _mesh_key(inp: SceneInputs, masks: ClassMasks | None) -> tuple[object, ...]:
@@ -300,22 +306,44 @@ def encode_buffer(
     masks: ClassMasks | None,
     hole: Lesion | None,
     colouring_on: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:
+    *,
+    cut: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, BufferBox | None]:
     """A new render buffer (int16 ``(nz+2, ny+2, nx+2)``: raw HU, or the class encoding
-    with the keyhole of ``hole``) and, with ``colouring_on``, the vessel voxels that
-    left it (bool ``(nz, ny, nx)``) for the distance-coloured mesh."""
+    with the keyhole of ``hole``), with ``colouring_on`` the vessel voxels that left it
+    (bool ``(nz, ny, nx)``) for the distance-coloured mesh, and the box of that buffer
+    made (None: all of it).
+
+    Separated with the table removed (no keyhole, no distance colouring, a transfer
+    function that leaves air transparent): only the box round the patient's body is
+    made (:mod:`viewer.render.content`); outside it the buffer would hold air only.
+    ``cut=False``: always the whole buffer."""
     from viewer.render.lesion_visual import keyhole_air
 
     nz, ny, nx = volume.shape
+    box: BufferBox | None = None
+    if cut and masks is not None and tf.separated and masks.removed is not None and hole is None and not colouring_on:
+        if not air_shown(tf):
+            box = buffer_box(volume.shape, body_box(masks.removed))
+    bz0, bz1, by0, by1, bx0, bx1 = box if box is not None else (0, nz + 2, 0, ny + 2, 0, nx + 2)
     # One voxel of air around the data: the scan's cut faces (first/last slice) then
     # have a real gradient, so shading lights them. Without it a view along the slice
     # axis shows the cut bone and vessels dark: VTK's gradient there is in-plane or
     # zero, and zero normals get ambient light only (vtkEncodedGradientShader's
     # ZeroNormalDiffuseIntensity is 0).
-    buf = np.empty((nz + 2, ny + 2, nx + 2), dtype=np.int16)
+    buf = np.empty((bz1 - bz0, by1 - by0, bx1 - bx0), dtype=np.int16)
     for face in (buf[0], buf[-1], buf[:, 0], buf[:, -1], buf[:, :, 0], buf[:, :, -1]):
         face[...] = RAW_MIN_HU
-    inner = buf[1:-1, 1:-1, 1:-1]
+    # The volume's part in the buffer (volume index v is buffer index v + 1): the
+    # slices of the volume (zs, ys, xs) and of the buffer (inner) they fill.
+    bounds = ((nz, bz0, bz1), (ny, by0, by1), (nx, bx0, bx1))
+    zs, ys, xs = (slice(max(0, b0 - 1), min(n, b1 - 1)) for n, b0, b1 in bounds)
+    inner = buf[
+        zs.start + 1 - bz0 : zs.stop + 1 - bz0,
+        ys.start + 1 - by0 : ys.stop + 1 - by0,
+        xs.start + 1 - bx0 : xs.stop + 1 - bx0,
+    ]
+    part = (zs.stop - zs.start, ys.stop - ys.start, xs.stop - xs.start)
     if masks is None or not tf.separated:
         # Slab by slab on the pool (both cores; each slab's pages touched once): the
         # first frame of a new scan waits for this buffer.
@@ -325,7 +353,7 @@ def encode_buffer(
             encode_classes(hu_all[z0:z1], None, out=inner[z0:z1])
 
         run_slabs(raw, volume.shape)
-        return buf, None
+        return buf, None, None
     shell = masks.calcification
     if shell is not None:
         # One voxel more than the shell: its partial-volume edge would otherwise be a
@@ -347,23 +375,25 @@ def encode_buffer(
         # full-size temporaries (each is a full pass of fresh memory on a real-size scan).
         grow, halo = _bone_growth(masks)
         hu, bone_m, removed = volume.hu, np.asarray(masks.bone, dtype=bool), masks.removed
+        z_off = zs.start
 
         def work(z0: int, z1: int) -> None:
-            h0, h1 = max(0, z0 - halo), min(nz, z1 + halo)
-            b = grow(bone_m[h0:h1], hu[h0:h1])[z0 - h0 : z1 - h0]
+            a0, a1 = z0 + z_off, z1 + z_off  # volume slices
+            h0, h1 = max(0, a0 - halo), min(nz, a1 + halo)
+            b = grow(bone_m[h0:h1, ys, xs], hu[h0:h1, ys, xs])[a0 - h0 : a1 - h0]
             hid = None
             for m in hidden_masks:
-                hid = m[z0:z1] if hid is None else hid | m[z0:z1]
-            air_s = None if removed is None else removed[z0:z1]
-            encode_classes(hu[z0:z1], b, out=inner[z0:z1], hidden_mask=hid, air_mask=air_s)
+                hid = m[a0:a1, ys, xs] if hid is None else hid | m[a0:a1, ys, xs]
+            air_s = None if removed is None else removed[a0:a1, ys, xs]
+            encode_classes(hu[a0:a1, ys, xs], b, out=inner[z0:z1], hidden_mask=hid, air_mask=air_s)
 
-        run_slabs(work, volume.shape)
+        run_slabs(work, part)
     vessel = None
     if colouring_on:
         # The vessels become a distance-coloured mesh and leave the volume.
         vessel = vessel_voxels(inner, tf, masks)
         inner[vessel] = HIDDEN_HU
-    return buf, vessel
+    return buf, vessel, box
 
 
 #: The class-mask fields a render buffer is encoded from.
@@ -399,7 +429,7 @@ def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) 
     masks = dataclasses.replace(m, **fields)
     sx, sy, sz = volume.spacing_mm
     coarse = Volume(hu, (2.0 * sx, 2.0 * sy, 2.0 * sz), volume.ijk_to_lps)
-    buf, _ = encode_buffer(coarse, tf, masks, None, False)
+    buf, _, _ = encode_buffer(coarse, tf, masks, None, False, cut=False)
     return buf
 
 
@@ -430,9 +460,9 @@ def prepare_scene(inp: SceneInputs, progress: ProgressFn | None = None) -> Prepa
     if key != inp.buffer_key:
         _step(progress, 0.2, "encoding the volume")
         t0 = time.perf_counter()
-        buf, vessel = encode_buffer(v, tf, masks, inp.lesion if inp.keyhole else None, mode != "off")
+        buf, vessel, box = encode_buffer(v, tf, masks, inp.lesion if inp.keyhole else None, mode != "off")
         t["encode"] = time.perf_counter() - t0
-        out.update(buffer=buf, buffer_key=key)
+        out.update(buffer=buf, buffer_key=key, buffer_box=box)
         if vessel is not None and _mesh_key(inp, masks) != mesh_key:
             _step(progress, 0.5, "building the vessel surface")
             t0 = time.perf_counter()

@@ -44,6 +44,7 @@ from viewer.render._vtk import (
     vtkVolume,
     vtkVolumeProperty,
 )
+from viewer.render.content import BufferBox, origin_mm
 from viewer.render.extent import BlockRanges
 
 #: Side (pixels) of the private window the warm-up renders in: the gradients do not
@@ -68,6 +69,9 @@ class WarmMapper:
     #: The buffer's block value ranges for the visible extent (viewer.render.extent),
     #: made with the unshaded mapper (0.65 s at 512 x 512 x 600), or None.
     block_ranges: BlockRanges | None = None
+    #: The part of the whole render buffer ``buffer`` is (``viewer.render.content``),
+    #: or None: all of it.
+    box: BufferBox | None = None
 
 
 def needs_gradients(tf: TransferFunction) -> bool:
@@ -102,14 +106,19 @@ def _egl_window() -> object | None:
     return rw
 
 
-def image_for(buffer: np.ndarray, spacing_mm: tuple[float, float, float]) -> vtkImageData:
+def image_for(
+    buffer: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> vtkImageData:
     """The ``vtkImageData`` a scene renders ``buffer`` (int16 ``(nz, ny, nx)``, C order)
-    from: origin 0, the volume's spacing, scalars sharing the buffer's memory."""
+    from: the volume's spacing, scalars sharing the buffer's memory, ``origin_mm``
+    (0, or the corner of a buffer cut to the body: ``viewer.render.content``)."""
     nz, ny, nx = buffer.shape
     image = vtkImageData()
     image.SetDimensions(nx, ny, nz)
     image.SetSpacing(*(float(s) for s in spacing_mm))
-    image.SetOrigin(0.0, 0.0, 0.0)
+    image.SetOrigin(*(float(o) for o in origin_mm))
     arr = numpy_to_vtk(buffer.reshape(-1), deep=False)
     arr.SetName("scalars")
     image.GetPointData().SetScalars(arr)
@@ -117,7 +126,13 @@ def image_for(buffer: np.ndarray, spacing_mm: tuple[float, float, float]) -> vtk
 
 
 def warm_mapper(
-    buffer: np.ndarray, spacing_mm: tuple[float, float, float], tf: TransferFunction, *, shade: bool = True
+    buffer: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    tf: TransferFunction,
+    *,
+    shade: bool = True,
+    box: BufferBox | None = None,
+    origin: tuple[float, float, float] | None = None,
 ) -> WarmMapper | None:
     """A CPU mapper on a new image of ``buffer`` with its shading gradients computed
     on this thread (any thread), or None when ``tf`` needs no gradients or no offscreen
@@ -126,7 +141,12 @@ def warm_mapper(
     ``shade=False``: render it unshaded instead, so the mapper holds only what every
     first render of new scalars builds (the space-leaping min/max blocks and scalar
     tables: 0.7 s on the GUI thread for a 360 x 224 x 380 volume); ``computed`` is
-    then False and the scene draws it unshaded until a shaded one arrives."""
+    then False and the scene draws it unshaded until a shaded one arrives.
+    ``box``: the part of the whole render buffer ``buffer`` is (a buffer cut to the
+    body: ``viewer.render.content``; the image is placed at its corner), as the scene
+    holds it (a scene adopts only a mapper made for its own box). ``origin``: the
+    image origin, when it is not ``box``'s corner at ``spacing_mm`` (a decimated copy of
+    the buffer, at twice the spacing, has the corner of the full-size one)."""
     if (shade and not needs_gradients(tf)) or buffer.ndim != 3 or buffer.size == 0:
         return None
     rw = _egl_window()
@@ -134,7 +154,7 @@ def warm_mapper(
         return None
     t0 = time.perf_counter()
     buffer = np.ascontiguousarray(buffer)
-    image = image_for(buffer, spacing_mm)
+    image = image_for(buffer, spacing_mm, origin if origin is not None else origin_mm(box, spacing_mm))
     mapper = vtkFixedPointVolumeRayCastMapper()
     mapper.SetInputData(image)
     computed = []
@@ -174,7 +194,7 @@ def warm_mapper(
         if side is not None:
             side.join()
     ranges = None if shade else (ranges_box[0] if ranges_box else BlockRanges(buffer))
-    return WarmMapper(buffer, image, mapper, time.perf_counter() - t0, shade and bool(computed), ranges)
+    return WarmMapper(buffer, image, mapper, time.perf_counter() - t0, shade and bool(computed), ranges, box)
 
 
 __all__ = ["WARM_WINDOW_PX", "WarmMapper", "image_for", "needs_gradients", "warm_mapper"]

@@ -53,6 +53,7 @@ from viewer.core.state import ViewerState
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.render import scene_adapter
+from viewer.render.content import origin_mm
 from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
 from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene, preview_buffer
@@ -380,9 +381,10 @@ class View3DWidget(QWidget):
         self._shading_for = buffer
         self.scene.defer_shading(True)
         spacing, tf = inputs.volume.spacing_mm, inputs.tf
+        box = prepared.buffer_box
 
         def work(_progress: Any) -> tuple[np.ndarray, WarmMapper | None]:
-            return buffer, warm_mapper(buffer, spacing, tf)
+            return buffer, warm_mapper(buffer, spacing, tf, box=box)
 
         self.shading_runner.submit(work)
         self._busy_edge(was)
@@ -464,12 +466,16 @@ class View3DWidget(QWidget):
         prepared = prepare_scene(inputs, progress)
         if cpu and prepared.buffer is not None and inputs.volume is not None:
             spacing = inputs.volume.spacing_mm
+            box = prepared.buffer_box  # (a buffer cut to the body: viewer.render.content)
             if preview is not None and prepared.buffer.size >= PREVIEW_MIN_VOXELS:
                 coarse = np.ascontiguousarray(prepared.buffer[::2, ::2, ::2])
-                pw = warm_mapper(coarse, (2.0 * spacing[0], 2.0 * spacing[1], 2.0 * spacing[2]), inputs.tf, shade=False)
+                double = (2.0 * spacing[0], 2.0 * spacing[1], 2.0 * spacing[2])
+                # (every second voxel of the box: its corner is the same point)
+                corner = origin_mm(box, spacing)
+                pw = warm_mapper(coarse, double, inputs.tf, shade=False, box=box, origin=corner)
                 if pw is not None:
                     preview(inputs, pw)
-            warm = warm_mapper(prepared.buffer, spacing, inputs.tf, shade=False)
+            warm = warm_mapper(prepared.buffer, spacing, inputs.tf, shade=False, box=box)
             if warm is not None:
                 prepared = dataclasses.replace(prepared, warm=warm)
         return prepared

@@ -102,6 +102,38 @@ def test_renders_phantom_with_red_vessels_where_the_arteries_are(tmp_path: Path,
     assert (gold & mass).sum() > 0.25 * mass.sum()
 
 
+def test_render_lets_the_separation_cache_go_before_it_draws(
+    tmp_path: Path, clean_phantom_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-shot render drops the separation's cached body mask once its masks are
+    made (memory for the shading gradients); the masks were made through the cache."""
+    from viewer.core import separation
+    from viewer.render import scene
+
+    held: list[int] = []
+    real = scene.Scene.render_still
+
+    def render_still(self: scene.Scene, *a: object, **k: object) -> np.ndarray:
+        held.append(len(separation._PREP_CACHE))
+        return real(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scene.Scene, "render_still", render_still)
+    separation.release_prepare_cache()
+    out = tmp_path / "figure.png"
+    assert main(["render", str(clean_phantom_file), "--size", "80x120", "--out", str(out), "--quiet"]) == 0
+    assert held == [0]
+    # (the separation did fill it: a separation of its own leaves an entry)
+    from viewer.core.extraction import class_masks_for
+    from viewer.core.mask_policy import MaskSettings
+    from viewer.core.presets import default_preset
+    from viewer.io.api import load_volume
+
+    vol = load_volume(clean_phantom_file)
+    class_masks_for(vol.hu, vol.spacing_mm, MaskSettings.of(default_preset().with_changes(separated=True)))
+    assert len(separation._PREP_CACHE) == 1
+    separation.release_prepare_cache()
+
+
 def test_contrast_no_renders_no_red_and_extract_writes_an_empty_vessel_mask(
     tmp_path: Path, clean_phantom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

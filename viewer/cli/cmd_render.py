@@ -380,6 +380,13 @@ def run(args: argparse.Namespace) -> int:
     camera = (session_camera(session) if session is not None else None) or "anterior"
     with Scene(offscreen=True) as scene:
         reset(scene, state, camera=camera, colour_max_mm=args.colour_max if args.vessel_colour is not None else None)
+        if not any(kind == "sweep" for kind, _ in movies):
+            # The masks are made and no threshold edit follows (a sweep re-separates at
+            # each bone threshold and uses it): the separation's cached body mask goes,
+            # before the render's shading gradients need the memory.
+            from viewer.core.separation import release_prepare_cache
+
+            release_prepare_cache()
         if args.view:
             scene.set_view(args.view)  # from the session camera's projection
         ctx = FigureContext(

@@ -2305,6 +2305,15 @@ _PREP_CACHE: list[_Prepared] = []
 _PREP_CACHE_SIZE = 2
 
 
+def release_prepare_cache() -> None:
+    """Drop the cached threshold-independent stages (each holds its volume's body mask
+    in the body's box: a third of the int16 volume's bytes on a real chest). For a
+    one-shot caller, e.g. ``vessel-viewer render``, once its masks are made: no
+    threshold edit will follow, and its render needs the memory."""
+    with _PREP_LOCK:
+        _PREP_CACHE.clear()
+
+
 def _fingerprint(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: bool) -> tuple[object, ...]:
     """Identity of a volume for the cache: its buffer, layout, spacing and a sparse
     sample of its voxels (a few thousand; a volume is not edited in place, but a new
@@ -2781,6 +2790,7 @@ __all__ = [
     "LABELS",
     "NONE",
     "REMOVED",
+    "release_prepare_cache",
     "UNCERTAIN",
     "VESSEL",
     "Separation",

@@ -57,17 +57,22 @@ def _views(s: Scene) -> dict[str, np.ndarray]:
     return out
 
 
-def test_a_buffer_cut_to_the_body_draws_the_same_picture(leg: Leg, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mapper", ["cpu", "gpu"])
+def test_a_buffer_cut_to_the_body_draws_the_same_picture(
+    leg: Leg, monkeypatch: pytest.MonkeyPatch, mapper: str
+) -> None:
     """Separated with the table removed, the scene holds only the body's box of the
     render buffer (less memory, fewer gradients), placed where it lies: the pictures
     equal those of the whole buffer (the rays start at other faces: sub-pixel
-    differences), from three sides, with a crop box too."""
+    differences), from three sides, with a crop box too; with either ray caster."""
+    monkeypatch.setenv("VESSEL_VIEWER_MAPPER", mapper)
     tf = TransferFunction(separated=True)
     nz, ny, nx = leg.volume.shape
     crop = leg.volume.bounds_lps()
     lo, hi = np.asarray(crop[0]), np.asarray(crop[1])
     half = (lo[0], (lo[0] + hi[0]) / 2, lo[1], hi[1], lo[2], hi[2])
     with Scene(offscreen=True) as cut:
+        assert cut.mapper_kind == mapper
         cut.set_volume(leg.volume)
         cut.set_transfer_function(tf)
         box = cut.buffer_box

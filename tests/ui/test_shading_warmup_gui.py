@@ -313,6 +313,28 @@ def _big_scan_setup(w: MainWindow, monkeypatch, compute) -> None:  # type: ignor
         w.set_separated(True)
 
 
+def _coarse_then_full(w: MainWindow, qtbot, coarse: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Check a coarse separated frame (red vessels, not black), wait for the full masks
+    and return the full frame."""
+    assert _red(coarse).mean() > 0.0005, "no red vessels in the coarse separated frame"
+    assert (coarse.astype(int).sum(axis=2) > 60).mean() > 0.01, "black coarse frame"
+    qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=TIMEOUT_MS)
+    return _frame(w, qtbot)
+
+
+def _failing_compute():  # type: ignore[no-untyped-def]
+    """A mask computation that fails (a ViewerError) once the returned gate opens."""
+    from viewer.core.errors import ViewerError
+
+    gate = threading.Event()
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
+        raise ViewerError("made to fail by the test")
+
+    return gate, failing
+
+
 def _gated_compute(w: MainWindow):  # type: ignore[no-untyped-def]
     """The window's mask computation held until the returned gate opens."""
     gate = threading.Event()
@@ -342,10 +364,7 @@ def test_a_big_scan_shows_a_coarse_separated_frame_before_its_full_masks(
         coarse = _grab_now(v, qtbot)
     finally:
         gate.set()
-    assert _red(coarse).mean() > 0.0005, "no red vessels in the coarse separated frame"
-    assert (coarse.astype(int).sum(axis=2) > 60).mean() > 0.01, "black coarse frame"
-    qtbot.waitUntil(lambda: w.state.class_masks is not None, timeout=TIMEOUT_MS)
-    full = _frame(w, qtbot)
+    full = _coarse_then_full(w, qtbot, coarse)
     assert not v.scene.previewing and v.scene.class_masks is w.state.class_masks
     assert v.scene.renderer.GetVolumes().GetNumberOfItems() == 1
     assert _red(full).mean() > 0.0005
@@ -356,16 +375,9 @@ def test_a_coarse_separated_frame_is_taken_back_when_the_separation_fails(
 ) -> None:  # type: ignore[no-untyped-def]
     """The full masks fail after the coarse separated frame was shown: the bone-only
     frame comes back (no red standing in for a separation that did not happen)."""
-    from viewer.core.errors import ViewerError
-
     w = window
     v = w.view3d
-    gate = threading.Event()
-
-    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
-        assert gate.wait(TIMEOUT_MS / 1000), "the test never opened the gate"
-        raise ViewerError("made to fail by the test")
-
+    gate, failing = _failing_compute()
     _big_scan_setup(w, monkeypatch, failing)
     w.action_phantom_small.trigger()
     try:
@@ -464,3 +476,74 @@ def test_a_new_bone_threshold_on_a_big_scan_shows_a_coarse_separated_frame_first
     qtbot.wait(300)
     assert not w.mask_controller.busy and w.state.class_masks is held_masks
     assert v.n_separated_previews == 2 and not v.scene.previewing
+
+
+def test_a_big_scan_waiting_for_its_masks_is_drawn_coarse_not_bone_only_in_full(
+    window: MainWindow, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A big scan in separated mode whose masks are on their way: its coarse first frame
+    stands in for the bone-only scalars, which are never made in full (a volume's
+    worth of memory, and a core's work beside the separation); the coarse separated
+    frame replaces it (the first separated frame), then the full separated scalars."""
+    import viewer.ui.view3d as view3d_mod
+
+    w = window
+    v = w.view3d
+    gate, held = _gated_compute(w)
+    _big_scan_setup(w, monkeypatch, held)
+    monkeypatch.setattr(view3d_mod, "PREVIEW_MIN_VOXELS", 1)
+    real = view3d_mod.warm_mapper
+    full_warm: list[tuple[int, ...]] = []
+
+    def watched(buffer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if buffer.shape[0] > 150:  # a full-size warm-up (the coarse ones are half as deep)
+            full_warm.append(buffer.shape)
+        return real(buffer, *args, **kwargs)
+
+    monkeypatch.setattr(view3d_mod, "warm_mapper", watched)
+    firsts: list[bool] = []
+    separated_firsts: list[bool] = []
+    w.first_frame.connect(lambda: firsts.append(v.scene.previewing))
+    w.first_separated_frame.connect(lambda: separated_firsts.append(v.scene.previewing_classes))
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: v.n_separated_previews == 1 and v.scene.previewing_classes, timeout=TIMEOUT_MS)
+        assert w.state.class_masks is None  # the full masks are still on their way
+        assert not v.scene.has_scalars and full_warm == [], "bone-only scalars were made in full"
+        assert firsts == [True]
+        coarse = _grab_now(v, qtbot)
+        qtbot.waitUntil(lambda: bool(separated_firsts), timeout=TIMEOUT_MS)
+        assert separated_firsts == [True]
+    finally:
+        gate.set()
+    full = _coarse_then_full(w, qtbot, coarse)
+    assert not v.scene.previewing and v.scene.has_scalars and v.scene.class_masks is w.state.class_masks
+    assert v.scene.renderer.GetVolumes().GetNumberOfItems() == 1
+    assert _red(full).mean() > 0.0005
+
+
+def test_a_big_scan_whose_masks_fail_gets_its_bone_only_scalars_after_all(
+    window: MainWindow, qtbot, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The masks of a big scan drawn coarse while they were made fail: the bone-only
+    scalars are made in full then (no coarse or red picture left standing)."""
+    import viewer.ui.view3d as view3d_mod
+
+    w = window
+    v = w.view3d
+    gate, failing = _failing_compute()
+    _big_scan_setup(w, monkeypatch, failing)
+    monkeypatch.setattr(view3d_mod, "PREVIEW_MIN_VOXELS", 1)
+    w.action_phantom_small.trigger()
+    try:
+        qtbot.waitUntil(lambda: v.scene.previewing_classes, timeout=TIMEOUT_MS)
+        assert not v.scene.has_scalars
+    finally:
+        gate.set()
+    qtbot.waitUntil(
+        lambda: not w.mask_controller.busy and v.scene.has_scalars and not v.scene.previewing, timeout=TIMEOUT_MS
+    )
+    assert w.state.class_masks is None
+    img = _frame(w, qtbot)
+    assert _red(img).mean() < 0.0005, "red left after the separation failed"
+    assert (img.astype(int).sum(axis=2) > 60).mean() > 0.005, "the bone-only frame did not come"

@@ -482,6 +482,12 @@ class Scene:
         (``show_preview(..., over=True)``)."""
         return self._preview is not None and self._preview_over is not None
 
+    @property
+    def previewing_classes(self) -> bool:
+        """Whether the coarse frame shown is a separated one (drawn with the preview
+        masks it was made from: ``show_preview(..., masks=...)``)."""
+        return self._preview is not None and self._preview_masks is not None
+
     def drop_preview(self) -> bool:
         """Remove the coarse first frame (:meth:`show_preview`), if one is shown (for
         example when the scalars it stands for failed). Returns whether one was."""

@@ -400,6 +400,19 @@ def encode_buffer(
 _MASK_FIELDS = ("bone", "calcification", "hidden", "removed", "uncertain", "vessel")
 
 
+def coarse_raw_buffer(volume: Volume) -> np.ndarray:
+    """Every second voxel of the raw render buffer of ``volume`` -- what
+    ``encode_buffer`` without masks gives, ``[::2, ::2, ::2]`` -- made straight from the
+    volume (an eighth of the work and memory): element ``k`` of each axis is voxel
+    ``2k - 1``, element 0 (and a last one past the volume) the air face."""
+    nz, ny, nx = volume.shape
+    buf = np.full(tuple(len(range(0, n + 2, 2)) for n in (nz, ny, nx)), RAW_MIN_HU, dtype=np.int16)
+    part = volume.hu[1::2, 1::2, 1::2]
+    kz, ky, kx = part.shape
+    encode_classes(part, None, out=buf[1 : 1 + kz, 1 : 1 + ky, 1 : 1 + kx])
+    return buf
+
+
 def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) -> np.ndarray:
     """A separated render buffer of every second voxel of ``volume`` (the grid of a
     coarse first frame: element ``k`` of each axis is voxel ``2k - 1``, element 0 the
@@ -514,6 +527,7 @@ __all__ = [
     "Same",
     "SceneInputs",
     "calc_shown",
+    "coarse_raw_buffer",
     "colouring_in_use",
     "display_mesh",
     "encode_buffer",

@@ -566,7 +566,9 @@ class MainWindow(QMainWindow):
             self._first_frame_pending = False
             self.first_frame.emit()
         sc = self.scene
-        separated = sc.previewing_over or (drawn and sc.class_masks is not None and not sc.previewing)
+        # (a coarse separated frame over the bone-only scalars, or in their place)
+        coarse_separated = sc.previewing_over or sc.previewing_classes
+        separated = coarse_separated or (drawn and sc.class_masks is not None and not sc.previewing)
         if self._first_separated_frame_pending and separated and self.state.transfer_function.separated:
             self._first_separated_frame_pending = False
             self.first_separated_frame.emit()

@@ -56,7 +56,14 @@ from viewer.render import scene_adapter
 from viewer.render.content import origin_mm
 from viewer.render.picking import pick_lps
 from viewer.render.scene import Scene
-from viewer.render.scene_data import PreparedScene, SceneInputs, pending_work, prepare_scene, preview_buffer
+from viewer.render.scene_data import (
+    PreparedScene,
+    SceneInputs,
+    coarse_raw_buffer,
+    pending_work,
+    prepare_scene,
+    preview_buffer,
+)
 from viewer.render.shading_warmup import WarmMapper, needs_gradients, warm_mapper
 from viewer.ui.workers import LatestOnlyRunner
 
@@ -150,6 +157,8 @@ class View3DWidget(QWidget):
         #: A coarse separated frame that came before the scan's first full scalars: shown
         #: once they are in (their arrival would otherwise replace it at once).
         self._separated_preview_held: tuple[Volume, TransferFunction, PreviewMasks, WarmMapper | None] | None = None
+        #: The volume whose masks failed (its bone-only scalars are then made in full).
+        self._masks_failed_for: Volume | None = None
         # New scalars are drawn at once, unshaded, while this worker computes their
         # shading gradients (viewer.render.shading_warmup); the buffer it works for.
         self.shading_runner = LatestOnlyRunner("3D shading", self)
@@ -392,7 +401,20 @@ class View3DWidget(QWidget):
     def masks_settled(self) -> None:
         """The class masks stopped coming (the mask worker went idle): scalars whose
         shading waited for them get it now, unless new scalars are on their way (the
-        masks came: their preparation starts its own shading)."""
+        masks came: their preparation starts its own shading). A coarse frame that
+        stood in for a big scan's bone-only scalars while its masks were made
+        (:meth:`_interim_scalars`) and is still all there is (the masks failed or were
+        cancelled): those scalars are made now."""
+        if (
+            not self._closed
+            and self._pending_inputs is None
+            and not self.scene.has_scalars
+            and self.scene.previewing
+            and self.state.volume is not None
+            and self.state.class_masks is None
+        ):
+            self.sync_scene()
+            return
         waiting = self._shading_waiting
         if waiting is None or self._closed or self._pending_inputs is not None:
             return
@@ -450,11 +472,35 @@ class View3DWidget(QWidget):
         cpu = self.scene.mapper_kind == "cpu"
         # Nothing of this volume drawn yet: a big one gets a coarse first frame.
         preview = self._preview_ready.emit if cpu and not self.scene.has_scalars else None
-        self.scene_runner.submit(functools.partial(self._prepare, inputs, cpu, preview=preview))
+        coarse_only = preview is not None and self._interim_scalars(inputs)
+        self.scene_runner.submit(
+            functools.partial(self._prepare, inputs, cpu, preview=preview, coarse_only=coarse_only)
+        )
+
+    def _interim_scalars(self, inputs: SceneInputs) -> bool:
+        """Whether the scalars ``inputs`` ask for would only stand in until separated
+        ones come: a big scan (PREVIEW_MIN_VOXELS or more) in separated mode whose
+        masks are on their way. Its coarse first frame then stands in for them instead
+        (the full-size bone-only buffer, its warm-up and block ranges -- a volume's
+        worth of memory and about a second of a core -- would be drawn for a few
+        seconds while the separation needs both cores)."""
+        st = self.state
+        return (
+            inputs.volume is not None
+            and inputs.volume.hu.size >= PREVIEW_MIN_VOXELS
+            and st.transfer_function.separated
+            and st.class_masks is None
+            and inputs.masks is None
+            and self._masks_failed_for is not inputs.volume
+        )
 
     @staticmethod
     def _prepare(
-        inputs: SceneInputs, cpu: bool, progress: Any, preview: Callable[[Any, Any], None] | None = None
+        inputs: SceneInputs,
+        cpu: bool,
+        progress: Any,
+        preview: Callable[[Any, Any], None] | None = None,
+        coarse_only: bool = False,
     ) -> PreparedScene:
         """On the worker: the scene's heavy half; with new scalars for the CPU ray
         caster, also a mapper that has drawn them once unshaded (what a first render
@@ -462,7 +508,19 @@ class View3DWidget(QWidget):
 
         ``preview(inputs, warm)``: called first, for scalars of PREVIEW_MIN_VOXELS or
         more, with a mapper warmed for every second voxel of them (an eighth of the
-        work): the view draws it as a coarse first frame while the full one warms."""
+        work): the view draws it as a coarse first frame while the full one warms.
+
+        ``coarse_only`` (with ``preview``; :meth:`_interim_scalars`): the coarse frame
+        is made straight from the volume and is all: the result brings no scalars (the
+        separated ones replace the coarse frame when their masks come). Where no
+        coarse mapper can be warmed (no offscreen EGL), the full scalars are made."""
+        if coarse_only and preview is not None and inputs.volume is not None:
+            vol = inputs.volume
+            sp = vol.spacing_mm
+            pw = warm_mapper(coarse_raw_buffer(vol), (2.0 * sp[0], 2.0 * sp[1], 2.0 * sp[2]), inputs.tf, shade=False)
+            if pw is not None:
+                preview(inputs, pw)
+                return PreparedScene(inputs, inputs.masks)
         prepared = prepare_scene(inputs, progress)
         if cpu and prepared.buffer is not None and inputs.volume is not None:
             spacing = inputs.volume.spacing_mm
@@ -520,19 +578,27 @@ class View3DWidget(QWidget):
             or masks_fit(self.scene.class_masks, preview.settings, shape=shape)
         ):
             return  # the separated scalars came first, or the state moved on
-        if not self.scene.has_scalars:
+        if not self.scene.has_scalars and not (self.scene.previewing and self._pending_inputs is None):
             self._separated_preview_held = result
             return
         if needs_gradients(tf):
             self.scene.defer_shading(True)
-        if self.scene.show_preview(warm, volume, tf, over=True, masks=preview.masks):
+        # over the bone-only scalars; or, where a coarse frame stands in for them
+        # (_interim_scalars), in its place
+        over = self.scene.has_scalars
+        if self.scene.show_preview(warm, volume, tf, over=over, masks=preview.masks):
             self.n_separated_previews += 1
             self.request_render()
 
     def drop_separated_preview(self) -> None:
-        """Take back a coarse separated frame (its full masks failed)."""
+        """The full masks failed: take back a coarse separated frame; where a coarse
+        frame stood in for the bone-only scalars (:meth:`_interim_scalars`), those are
+        made now."""
+        self._masks_failed_for = self.state.volume
         if self.scene.previewing_over and self.scene.drop_preview():
             self.request_render()
+        elif not self.scene.has_scalars and self.state.volume is not None:
+            QTimer.singleShot(0, self.sync_scene)
 
     def _on_scene_prepared(self, prepared: PreparedScene) -> None:
         if self._closed or prepared.inputs is not self._pending_inputs:
@@ -543,8 +609,9 @@ class View3DWidget(QWidget):
             self.n_stale_dropped += 1
             self.sync_scene()
             return
-        if prepared.buffer is not None:
-            self._start_shading(prepared)
+        if prepared.buffer is not None or (self.scene.previewing and not self.scene.has_scalars):
+            if prepared.buffer is not None:
+                self._start_shading(prepared)
             held, self._separated_preview_held = self._separated_preview_held, None
             if held is not None:
                 self._on_separated_preview(held)

@@ -52,7 +52,8 @@ def main() -> int:
         "--preview-masks",
         action="store_true",
         help="treat every scan as big: loads leave the separation to the mask controller, whose "
-        "first job per scan makes preview masks of every second slice (the real-size path)",
+        "first job per scan makes preview masks of every second slice, and the 3D view draws a coarse "
+        "first frame of every scan (the real-size path)",
     )
     args = ap.parse_args()
 
@@ -106,6 +107,11 @@ def main() -> int:
 
         w.mask_controller.preview_min_voxels = 1
         w.mask_controller._preview = stride2
+        # ... and the view draws every scan as a big one: a coarse first frame, which
+        # stands in for the bone-only scalars while separated masks are on their way
+        import viewer.ui.view3d as view3d_mod
+
+        view3d_mod.PREVIEW_MIN_VOXELS = 1
     w.resize(1400, 900)
     w.show()
     w.view3d.initialize()

@@ -161,10 +161,22 @@ def _buffer_key(inp: SceneInputs, masks: ClassMasks | None) -> tuple[object, ...
     if not inp.tf.separated:
         return ("raw", Same(inp.volume))
     hole = inp.lesion if inp.keyhole else None
-    # (whether air is drawn: a buffer cut to the body has none round it)
-    if colouring_in_use(inp.tf, inp.lesion, inp.colouring)[0] == "off":
-        return ("encoded", Same(inp.volume), Same(masks), hole, air_shown(inp.tf))
-    return ("encoded", Same(inp.volume), Same(masks), hole, air_shown(inp.tf), tuple(inp.tf.vessel_window_hu))
+    colouring_on = colouring_in_use(inp.tf, inp.lesion, inp.colouring)[0] != "off"
+    # (whether the buffer is cut to the body: a transfer function that draws air needs
+    # the whole one)
+    cut = _cuts(inp.tf, masks, hole, colouring_on)
+    if not colouring_on:
+        return ("encoded", Same(inp.volume), Same(masks), hole, cut)
+    return ("encoded", Same(inp.volume), Same(masks), hole, cut, tuple(inp.tf.vessel_window_hu))
+
+
+def _cuts(tf: TransferFunction, masks: ClassMasks | None, hole: Lesion | None, colouring_on: bool) -> bool:
+    """Whether :func:`encode_buffer` makes only the body's box of the buffer
+    (:mod:`viewer.render.content`): separated, the table removed, no keyhole, no
+    distance colouring, and a transfer function that leaves air transparent."""
+    if masks is None or not tf.separated or masks.removed is None or hole is not None or colouring_on:
+        return False
+    return not air_shown(tf)
 
 
 def _mesh_key(inp: SceneInputs, masks: ClassMasks | None) -> tuple[object, ...]:
@@ -322,9 +334,9 @@ def encode_buffer(
 
     nz, ny, nx = volume.shape
     box: BufferBox | None = None
-    if cut and masks is not None and tf.separated and masks.removed is not None and hole is None and not colouring_on:
-        if not air_shown(tf):
-            box = buffer_box(volume.shape, body_box(masks.removed))
+    if cut and _cuts(tf, masks, hole, colouring_on):
+        assert masks is not None and masks.removed is not None
+        box = buffer_box(volume.shape, body_box(masks.removed))
     bz0, bz1, by0, by1, bx0, bx1 = box if box is not None else (0, nz + 2, 0, ny + 2, 0, nx + 2)
     # One voxel of air around the data: the scan's cut faces (first/last slice) then
     # have a real gradient, so shading lights them. Without it a view along the slice
@@ -400,16 +412,20 @@ def encode_buffer(
 _MASK_FIELDS = ("bone", "calcification", "hidden", "removed", "uncertain", "vessel")
 
 
-def coarse_raw_buffer(volume: Volume) -> np.ndarray:
-    """Every second voxel of the raw render buffer of ``volume`` -- what
-    ``encode_buffer`` without masks gives, ``[::2, ::2, ::2]`` -- made straight from the
-    volume (an eighth of the work and memory): element ``k`` of each axis is voxel
-    ``2k - 1``, element 0 (and a last one past the volume) the air face."""
-    nz, ny, nx = volume.shape
-    buf = np.full(tuple(len(range(0, n + 2, 2)) for n in (nz, ny, nx)), RAW_MIN_HU, dtype=np.int16)
-    part = volume.hu[1::2, 1::2, 1::2]
-    kz, ky, kx = part.shape
-    encode_classes(part, None, out=buf[1 : 1 + kz, 1 : 1 + ky, 1 : 1 + kx])
+def _coarse_volume(volume: Volume) -> Volume:
+    """Every second voxel of ``volume`` (voxel ``2k + 1`` of each axis), at twice its
+    spacing, placed so that its render buffer's element ``k`` lies where the whole
+    buffer's element ``2k`` does: the grid of a coarse frame."""
+    sx, sy, sz = volume.spacing_mm
+    hu = np.ascontiguousarray(volume.hu[1::2, 1::2, 1::2])
+    return Volume(hu, (2.0 * sx, 2.0 * sy, 2.0 * sz), volume.ijk_to_lps)
+
+
+def coarse_raw_buffer(volume: Volume, tf: TransferFunction) -> np.ndarray:
+    """The raw render buffer of every second voxel of ``volume`` (the grid of
+    :func:`preview_buffer`, an eighth of the work and memory of the whole buffer): a
+    big scan's coarse first frame made straight from the volume."""
+    buf, _, _ = encode_buffer(_coarse_volume(volume), tf, None, None, False)  # (no masks: raw HU)
     return buf
 
 
@@ -423,7 +439,8 @@ def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) 
     and removed only if in both: a bone's edge between them must not show as a red
     fringe. Without contrast, every voxel of the window that is not bone is hidden (a
     dense voxel between mask slices has no class of its own, and would show red)."""
-    hu = np.ascontiguousarray(volume.hu[1::2, 1::2, 1::2])
+    coarse = _coarse_volume(volume)
+    hu = coarse.hu
     below, above = preview.bracket(np.arange(1, volume.shape[0], 2))
     fields: dict[str, Any] = {}
     for name in _MASK_FIELDS:
@@ -440,8 +457,6 @@ def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) 
         dense = (hu >= floor) & ~fields["bone"]
         fields["hidden"] = dense if fields["hidden"] is None else (fields["hidden"] | dense)
     masks = dataclasses.replace(m, **fields)
-    sx, sy, sz = volume.spacing_mm
-    coarse = Volume(hu, (2.0 * sx, 2.0 * sy, 2.0 * sz), volume.ijk_to_lps)
     buf, _, _ = encode_buffer(coarse, tf, masks, None, False, cut=False)
     return buf
 

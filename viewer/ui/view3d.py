@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -157,8 +158,9 @@ class View3DWidget(QWidget):
         #: A coarse separated frame that came before the scan's first full scalars: shown
         #: once they are in (their arrival would otherwise replace it at once).
         self._separated_preview_held: tuple[Volume, TransferFunction, PreviewMasks, WarmMapper | None] | None = None
-        #: The volume whose masks failed (its bone-only scalars are then made in full).
-        self._masks_failed_for: Volume | None = None
+        #: The volume whose masks failed (its bone-only scalars are then made in full);
+        #: weak, so a replaced scan is not kept alive by it.
+        self._masks_failed_for: weakref.ref[Volume] | None = None
         # New scalars are drawn at once, unshaded, while this worker computes their
         # shading gradients (viewer.render.shading_warmup); the buffer it works for.
         self.shading_runner = LatestOnlyRunner("3D shading", self)
@@ -491,7 +493,7 @@ class View3DWidget(QWidget):
             and st.transfer_function.separated
             and st.class_masks is None
             and inputs.masks is None
-            and self._masks_failed_for is not inputs.volume
+            and (self._masks_failed_for is None or self._masks_failed_for() is not inputs.volume)
         )
 
     @staticmethod
@@ -517,7 +519,8 @@ class View3DWidget(QWidget):
         if coarse_only and preview is not None and inputs.volume is not None:
             vol = inputs.volume
             sp = vol.spacing_mm
-            pw = warm_mapper(coarse_raw_buffer(vol), (2.0 * sp[0], 2.0 * sp[1], 2.0 * sp[2]), inputs.tf, shade=False)
+            coarse = coarse_raw_buffer(vol, inputs.tf)
+            pw = warm_mapper(coarse, (2.0 * sp[0], 2.0 * sp[1], 2.0 * sp[2]), inputs.tf, shade=False)
             if pw is not None:
                 preview(inputs, pw)
                 return PreparedScene(inputs, inputs.masks)
@@ -530,7 +533,7 @@ class View3DWidget(QWidget):
                 double = (2.0 * spacing[0], 2.0 * spacing[1], 2.0 * spacing[2])
                 # (every second voxel of the box: its corner is the same point)
                 corner = origin_mm(box, spacing)
-                pw = warm_mapper(coarse, double, inputs.tf, shade=False, box=box, origin=corner)
+                pw = warm_mapper(coarse, double, inputs.tf, shade=False, origin=corner)
                 if pw is not None:
                     preview(inputs, pw)
             warm = warm_mapper(prepared.buffer, spacing, inputs.tf, shade=False, box=box)
@@ -594,7 +597,8 @@ class View3DWidget(QWidget):
         """The full masks failed: take back a coarse separated frame; where a coarse
         frame stood in for the bone-only scalars (:meth:`_interim_scalars`), those are
         made now."""
-        self._masks_failed_for = self.state.volume
+        vol = self.state.volume
+        self._masks_failed_for = None if vol is None else weakref.ref(vol)
         if self.scene.previewing_over and self.scene.drop_preview():
             self.request_render()
         elif not self.scene.has_scalars and self.state.volume is not None:

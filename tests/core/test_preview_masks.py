@@ -19,6 +19,7 @@ from viewer.core.volume import Volume
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SETTINGS = MaskSettings(650.0, (170.0, 600.0), True, True)
+WINDOW_HU = (170.0, 600.0)
 
 
 def test_the_stride_thickens_slices_up_to_8_mm_and_never_coarsens_pixels() -> None:
@@ -125,3 +126,49 @@ def test_preview_buffer_without_contrast_hides_what_is_not_bone() -> None:
     hu_b, bone_b = decode_hu(buf)
     assert not bone_b.any()
     assert not ((hu_b >= 170) & (buf != HIDDEN_HU)).any(), "a dense voxel would be drawn red"
+
+
+def test_a_volume_made_anew_from_the_same_source_finds_its_body_in_the_cache() -> None:
+    """A preview's every-k-th-slice volume is a new array on each call: named by its
+    source (``source_key``), its threshold-independent stages (the body) come from the
+    cache on the next bone threshold and give the labels a fresh run gives; without the
+    name (another buffer) they are made again, and another source misses."""
+    from viewer.core import separation as S
+
+    vol = _phantom()
+    a = np.ascontiguousarray(vol.hu[2::4])
+    b = np.ascontiguousarray(vol.hu[2::4])  # the same voxels in another buffer, both alive
+    sx, sy, sz = vol.spacing_mm
+    sp = (sx, sy, 4 * sz)
+    key = ("every k-th slice", S.volume_key(vol.hu), 4, 2)
+    S.release_prepare_cache()
+    first = S.separate(a, sp, WINDOW_HU, 650.0, source_key=key)
+    assert "cached_body" not in first.timings_s
+    again = S.separate(b, sp, WINDOW_HU, 700.0, source_key=key)
+    assert again.timings_s.get("cached_body") == 1.0
+    assert "cached_body" not in S.separate(b, sp, WINDOW_HU, 700.0).timings_s  # unnamed: its own buffer
+    S.release_prepare_cache()
+    fresh = S.separate(b, sp, WINDOW_HU, 700.0)
+    assert np.array_equal(again.labels, fresh.labels)
+    other = ("every k-th slice", S.volume_key(a), 4, 2)
+    assert "cached_body" not in S.separate(b, sp, WINDOW_HU, 700.0, source_key=other).timings_s
+    S.release_prepare_cache()
+
+
+def test_preview_masks_name_their_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from viewer.core import extraction as E
+    from viewer.core import separation as S
+
+    vol = _phantom()
+    seen: list[object] = []
+    real = E.class_masks_for
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs.get("source_key"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(E, "class_masks_for", spy)
+    pm = preview_class_masks(vol.hu, vol.spacing_mm, SETTINGS)
+    assert pm is not None
+    assert seen == [("every k-th slice", S.volume_key(vol.hu), pm.stride, pm.offset)]
+    S.release_prepare_cache()

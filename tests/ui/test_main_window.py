@@ -274,6 +274,65 @@ def test_switch_presets_with_the_picker(loaded: MainWindow, qtbot) -> None:
     assert combo.currentText() == start
 
 
+def test_a_bone_threshold_edit_is_drawn_with_its_masks_not_before(loaded: MainWindow, qtbot) -> None:
+    """Separated mode: a bone-threshold edit is not redrawn with the masks held (the
+    threshold only picks the separation's seeds: the same picture, and a full render
+    sharing the cores with the new separation); the scene takes the edit with its new
+    masks, or, when they fail, with the masks held."""
+    import threading
+
+    from viewer.core.errors import ViewerError
+
+    w = loaded
+    if not w.state.transfer_function.separated:
+        w.set_separated(True)
+    bone0 = w.state.transfer_function.bone_threshold_hu
+
+    def settled() -> bool:
+        return w.settled
+
+    qtbot.waitUntil(settled, timeout=LOAD_TIMEOUT_MS)
+    real = w.mask_controller._compute
+    gate = threading.Event()
+    fail = threading.Event()
+
+    def gated(volume, settings, progress):  # type: ignore[no-untyped-def]
+        assert gate.wait(30), "the test never opened the gate"
+        if fail.is_set():
+            raise ViewerError("the separation failed on purpose")
+        return real(volume, settings, progress)
+
+    w.mask_controller._compute = gated
+    try:
+        held = w.state.class_masks
+        w.controls.bone_spin.setValue(int(bone0) + 30)
+        qtbot.wait(400)
+        assert w.mask_controller.busy and w.state.class_masks is held
+        assert w.scene.transfer_function.bone_threshold_hu == bone0  # not redrawn yet
+        gate.set()
+        qtbot.waitUntil(settled, timeout=LOAD_TIMEOUT_MS)
+        assert w.scene.transfer_function.bone_threshold_hu == bone0 + 30
+        assert w.scene.class_masks is w.state.class_masks and w.state.class_masks is not held
+        # masks that fail: the edit is drawn with the masks held
+        gate.clear()
+        fail.set()
+        w.controls.bone_spin.setValue(int(bone0) + 10)
+        qtbot.wait(300)
+        assert w.scene.transfer_function.bone_threshold_hu == bone0 + 30
+        gate.set()
+        qtbot.waitUntil(
+            lambda: not w.mask_controller.busy and w.scene.transfer_function == w.state.transfer_function,
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        assert w.scene.transfer_function.bone_threshold_hu == bone0 + 10
+    finally:
+        gate.set()
+        w.mask_controller._compute = real
+        w.view3d._masks_failed_for = None
+        w.controls.bone_spin.setValue(int(bone0))
+        qtbot.waitUntil(settled, timeout=LOAD_TIMEOUT_MS)
+
+
 def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, qtbot) -> None:
     w = loaded
     check = w.controls.separated_check

@@ -659,6 +659,7 @@ def class_masks(
     remove_table: bool = True,
     real_ct: bool = False,
     contrast: bool | None = None,
+    source_key: tuple[object, ...] | None = None,
 ) -> ClassMasks:
     """With ``real_ct`` the separation of :func:`viewer.core.separation.separate` (body, bone object,
     plaques, contrast, vessels, uncertain rim) plus calcified shells, for rendering;
@@ -666,7 +667,7 @@ def class_masks(
     marrow fill), which still holds the phantom's accuracy figures at 1.5 mm voxels where
     the real-CT contrast check does not yet find the phantom's lumen (docs/separation.md).
     ``contrast`` (real-CT only): the user's verdict on whether the scan has opacified
-    vessels; None detects it."""
+    vessels; None detects it. ``source_key``: see :func:`viewer.core.separation.separate`."""
     from viewer.core import separation as S
 
     if not real_ct:
@@ -684,6 +685,7 @@ def class_masks(
         remove_table=remove_table,
         contrast=contrast,
         progress=_sub(progress, 0.0, 0.8),
+        source_key=source_key,
     )
     # The masks are made in the separation's crop (outside it everything is removed),
     # straight into whole-volume arrays (np.zeros leaves the pages outside untouched).
@@ -758,6 +760,8 @@ def class_masks_for(
     spacing_mm: tuple[float, float, float] | None,
     settings: MaskSettings,
     progress: ProgressFn | None = None,
+    *,
+    source_key: tuple[object, ...] | None = None,
 ) -> ClassMasks:
     """:func:`class_masks` for a :class:`~viewer.core.mask_policy.MaskSettings` (what
     every holder of a transfer function computes its masks with:
@@ -771,6 +775,7 @@ def class_masks_for(
         remove_table=settings.remove_table,
         real_ct=settings.real_ct,
         contrast=settings.contrast if settings.real_ct else None,
+        source_key=source_key,
     )
 
 
@@ -830,9 +835,14 @@ def preview_class_masks(
     if k < 2 or hu.shape[0] < 4 * k:
         return None
     sx, sy, sz = (float(s) for s in (spacing_mm if spacing_mm is not None else (1.0, 1.0, 1.0)))
+    from viewer.core.separation import volume_key
+
     offset = k // 2
     part = np.ascontiguousarray(hu[offset::k])
-    masks = class_masks_for(part, (sx, sy, sz * k), settings, progress)
+    # (the part is a new array each time: named by its source, so that a bone-threshold
+    # edit finds its body mask in the cache again)
+    key = ("every k-th slice", volume_key(hu), k, offset) if settings.real_ct else None
+    masks = class_masks_for(part, (sx, sy, sz * k), settings, progress, source_key=key)
     return PreviewMasks(masks, k, offset, settings)
 
 

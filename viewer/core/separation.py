@@ -2314,20 +2314,33 @@ def release_prepare_cache() -> None:
         _PREP_CACHE.clear()
 
 
-def _fingerprint(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: bool) -> tuple[object, ...]:
-    """Identity of a volume for the cache: its buffer, layout, spacing and a sparse
-    sample of its voxels (a few thousand; a volume is not edited in place, but a new
-    one may reuse a freed buffer)."""
+def volume_key(hu: np.ndarray) -> tuple[object, ...]:
+    """Identity of a volume's voxels for the threshold-independent cache: its buffer,
+    layout and a sparse sample of its voxels (a few thousand; a volume is not edited in
+    place, but a new one may reuse a freed buffer). A volume derived from it (e.g. every
+    k-th slice, made anew for each preview separation) names its source by this plus
+    how it was derived, as ``source_key`` of :func:`separate`."""
     sample = hu[:: max(1, hu.shape[0] // 16), :: max(1, hu.shape[1] // 32), :: max(1, hu.shape[2] // 32)]
     return (
         hu.__array_interface__["data"][0],
         hu.shape,
         hu.strides,
         hu.dtype.str,
-        spacing,
-        remove_table,
         hash(np.ascontiguousarray(sample).tobytes()),
     )
+
+
+def _fingerprint(
+    hu: np.ndarray,
+    spacing: tuple[float, float, float],
+    remove_table: bool,
+    source_key: tuple[object, ...] | None = None,
+) -> tuple[object, ...]:
+    """Identity of a volume for the cache (:func:`volume_key`, or the caller's
+    ``source_key`` for a volume made from another), its shape, spacing and the table
+    setting."""
+    ident = volume_key(hu) if source_key is None else ("derived", source_key, hu.shape, hu.dtype.str)
+    return (ident, spacing, remove_table)
 
 
 def _copy_box(a: np.ndarray, box: tuple[slice, slice, slice]) -> np.ndarray:
@@ -2342,12 +2355,17 @@ def _copy_box(a: np.ndarray, box: tuple[slice, slice, slice]) -> np.ndarray:
     return out
 
 
-def _prepare(hu: np.ndarray, spacing: tuple[float, float, float], remove_table: bool) -> tuple[_Prepared, np.ndarray]:
+def _prepare(
+    hu: np.ndarray,
+    spacing: tuple[float, float, float],
+    remove_table: bool,
+    source_key: tuple[object, ...] | None = None,
+) -> tuple[_Prepared, np.ndarray]:
     """Body mask, crop box, soft-tissue mode, cancellous floor and noise of a volume, and
     the HU inside the crop (contiguous): none depends on the thresholds, so a threshold
     edit on the same volume takes them from a one-entry cache (the body is the most
-    expensive stage after the bone)."""
-    key = _fingerprint(hu, spacing, remove_table)
+    expensive stage after the bone). ``source_key``: see :func:`separate`."""
+    key = _fingerprint(hu, spacing, remove_table, source_key)
     with _PREP_LOCK:
         for p in _PREP_CACHE:
             if p.key == key:
@@ -2492,6 +2510,7 @@ def separate(
     remove_table: bool = True,
     contrast: bool | None = None,
     progress: ProgressFn | None = None,
+    source_key: tuple[object, ...] | None = None,
 ) -> Separation:
     """Classify every voxel (see the module docstring for the steps and the reasons).
 
@@ -2505,6 +2524,10 @@ def separate(
         remove_table: drop everything outside the body (couch, holders) first.
         contrast: force the contrast decision (None: detect it).
         progress: optional ``progress(fraction, message)``; may raise LoadCancelled.
+        source_key: where ``hu`` is a volume made anew from another each time (a
+            preview's every k-th slice), the source's :func:`volume_key` and how it was
+            derived: the threshold-independent stages are then found in the cache
+            again on the next call (its buffer differs each time).
     """
     hu = np.asarray(hu)
     if hu.ndim != 3 or min(hu.shape) < 1:
@@ -2521,7 +2544,7 @@ def separate(
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     report(progress, 0.0, "separation: body")
-    prep, hu_c = _prepare(hu, (sx, sy, sz), remove_table)
+    prep, hu_c = _prepare(hu, (sx, sy, sz), remove_table, source_key)
     t["body_s"] = time.perf_counter() - t0
     if prep.cached:
         t["cached_body"] = 1.0
@@ -2816,4 +2839,5 @@ __all__ = [
     "strided_nonzero",
     "thin_cortex_pieces",
     "voxelwise",
+    "volume_key",
 ]

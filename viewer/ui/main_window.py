@@ -51,6 +51,7 @@ from viewer.core.thresholds import suggest_thresholds
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
 from viewer.io.prefetch import PrefetchedLoad
+from viewer.render import scene_adapter
 from viewer.ui.actions import APP_TITLE, RecentFiles, add_action, build_menus
 from viewer.ui.controls import ControlsPanel
 from viewer.ui.dialogs import SeriesPickerDialog
@@ -386,6 +387,20 @@ class MainWindow(QMainWindow):
     @property
     def loading(self) -> bool:
         return self.loader.loading
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is on its way to the 3D view: no load, the masks (separated mode) fit
+        the thresholds, no mask job, scene preparation or shading runs, and the scene
+        draws the state's transfer function (what tests and benchmarks wait for)."""
+        st = self.state
+        tf = st.transfer_function
+        if st.volume is None or self.loading or self.mask_controller.busy or self.view3d.scene_busy:
+            return False
+        masks = st.class_masks
+        if tf.separated and (masks is None or not masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu)):
+            return False
+        return self.scene.transfer_function == scene_adapter.scene_transfer_function(st, own_masks=False)
 
     @property
     def mask_runner(self) -> LatestOnlyRunner:

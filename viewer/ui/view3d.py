@@ -49,7 +49,7 @@ from vtkmodules.vtkIOImage import vtkPNGWriter  # noqa: F401 - registers the IO 
 from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
 from viewer.core.extraction import PreviewMasks
-from viewer.core.mask_policy import masks_fit
+from viewer.core.mask_policy import MaskSettings, masks_fit
 from viewer.core.state import ViewerState
 from viewer.core.transfer import TransferFunction
 from viewer.core.volume import Volume
@@ -463,6 +463,8 @@ class View3DWidget(QWidget):
         inputs = self.wanted_inputs()
         if inputs is None:
             return
+        if self._edit_waits_for_masks(inputs):
+            return
         if not pending_work(inputs):
             if self._pending_inputs is not None:
                 self.scene_runner.cancel()
@@ -477,6 +479,30 @@ class View3DWidget(QWidget):
         coarse_only = preview is not None and self._interim_scalars(inputs)
         self.scene_runner.submit(
             functools.partial(self._prepare, inputs, cpu, preview=preview, coarse_only=coarse_only)
+        )
+
+    def _edit_waits_for_masks(self, inputs: SceneInputs) -> bool:
+        """A bone-threshold edit in separated mode, the masks it needs on their way (the
+        window's mask controller makes masks whenever the held ones do not fit): the
+        picture stays as it is until they (or their coarse preview) come. The threshold
+        only picks the separation's cortical seeds; drawn with the masks held, the frame
+        would look the same and its full-quality render (0.1-0.4 s on a real-size scan)
+        would share the two cores with the preview separation. Not once the masks of
+        this scan have failed: the edit is then drawn with the masks held."""
+        cur = self.scene.transfer_function
+        masks = inputs.masks
+        vol = inputs.volume
+        return (
+            self.masks_expected is not None
+            and vol is not None
+            and masks is not None
+            and masks is self.scene.class_masks
+            and cur.separated
+            and inputs.tf.separated
+            and inputs.tf.bone_threshold_hu != cur.bone_threshold_hu
+            and inputs.tf.with_bone_threshold(cur.bone_threshold_hu) == cur
+            and not masks_fit(masks, MaskSettings.of(inputs.tf), shape=vol.shape)
+            and (self._masks_failed_for is None or self._masks_failed_for() is not vol)
         )
 
     def _interim_scalars(self, inputs: SceneInputs) -> bool:
@@ -602,6 +628,9 @@ class View3DWidget(QWidget):
         if self.scene.previewing_over and self.scene.drop_preview():
             self.request_render()
         elif not self.scene.has_scalars and self.state.volume is not None:
+            QTimer.singleShot(0, self.sync_scene)
+        elif self.state.volume is not None and self.scene.transfer_function != self.state.transfer_function:
+            # a bone-threshold edit waited for these masks (_edit_waits_for_masks)
             QTimer.singleShot(0, self.sync_scene)
 
     def _on_scene_prepared(self, prepared: PreparedScene) -> None:

@@ -242,3 +242,59 @@ def test_write_sparse_writes_the_mask_and_leaves_empty_pages_unmapped() -> None:
     assert big[200, 100, 100:110].all() and big.sum() == 10
     # the temporaries of the call are freed; the mask itself holds a page or two
     assert grown < 20.0, f"resident memory grew by {grown:.0f} MB"
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_keep_pieces_keeps_the_pieces_one_labelling_keeps(connectivity: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """keep_pieces (slabs of 1-3 slices, no label image of the whole mask) keeps exactly
+    the pieces a single cc3d labelling of the whole mask would keep by the same rule
+    (size and marked-voxel count of the whole piece, across slab faces), and ORs them
+    into ``out`` when given."""
+    import cc3d
+
+    rng = np.random.default_rng(100 + connectivity)
+    for per in (1, 2, 3):
+        monkeypatch.setattr(S, "KEEP_SLAB_SLICES", per)
+        monkeypatch.setattr(S, "LABEL_CHUNK_VOXELS", 10**9)
+        for density in (0.08, 0.3, 0.55):
+            mask = rng.random((11, 23, 19)) < density
+            hu = rng.integers(0, 400, size=mask.shape)
+
+            def rule(size: np.ndarray, bright: np.ndarray) -> np.ndarray:
+                return (size >= 4) & (bright >= 2)
+
+            got = S.keep_pieces(mask, lambda z0, z1, hu=hu: hu[z0:z1] >= 300, rule, connectivity)
+            lab = cc3d.connected_components(mask, connectivity=connectivity)
+            n = int(lab.max()) + 1
+            size = np.bincount(lab[mask], minlength=n)
+            bright = np.bincount(lab[mask & (hu >= 300)], minlength=n)
+            ok = rule(size, bright)
+            ok[0] = False
+            assert np.array_equal(got, ok[lab] & mask), (per, density)
+            assert got.any() and not got.all()
+            prior = rng.random(mask.shape) < 0.1
+            out = prior.copy()
+            S.keep_pieces(mask, lambda z0, z1, hu=hu: hu[z0:z1] >= 300, rule, connectivity, out=out)
+            assert np.array_equal(out, prior | got)
+
+
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_labels_at_gives_the_pieces_of_one_labelling_at_the_points(
+    connectivity: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """labels_at (slabs of 1-3 slices) names the same pieces at the asked voxels as one
+    cc3d labelling of the whole mask, up to the numbering; 0 outside the mask."""
+    import cc3d
+
+    rng = np.random.default_rng(7 + connectivity)
+    monkeypatch.setattr(S, "LABEL_CHUNK_VOXELS", 10**9)
+    for per in (1, 2, 3):
+        monkeypatch.setattr(S, "KEEP_SLAB_SLICES", per)
+        mask = rng.random((9, 17, 21)) < 0.35
+        pts = np.sort(rng.choice(mask.size, size=600, replace=False))
+        got, n = S.labels_at(mask, pts, connectivity)
+        ref = cc3d.connected_components(mask, connectivity=connectivity).reshape(-1)[pts]
+        assert n == int(cc3d.connected_components(mask, connectivity=connectivity).max())
+        assert np.array_equal(got == 0, ref == 0)
+        pairs = np.unique(np.stack([got[ref > 0], ref[ref > 0]], axis=1), axis=0)
+        assert len(pairs) == len(np.unique(pairs[:, 0])) == len(np.unique(pairs[:, 1])), per

@@ -398,38 +398,68 @@ def label(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
     command line, the benchmarks) nothing waits: one call."""
     mask = np.asarray(mask, dtype=bool)
     nz = mask.shape[0] if mask.ndim == 3 else 0
-    plane = int(np.prod(mask.shape[1:])) if mask.ndim == 3 else 0
     on_main = threading.current_thread() is threading.main_thread()
     if on_main or mask.ndim != 3 or mask.size <= LABEL_CHUNK_VOXELS or nz < 2 or connectivity not in _FACE_OFFSETS:
         out0: np.ndarray = cc3d.connected_components(mask, connectivity=connectivity)  # type: ignore[call-overload]
         return out0
-    per = max(1, LABEL_CHUNK_VOXELS // max(1, plane))
-    # Each slab's own labels (1..k) first; the slabs' offsets into one numbering are
-    # applied with the joins in the final relabelling pass.
+    # Each slab's own labels (1..k) first, then each slab's labels replaced by the
+    # pieces they join (:func:`_slab_pieces`).
     out = np.empty(mask.shape, dtype=np.uint32)
+
+    def visit(_i: int, z0: int, z1: int, part: np.ndarray) -> None:
+        out[z0:z1] = part
+
+    starts, offsets, piece = _slab_pieces(mask, connectivity, visit)
+    if offsets[-1] == 0:
+        return out
+    for i, z0 in enumerate(starts):
+        z1 = starts[i + 1] if i + 1 < len(starts) else nz
+        table = np.concatenate([[0], piece[offsets[i] + 1 : offsets[i + 1] + 1]]).astype(np.uint32)
+        out[z0:z1] = table[out[z0:z1]]
+    return out
+
+
+#: Slices per slab of :func:`keep_pieces` and :func:`labels_at` at most (and about
+#: LABEL_CHUNK_VOXELS voxels each).
+KEEP_SLAB_SLICES = 64
+
+
+def _slab_pieces(
+    mask: np.ndarray, connectivity: int, visit: Callable[[int, int, int, np.ndarray], None]
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Label a 3D bool ``mask`` slab by slab without a label image of the whole mask:
+    ``visit(i, z0, z1, part)`` sees each slab's own labels (1..k, uint32) while they
+    exist. Returns the slabs' first slices, their label offsets into one numbering
+    (slab ``i``'s label ``l`` is ``offsets[i] + l``) and, per such label (0:
+    background), its piece of the whole mask, numbered 1..N: the slabs' pieces that
+    touch across a face joined (scipy's graph components)."""
+    if mask.ndim != 3 or connectivity not in _FACE_OFFSETS:
+        raise ValueError(f"needs a 3D mask and connectivity 6, 18 or 26, got {mask.shape}, {connectivity}")
+    nz, ny, nx = mask.shape
+    per = int(min(KEEP_SLAB_SLICES, max(1, LABEL_CHUNK_VOXELS // max(1, ny * nx))))
     starts = list(range(0, nz, per))
     offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    pairs_a: list[np.ndarray] = []
+    pairs_b: list[np.ndarray] = []
+    last: np.ndarray | None = None  # the previous slab's last plane
     for i, z0 in enumerate(starts):
         z1 = min(nz, z0 + per)
         part = cc3d.connected_components(mask[z0:z1], connectivity=connectivity)  # type: ignore[call-overload]
-        out[z0:z1] = part
         offsets[i + 1] = offsets[i] + (int(part.max()) if part.size else 0)
+        visit(i, z0, z1, part)
+        if last is not None:
+            # pieces of neighbouring slabs that touch across the face between them
+            first = part[0]
+            for dy, dx in _FACE_OFFSETS[connectivity]:
+                a = last[max(0, -dy) : ny - max(0, dy), max(0, -dx) : nx - max(0, dx)]
+                b = first[max(0, dy) : ny - max(0, -dy), max(0, dx) : nx - max(0, -dx)]
+                both = (a > 0) & (b > 0)
+                pairs_a.append(a[both].astype(np.int64) + offsets[i - 1])
+                pairs_b.append(b[both].astype(np.int64) + offsets[i])
+        last = part[-1].copy()
+        del part
     n = int(offsets[-1])
-    if n == 0:
-        return out
-    # Pieces of neighbouring slabs that touch across the face between them are one.
-    ny, nx = mask.shape[1], mask.shape[2]
-    pairs_a: list[np.ndarray] = []
-    pairs_b: list[np.ndarray] = []
-    for i, z in enumerate(starts[1:]):
-        below, above = out[z - 1], out[z]
-        for dy, dx in _FACE_OFFSETS[connectivity]:
-            a = below[max(0, -dy) : ny - max(0, dy), max(0, -dx) : nx - max(0, dx)]
-            b = above[max(0, dy) : ny - max(0, -dy), max(0, dx) : nx - max(0, -dx)]
-            both = (a > 0) & (b > 0)
-            pairs_a.append(a[both].astype(np.int64) + offsets[i])
-            pairs_b.append(b[both].astype(np.int64) + offsets[i + 1])
-    remap = np.arange(n + 1, dtype=np.uint32)
+    piece = np.arange(n + 1, dtype=np.int64)
     ra = np.concatenate(pairs_a) if pairs_a else np.zeros(0, np.int64)
     if ra.size:
         from scipy.sparse import coo_matrix
@@ -437,15 +467,89 @@ def label(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
 
         rb = np.concatenate(pairs_b)
         graph = coo_matrix((np.ones(ra.size, dtype=np.int8), (ra, rb)), shape=(n + 1, n + 1))
-        _, comp = connected_components(graph, directed=False)
-        # each slab label's joined piece, numbered 1..N in order (0 stays 0)
+        comp = connected_components(graph, directed=False)[1]
         _, inv = np.unique(comp[1:], return_inverse=True)
-        remap[1:] = inv.astype(np.uint32) + 1
+        piece[1:] = inv + 1
+    return starts, offsets, piece
+
+
+def keep_pieces(
+    mask: np.ndarray,
+    marked: Callable[[int, int], np.ndarray],
+    keep: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    connectivity: int = 26,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The connected pieces of a 3D bool ``mask`` that ``keep`` keeps, as a bool mask
+    (OR-ed into ``out`` when given: a bool array of the mask's shape, e.g. a view),
+    without a label image of the whole mask (4 bytes a voxel: on the real chest tiled
+    to 2000 slices 1.3x the int16 volume, the no-contrast separation's peak).
+
+    ``marked(z0, z1)`` gives a bool mask of slices ``z0:z1`` (e.g. the voxels bright
+    enough to be bone); ``keep(sizes, marks)`` gets each piece's voxel count and count
+    of marked voxels (arrays indexed by piece, entry 0 unused) and returns which to keep.
+    Each slab keeps only the labels of its mask voxels (4 bytes a mask voxel) until the
+    pieces are joined (:func:`_slab_pieces`); a test compares the pieces with those of
+    one labelling of the whole mask."""
+    mask = np.asarray(mask, dtype=bool)
+    if out is None:
+        out = np.zeros(mask.shape, dtype=bool)
+    elif out.shape != mask.shape or out.dtype != bool:
+        raise ValueError(f"keep_pieces: out must be a bool array of shape {mask.shape}")
+    if mask.size == 0:
+        return out
+    values: list[np.ndarray] = []  # each slab's labels at its mask voxels (C order)
+    sizes: list[np.ndarray] = []
+    marks: list[np.ndarray] = []
+
+    def visit(_i: int, z0: int, z1: int, part: np.ndarray) -> None:
+        m = mask[z0:z1]
+        k = int(part.max()) if part.size else 0
+        vals = part[m]
+        values.append(vals)
+        sizes.append(np.bincount(vals, minlength=k + 1)[1:])
+        marks.append(np.bincount(part[m & marked(z0, z1)], minlength=k + 1)[1:])
+
+    starts, offsets, piece = _slab_pieces(mask, connectivity, visit)
+    if offsets[-1] == 0:
+        return out
+    # each slab label's joined piece -> the piece's totals -> its verdict
+    n_pieces = int(piece.max()) + 1
+    size_p = np.bincount(piece, weights=np.concatenate([[0], *sizes]), minlength=n_pieces)
+    mark_p = np.bincount(piece, weights=np.concatenate([[0], *marks]), minlength=n_pieces)
+    size_p[0] = mark_p[0] = 0
+    verdict_p = np.asarray(keep(size_p, mark_p), dtype=bool)
+    verdict_p[0] = False
+    verdict = verdict_p[piece]
+    nz = mask.shape[0]
     for i, z0 in enumerate(starts):
-        z1 = min(nz, z0 + per)
-        table = np.concatenate([[0], remap[offsets[i] + 1 : offsets[i + 1] + 1]]).astype(np.uint32)
-        out[z0:z1] = table[out[z0:z1]]
+        z1 = starts[i + 1] if i + 1 < len(starts) else nz
+        table = np.concatenate([[False], verdict[offsets[i] + 1 : offsets[i + 1] + 1]])
+        o = out[z0:z1]
+        o[mask[z0:z1]] |= table[values[i]]
+        values[i] = np.zeros(0, dtype=np.uint32)
     return out
+
+
+def labels_at(mask: np.ndarray, flat_idx: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
+    """The piece (1..N, 0 outside the mask) of a 3D bool ``mask`` at each of the flat
+    indices ``flat_idx``, and N -- what ``cc3d.connected_components(mask)[...]`` would
+    give up to the numbering, without its label image (4 bytes a voxel of the mask's
+    shape): the mask is labelled slab by slab (:func:`_slab_pieces`)."""
+    mask = np.asarray(mask, dtype=bool)
+    idx = np.asarray(flat_idx, dtype=np.int64)
+    plane = int(mask.shape[1] * mask.shape[2]) if mask.ndim == 3 else 0
+    local = np.zeros(idx.size, dtype=np.int64)
+    slab_of = np.zeros(idx.size, dtype=np.int64)
+
+    def visit(i: int, z0: int, z1: int, part: np.ndarray) -> None:
+        sel = (idx >= z0 * plane) & (idx < z1 * plane)
+        local[sel] = part.reshape(-1)[idx[sel] - z0 * plane]
+        slab_of[sel] = i
+
+    _starts, offsets, piece = _slab_pieces(mask, connectivity, visit)
+    glob = np.where(local > 0, offsets[slab_of] + local, 0)
+    return piece[glob], int(piece.max()) if piece.size else 0
 
 
 def voxelwise(
@@ -962,14 +1066,16 @@ class _BoneObject:
 
 def _plaque_pieces(
     hu: np.ndarray,
-    lab: np.ndarray,
+    pieces: tuple[np.ndarray, np.ndarray],
     candidates: np.ndarray,
     volume_mm3: np.ndarray,
     lumen_high_hu: float,
     noise_hu: float | None,
     boxes: list[tuple[slice, slice, slice]],
 ) -> np.ndarray:
-    """Which dense pieces (labels of ``lab``) are calcified plaque, not bone: bool per label.
+    """Which dense pieces are calcified plaque, not bone: bool per piece. ``pieces``:
+    the dense voxels' flat indices in ``hu`` and their pieces (1..N), ``boxes`` each
+    piece's box.
 
     A plaque lies on an opacified lumen; a cortex lies on soft tissue outside and on
     marrow or textured cancellous bone inside. So the test looks at the ring two to three
@@ -980,12 +1086,17 @@ def _plaque_pieces(
     marrow. Pieces over :data:`PLAQUE_MAX_MM3` are always bone."""
     out = np.zeros(candidates.shape, dtype=bool)
     thr = max(25.0, LUMEN_SD_FACTOR * (20.0 if noise_hu is None else float(noise_hu)))
+    dense_idx, pl = pieces
+    order = np.argsort(pl, kind="stable")
+    starts = np.searchsorted(pl[order], np.arange(candidates.size + 1))
     for i in np.flatnonzero(candidates):
         if volume_mm3[i] > PLAQUE_MAX_MM3:
             continue
         bb = boxes[i]
-        g = tuple(slice(max(0, b.start - 4), min(n, b.stop + 4)) for b, n in zip(bb, lab.shape, strict=False))
-        piece = lab[g] == i
+        g = tuple(slice(max(0, b.start - 4), min(n, b.stop + 4)) for b, n in zip(bb, hu.shape, strict=False))
+        piece = np.zeros(tuple(q.stop - q.start for q in g), dtype=bool)
+        at = np.unravel_index(dense_idx[order[starts[i] : starts[i + 1]]], hu.shape)
+        piece[tuple(c - q.start for c, q in zip(at, g, strict=True))] = True
         d1 = dilate6(piece)
         # Two to three voxels out: one voxel out, the piece's own partial volume and
         # its brightness in every 3x3x3 neighbourhood would hide a lumen.
@@ -1047,22 +1158,23 @@ def bone_object(
         hit[0] = False
         s = hit[wl]
         del wl, w
-    lab = label(s, 26)
-    # The seed voxels' flat indices and labels: the pieces' sizes, boxes and the split
-    # into large and small are made from these (sparse: a few % of the box), without
-    # whole-box passes that would touch every page of new box-size arrays.
-    idx = np.flatnonzero(lab)
-    pl = lab.reshape(-1)[idx]
-    counts, boxes = _label_boxes_at(idx, pl, lab.shape, int(pl.max()) + 1 if pl.size else 1)
+    # The seed voxels' flat indices and pieces: the pieces' sizes, boxes and the split
+    # into large and small are made from these (sparse: a few % of the box), without a
+    # label image of the box (4 bytes a voxel: 1.3x the int16 volume on the real chest
+    # tiled to 2000 slices, the peak of its bone step) or whole-box passes that would
+    # touch every page of new box-size arrays.
+    idx = np.flatnonzero(s)
+    pl, n_pieces = labels_at(s, idx, 26)
+    counts, boxes = _label_boxes_at(idx, pl, s.shape, n_pieces + 1)
     big_ok = counts * vox >= MIN_BONE_SEED_MM3
     big_ok[0] = False
     if lumen_high_hu is not None and big_ok.any():
-        big_ok &= ~_plaque_pieces(hu[box], lab, big_ok, counts * vox, lumen_high_hu, noise_hu, boxes)
+        big_ok &= ~_plaque_pieces(hu[box], (idx, pl), big_ok, counts * vox, lumen_high_hu, noise_hu, boxes)
     in_big = big_ok[pl]
-    big: np.ndarray = np.zeros(lab.shape, dtype=bool)
+    big: np.ndarray = np.zeros(s.shape, dtype=bool)
     big.reshape(-1)[idx[in_big]] = True
-    small[box][np.unravel_index(idx[~in_big], lab.shape)] = True
-    del lab, s, seeds, idx, pl, in_big  # the label image is 4 bytes a voxel of the box
+    small[box][np.unravel_index(idx[~in_big], s.shape)] = True
+    del s, seeds, idx, pl, in_big
     if not big.any():
         return _BoneObject(bone, small)
     # Enclosed space on a coarse grid: block-OR keeps thin cortex closed.
@@ -1310,16 +1422,18 @@ def detect_contrast(
     step = max(1, idx.size // 300_000)
     samp = idx[::step]
     sd = _local_sd_in_range(hu, samp, CONTRAST_CORE_HU, high_hu) if coarse else _local_sd_at(hu, samp)
-    homog = samp[sd < thr]
+    is_homog = sd < thr
+    homog = samp[is_homog]
     if homog.size == 0:
         return tubes_only()
-    box = bbox(core, 0)
-    assert box is not None
-    lab = label(core[box], 26)
-    # Map the sampled flat indices (whole volume) to labels in the box.
-    zz, yy, xx = np.unravel_index(homog, hu.shape)
-    pl = lab[zz - box[0].start, yy - box[1].start, xx - box[2].start]
-    n_lab = int(lab.max()) + 1
+    # The core's pieces at the sampled voxels only (no label image of the core's box, 4
+    # bytes a voxel: with the thin-tube test after it, the peak of the separation of
+    # the real chest tiled to 2000 slices).
+    samp_lab, n_pieces = labels_at(core, samp, 26)
+    del core
+    pl = samp_lab[is_homog]
+    zz = np.unravel_index(homog, hu.shape)[0]
+    n_lab = n_pieces + 1
     per_piece = np.bincount(pl, minlength=n_lab) * step * vox
     # A lumen runs on through several slices; a smooth plate in one slice (the vertex
     # of a skull cut flat, a resampled end slice) does not.
@@ -1328,9 +1442,7 @@ def detect_contrast(
     np.minimum.at(zmin, pl, zz)
     np.maximum.at(zmax, pl, zz)
     # The share of each piece's core that is homogeneous (of the sampled core voxels).
-    core_per_piece = np.bincount(
-        lab[tuple(q - b.start for q, b in zip(np.unravel_index(samp, hu.shape), box, strict=True))], minlength=n_lab
-    )
+    core_per_piece = np.bincount(samp_lab, minlength=n_lab)
     share = np.bincount(pl, minlength=n_lab) / np.maximum(core_per_piece, 1)
     ok = (per_piece >= 20.0) & (zmax - zmin >= 1)
     ok[0] = False
@@ -2734,31 +2846,17 @@ def separate(
         dense = voxelwise(lambda h, b, c: (h >= cancellous) & b & ~c, hu, body, calc)
         box = bbox(dense, 0)
         if box is not None:
-            d = dense[box]
-            lab = label(d, 26)
-            counts = _counts(lab, d)
             # Bone has some mineral over 300 HU; an enhancing organ or a venous-phase
-            # aorta (150-200 HU) has none, and is not bone. (Slab by slab, here and
-            # below: no full-size temporaries beside the 4-byte labels, the
-            # separation's peak on a scan without contrast.)
-            hb, parts = hu[box], []
-
-            def bright_count(z0: int, z1: int) -> None:
-                ls = lab[z0:z1]
-                parts.append(np.bincount(ls[d[z0:z1] & (hb[z0:z1] >= 300)], minlength=counts.size))
-
-            run_slabs(bright_count, d.shape)
-            bright = np.sum(parts, axis=0)
-            ok = (counts * vox >= MIN_BONE_MM3_NO_CONTRAST) & (bright >= 3)
-            ok[0] = False
-            bone_b = bone[box]
-
-            def add_bone(z0: int, z1: int) -> None:
-                m = d[z0:z1]
-                bone_b[z0:z1][m] |= ok[lab[z0:z1][m]]
-
-            run_slabs(add_bone, d.shape)
-            del lab
+            # aorta (150-200 HU) has none, and is not bone. (Piece by piece without a
+            # label image of the box, 4 bytes a voxel: it was the separation's peak on
+            # a scan without contrast, see keep_pieces.)
+            hb = hu[box]
+            keep_pieces(
+                dense[box],
+                lambda z0, z1: hb[z0:z1] >= 300,
+                lambda size, bright: (size * vox >= MIN_BONE_MM3_NO_CONTRAST) & (bright >= 3),
+                out=bone[box],
+            )
         del dense
         # The rim over the window's low end goes with the bone (no red fringe).
         allowed = voxelwise(lambda h, b: (h >= lo) & b, hu, body)
@@ -2830,6 +2928,8 @@ __all__ = [
     "upsample",
     "upsample_box",
     "label",
+    "keep_pieces",
+    "labels_at",
     "run_slabs",
     "separate",
     "slabwise",

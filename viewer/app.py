@@ -6,8 +6,9 @@ run. GUI options:
 ``PATH``                 open a DICOM folder/file or a NIfTI / NRRD / MHA file
 ``--small``              start on the small phantom (faster) instead of the full one
 ``--layout 3d|2x2``      start layout
-``--screenshot FILE``    save a PNG of the whole window once the first full-quality
-                         frame is on screen, then quit (headless checks, docs)
+``--screenshot FILE``    save a PNG of the whole window once everything on its way to
+                         the picture is drawn (masks, shading: a full-quality frame
+                         of the settled window), then quit (headless checks, docs)
 ``--quit-after-ms N``    quit after N ms at the latest (screenshot taken then if not yet)
 ``--print-timing``       print ``first_frame_s=...`` (the volume first drawn: unshaded, or
                          bone only before its separation), ``first_separated_frame_s=...``
@@ -56,7 +57,11 @@ def build_gui_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="DICOM folder or file, NIfTI, NRRD or MHA/MHD file")
     p.add_argument("--small", action="store_true", help="start on the small phantom")
     p.add_argument("--layout", choices=("3d", "2x2"), help="start layout")
-    p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window after the first frame, then quit")
+    p.add_argument(
+        "--screenshot",
+        metavar="FILE",
+        help="save a PNG of the window once its picture is final (masks, shading), then quit",
+    )
     p.add_argument("--quit-after-ms", type=int, metavar="N", help="quit after N milliseconds")
     p.add_argument("--print-timing", action="store_true", help="print first_frame_s and first_full_frame_s on stdout")
     p.add_argument("--exit-after-first-frame", action="store_true", help="quit once the first full frame is shown")
@@ -175,9 +180,6 @@ def run_gui(argv: Sequence[str] | None = None) -> int:
             print(f"first_full_frame_s={process_age_s():.3f}", flush=True)
         if args.exit_after_first_frame:
             QTimer.singleShot(0, window.close)
-        if args.screenshot and not (args.separated and window.state.class_masks is None):
-            # Let the status bar and slice views settle before the shot.
-            QTimer.singleShot(500, take_screenshot_and_quit)
 
     window.first_full_frame.connect(on_first_frame)
     if args.print_timing:
@@ -185,8 +187,10 @@ def run_gui(argv: Sequence[str] | None = None) -> int:
         window.first_separated_frame.connect(
             lambda: print(f"first_separated_frame_s={process_age_s():.3f}", flush=True)
         )
-    if args.screenshot and args.separated:
-        window.class_masks_ready.connect(lambda: QTimer.singleShot(1500, take_screenshot_and_quit))
+    if args.screenshot:
+        # The final picture: masks, scene and shading done (a big scan is drawn coarse,
+        # bone-only or unshaded first), status bar and slice views given 0.5 s to follow.
+        window.call_when_settled(take_screenshot_and_quit)
     window.load_failed.connect(lambda _m: exit_code.__setitem__("code", 2) if args.screenshot else None)
     if args.quit_after_ms:
         QTimer.singleShot(int(args.quit_after_ms), take_screenshot_and_quit if args.screenshot else window.close)

@@ -333,6 +333,47 @@ def test_a_bone_threshold_edit_is_drawn_with_its_masks_not_before(loaded: MainWi
         qtbot.waitUntil(settled, timeout=LOAD_TIMEOUT_MS)
 
 
+def test_call_when_settled_waits_for_the_masks_and_their_frame(loaded: MainWindow, qtbot) -> None:
+    """``--screenshot`` takes the final picture: ``call_when_settled`` fires once, after
+    a full-quality frame of the settled window -- not while masks are being made, however
+    many frames are drawn meanwhile."""
+    import threading
+
+    w = loaded
+    if not w.state.transfer_function.separated:
+        w.set_separated(True)
+    qtbot.waitUntil(lambda: w.settled, timeout=LOAD_TIMEOUT_MS)
+    bone0 = w.state.transfer_function.bone_threshold_hu
+    real = w.mask_controller._compute
+    gate = threading.Event()
+
+    def gated(volume, settings, progress):  # type: ignore[no-untyped-def]
+        assert gate.wait(30), "the test never opened the gate"
+        return real(volume, settings, progress)
+
+    w.mask_controller._compute = gated
+    calls: list[tuple[bool, float]] = []
+    try:
+        w.controls.bone_spin.setValue(int(bone0) + 40)
+        qtbot.waitUntil(lambda: not w.settled, timeout=RENDER_TIMEOUT_MS)
+        w.call_when_settled(lambda: calls.append((w.settled, w.scene.transfer_function.bone_threshold_hu)), 50)
+        for _ in range(3):
+            w.view3d.request_render()
+            qtbot.wait(200)
+        assert calls == [] and w.view3d.n_renders > 0
+        gate.set()
+        qtbot.waitUntil(lambda: bool(calls), timeout=LOAD_TIMEOUT_MS)
+        assert calls == [(True, bone0 + 40)]
+        w.view3d.request_render()
+        qtbot.wait(300)
+        assert len(calls) == 1  # once
+    finally:
+        gate.set()
+        w.mask_controller._compute = real
+        w.controls.bone_spin.setValue(int(bone0))
+        qtbot.waitUntil(lambda: w.settled, timeout=LOAD_TIMEOUT_MS)
+
+
 def test_toggle_separated_mode_computes_mask_in_background(loaded: MainWindow, qtbot) -> None:
     w = loaded
     check = w.controls.separated_check

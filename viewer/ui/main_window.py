@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -401,6 +401,28 @@ class MainWindow(QMainWindow):
         if tf.separated and (masks is None or not masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu)):
             return False
         return self.scene.transfer_function == scene_adapter.scene_transfer_function(st, own_masks=False)
+
+    def call_when_settled(self, fn: Callable[[], None], delay_ms: int = 500) -> None:
+        """Call ``fn`` once, on the GUI thread, ``delay_ms`` after a full-quality frame
+        drawn while the window had settled (:attr:`settled`), if it still has: the final
+        picture of what is on its way (masks, shading), not a coarse, bone-only or
+        unshaded stand-in (``--screenshot``)."""
+        fired = [False]
+
+        def check() -> None:
+            if fired[0] or not self.settled:
+                return  # (the next full frame tries again)
+            fired[0] = True
+            self.view3d.frame_rendered.disconnect(on_frame)
+            fn()
+
+        def on_frame(full_quality: bool, _seconds: float) -> None:
+            if full_quality and not fired[0] and self.settled:
+                QTimer.singleShot(int(delay_ms), check)
+
+        self.view3d.frame_rendered.connect(on_frame)
+        if self.settled:
+            QTimer.singleShot(int(delay_ms), check)
 
     @property
     def mask_runner(self) -> LatestOnlyRunner:

@@ -249,6 +249,14 @@ def main() -> int:
         last_action[0] = what
         pump(rng.uniform(0.05, 0.6))
     duration = time.perf_counter() - t0
+    # The scene must follow the state once the work in flight is done (masks, scene
+    # preparation, shading): a window whose 3D view stays on an older transfer function
+    # or masks is a defect, not a slow machine.
+    t_settle = time.perf_counter()
+    while not w.settled and time.perf_counter() - t_settle < 180.0:
+        pump(0.1)
+    settled_at_end = bool(w.settled)
+    settle_s = time.perf_counter() - t_settle
     hb.stop()
     w.close()
     pump(0.5)
@@ -281,6 +289,8 @@ def main() -> int:
         "rss_mb": [(round(t, 1), round(m, 1)) for t, m in rss],
         "rss_growth_pct_after_first_replacement": None if growth is None else round(growth, 1),
         "rss_growth_pct_per_10_min": None if per10 is None else round(per10, 1),
+        "settled_at_end": settled_at_end,
+        "settle_wait_s": round(settle_s, 2),
         "exceptions": len(exceptions),
         "exception_samples": exceptions[:3],
         "vtk_error_lines": len(vtk_msgs),

@@ -627,10 +627,11 @@ class View3DWidget(QWidget):
         self._masks_failed_for = None if vol is None else weakref.ref(vol)
         if self.scene.previewing_over and self.scene.drop_preview():
             self.request_render()
-        elif not self.scene.has_scalars and self.state.volume is not None:
-            QTimer.singleShot(0, self.sync_scene)
-        elif self.state.volume is not None and self.scene.transfer_function != self.state.transfer_function:
+        if self.state.volume is not None and (
+            not self.scene.has_scalars
             # a bone-threshold edit waited for these masks (_edit_waits_for_masks)
+            or self.scene.transfer_function != self.state.transfer_function
+        ):
             QTimer.singleShot(0, self.sync_scene)
 
     def _on_scene_prepared(self, prepared: PreparedScene) -> None:

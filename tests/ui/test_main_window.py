@@ -93,6 +93,10 @@ def test_phantom_opens_via_menu_and_3d_view_is_not_blank(loaded: MainWindow, qtb
     vol = w.state.volume
     assert isinstance(vol, Volume)
     assert w.state.crosshair_lps is not None
+    # the phantom opens on the left leg's axis (its centre lies between the legs)
+    from viewer.phantom import anatomy
+
+    assert np.allclose(w.state.crosshair_lps[:2], anatomy.LEG_AXIS_XY_MM)
     assert w.current_source == {"kind": "phantom", "size": "small"}
     assert w.controls.histogram.has_histogram
     # Smoke test of the real render widget, read back through VTK.

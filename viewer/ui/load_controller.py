@@ -210,11 +210,13 @@ class LoadController(QObject):
         application starts it before Qt and VTK are imported, see ``viewer.app``); the
         load waits for it, cancellable. ``on_generated(volume, landmarks)`` runs on the
         worker when the phantom is made here (its landmarks without regenerating)."""
-        from viewer import phantom
-
         settings = self._mask_settings()
 
         def gen(progress: ProgressFn) -> LoadResult:
+            # (imported here, on the worker: the generator's import took 0.23-0.27 s,
+            # the GUI thread's longest stall of a first phantom load)
+            from viewer import phantom
+
             if prefetched is not None:
                 progress(0.1, "generating the phantom")
                 while True:  # wait, but stay cancellable

@@ -473,16 +473,18 @@ class MainWindow(QMainWindow):
         volume, hist, masks = result
         self.current_source = source
         self.controls.histogram.set_histogram(*hist)
-        self.set_volume(volume, class_masks=masks)
+        crosshair = None
         if source.get("kind") == "phantom":
             # Both legs are in the phantom's field of view; its centre lies between them,
             # where the sagittal view shows nothing. Start on the left leg's axis, in the
-            # middle third (the eroded segment).
+            # middle third (the eroded segment). (Given to set_volume: the slice views
+            # are cut once, not at the centre first.)
             from viewer.phantom import anatomy
 
             lo, hi = volume.bounds_lps()
             x, y = (float(v) for v in anatomy.LEG_AXIS_XY_MM)
-            self.state.update(crosshair_lps=(x, y, float(lo[2] + hi[2]) / 2.0))
+            crosshair = (x, y, float(lo[2] + hi[2]) / 2.0)
+        self.set_volume(volume, class_masks=masks, crosshair_lps=crosshair)
         if source.get("kind") == "path":
             self._add_recent(source["path"])
         if volume.warnings:
@@ -515,11 +517,17 @@ class MainWindow(QMainWindow):
         box.open()
         self.geometry_warning_box = box
 
-    def set_volume(self, volume: Volume, class_masks: ClassMasks | None = None) -> None:
-        """Show ``volume``: crosshair at its centre, crop and clip reset.
-        ``class_masks`` (e.g. from the load worker) are used for separated mode (even
-        when the thresholds moved on meanwhile: the picture restyles at once and new
-        masks follow from the background); without them they are computed there."""
+    def set_volume(
+        self,
+        volume: Volume,
+        class_masks: ClassMasks | None = None,
+        crosshair_lps: tuple[float, float, float] | None = None,
+    ) -> None:
+        """Show ``volume``: crosshair at ``crosshair_lps`` (default: its centre), crop
+        and clip reset. ``class_masks`` (e.g. from the load worker) are used for
+        separated mode (even when the thresholds moved on meanwhile: the picture
+        restyles at once and new masks follow from the background); without them they
+        are computed there."""
         lo, hi = volume.bounds_lps()
         self._first_full_frame_pending = True
         self._first_frame_pending = True
@@ -530,7 +538,7 @@ class MainWindow(QMainWindow):
             volume=volume,
             crop_box_lps=None,
             clip_plane=None,
-            crosshair_lps=tuple(float(v) for v in (lo + hi) / 2.0),
+            crosshair_lps=(tuple(float(v) for v in (lo + hi) / 2.0) if crosshair_lps is None else tuple(crosshair_lps)),
         )
         # The old scan's arrays are free now: hand the memory back to the system
         # (glibc keeps it otherwise: RSS 808 vs 690 MB in the soak, docs/bench-soak.md).

@@ -298,3 +298,7 @@ def test_labels_at_gives_the_pieces_of_one_labelling_at_the_points(
         assert np.array_equal(got == 0, ref == 0)
         pairs = np.unique(np.stack([got[ref > 0], ref[ref > 0]], axis=1), axis=0)
         assert len(pairs) == len(np.unique(pairs[:, 0])) == len(np.unique(pairs[:, 1])), per
+        # points in any order: the same piece at each
+        shuffle = rng.permutation(pts.size)
+        again, _ = S.labels_at(mask, pts[shuffle], connectivity)
+        assert np.array_equal(again, got[shuffle])

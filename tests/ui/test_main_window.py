@@ -371,6 +371,11 @@ def test_call_when_settled_waits_for_the_masks_and_their_frame(loaded: MainWindo
         w.view3d.request_render()
         qtbot.wait(300)
         assert len(calls) == 1  # once
+        # a vessel-window edit restyles the masks held: the window settles without new ones
+        lo, hi = w.state.transfer_function.vessel_window_hu
+        w.state.transfer_function = w.state.transfer_function.with_vessel_window(lo + 10.0, hi)
+        qtbot.waitUntil(lambda: w.settled, timeout=RENDER_TIMEOUT_MS)
+        w.state.transfer_function = w.state.transfer_function.with_vessel_window(lo, hi)
     finally:
         gate.set()
         w.mask_controller._compute = real

@@ -538,18 +538,29 @@ def labels_at(mask: np.ndarray, flat_idx: np.ndarray, connectivity: int = 26) ->
     shape): the mask is labelled slab by slab (:func:`_slab_pieces`)."""
     mask = np.asarray(mask, dtype=bool)
     idx = np.asarray(flat_idx, dtype=np.int64)
+    # (sorted, each slab's points are one run, found by bisection: not a pass over all
+    # the points per slab)
+    order = None if idx.size < 2 or bool(np.all(idx[1:] >= idx[:-1])) else np.argsort(idx, kind="stable")
+    sidx = idx if order is None else idx[order]
     plane = int(mask.shape[1] * mask.shape[2]) if mask.ndim == 3 else 0
-    local = np.zeros(idx.size, dtype=np.int64)
-    slab_of = np.zeros(idx.size, dtype=np.int64)
+    local = np.zeros(sidx.size, dtype=np.int64)  # each point's label in its slab
+    runs: list[tuple[int, int, int]] = []  # (slab, first point, end)
 
     def visit(i: int, z0: int, z1: int, part: np.ndarray) -> None:
-        sel = (idx >= z0 * plane) & (idx < z1 * plane)
-        local[sel] = part.reshape(-1)[idx[sel] - z0 * plane]
-        slab_of[sel] = i
+        a, b = (int(v) for v in np.searchsorted(sidx, (z0 * plane, z1 * plane)))
+        local[a:b] = part.reshape(-1)[sidx[a:b] - z0 * plane]
+        runs.append((i, a, b))
 
     _starts, offsets, piece = _slab_pieces(mask, connectivity, visit)
-    glob = np.where(local > 0, offsets[slab_of] + local, 0)
-    return piece[glob], int(piece.max()) if piece.size else 0
+    for i, a, b in runs:
+        seg = local[a:b]
+        seg[seg > 0] += offsets[i]
+    out = piece[local]
+    if order is not None:
+        unsorted = np.empty_like(out)
+        unsorted[order] = out
+        out = unsorted
+    return out, int(piece.max()) if piece.size else 0
 
 
 def voxelwise(

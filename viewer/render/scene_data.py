@@ -412,13 +412,18 @@ def encode_buffer(
 _MASK_FIELDS = ("bone", "calcification", "hidden", "removed", "uncertain", "vessel")
 
 
+def coarse_spacing(spacing_mm: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The voxel size (mm) of a coarse frame's grid: every second voxel."""
+    sx, sy, sz = (float(v) for v in spacing_mm)
+    return (2.0 * sx, 2.0 * sy, 2.0 * sz)
+
+
 def _coarse_volume(volume: Volume) -> Volume:
     """Every second voxel of ``volume`` (voxel ``2k + 1`` of each axis), at twice its
     spacing, placed so that its render buffer's element ``k`` lies where the whole
     buffer's element ``2k`` does: the grid of a coarse frame."""
-    sx, sy, sz = volume.spacing_mm
     hu = np.ascontiguousarray(volume.hu[1::2, 1::2, 1::2])
-    return Volume(hu, (2.0 * sx, 2.0 * sy, 2.0 * sz), volume.ijk_to_lps)
+    return Volume(hu, coarse_spacing(volume.spacing_mm), volume.ijk_to_lps)
 
 
 def coarse_raw_buffer(volume: Volume, tf: TransferFunction) -> np.ndarray:
@@ -543,6 +548,7 @@ __all__ = [
     "SceneInputs",
     "calc_shown",
     "coarse_raw_buffer",
+    "coarse_spacing",
     "colouring_in_use",
     "display_mesh",
     "encode_buffer",

@@ -391,14 +391,13 @@ class MainWindow(QMainWindow):
     @property
     def settled(self) -> bool:
         """Nothing is on its way to the 3D view: no load, the masks (separated mode) fit
-        the thresholds, no mask job, scene preparation or shading runs, and the scene
-        draws the state's transfer function (what tests and benchmarks wait for)."""
+        the state by the mask policy (a vessel-window edit restyles the masks held), no
+        mask job, scene preparation or shading runs, and the scene draws the state's
+        transfer function (what tests and benchmarks wait for)."""
         st = self.state
-        tf = st.transfer_function
         if st.volume is None or self.loading or self.mask_controller.busy or self.view3d.scene_busy:
             return False
-        masks = st.class_masks
-        if tf.separated and (masks is None or not masks.matches(tf.bone_threshold_hu, tf.vessel_window_hu)):
+        if st.transfer_function.separated and not self.mask_controller.is_current():
             return False
         return self.scene.transfer_function == scene_adapter.scene_transfer_function(st, own_masks=False)
 

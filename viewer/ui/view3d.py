@@ -61,6 +61,7 @@ from viewer.render.scene_data import (
     PreparedScene,
     SceneInputs,
     coarse_raw_buffer,
+    coarse_spacing,
     pending_work,
     prepare_scene,
     preview_buffer,
@@ -502,8 +503,12 @@ class View3DWidget(QWidget):
             and inputs.tf.bone_threshold_hu != cur.bone_threshold_hu
             and inputs.tf.with_bone_threshold(cur.bone_threshold_hu) == cur
             and not masks_fit(masks, MaskSettings.of(inputs.tf), shape=vol.shape)
-            and (self._masks_failed_for is None or self._masks_failed_for() is not vol)
+            and not self._masks_failed(vol)
         )
+
+    def _masks_failed(self, volume: Volume) -> bool:
+        """Whether the masks of ``volume`` failed (see :meth:`drop_separated_preview`)."""
+        return self._masks_failed_for is not None and self._masks_failed_for() is volume
 
     def _interim_scalars(self, inputs: SceneInputs) -> bool:
         """Whether the scalars ``inputs`` ask for would only stand in until separated
@@ -519,7 +524,7 @@ class View3DWidget(QWidget):
             and st.transfer_function.separated
             and st.class_masks is None
             and inputs.masks is None
-            and (self._masks_failed_for is None or self._masks_failed_for() is not inputs.volume)
+            and not self._masks_failed(inputs.volume)
         )
 
     @staticmethod
@@ -546,7 +551,7 @@ class View3DWidget(QWidget):
             vol = inputs.volume
             sp = vol.spacing_mm
             coarse = coarse_raw_buffer(vol, inputs.tf)
-            pw = warm_mapper(coarse, (2.0 * sp[0], 2.0 * sp[1], 2.0 * sp[2]), inputs.tf, shade=False)
+            pw = warm_mapper(coarse, coarse_spacing(sp), inputs.tf, shade=False)
             if pw is not None:
                 preview(inputs, pw)
                 return PreparedScene(inputs, inputs.masks)
@@ -556,7 +561,7 @@ class View3DWidget(QWidget):
             box = prepared.buffer_box  # (a buffer cut to the body: viewer.render.content)
             if preview is not None and prepared.buffer.size >= PREVIEW_MIN_VOXELS:
                 coarse = np.ascontiguousarray(prepared.buffer[::2, ::2, ::2])
-                double = (2.0 * spacing[0], 2.0 * spacing[1], 2.0 * spacing[2])
+                double = coarse_spacing(spacing)
                 # (every second voxel of the box: its corner is the same point)
                 corner = origin_mm(box, spacing)
                 pw = warm_mapper(coarse, double, inputs.tf, shade=False, origin=corner)
@@ -590,7 +595,7 @@ class View3DWidget(QWidget):
 
         def work(_progress: Any) -> tuple[Volume, TransferFunction, PreviewMasks, WarmMapper | None]:
             buf = preview_buffer(volume, tf, preview)
-            coarse = (2.0 * spacing[0], 2.0 * spacing[1], 2.0 * spacing[2])
+            coarse = coarse_spacing(spacing)
             return volume, tf, preview, warm_mapper(buf, coarse, tf, shade=False)
 
         self.separated_preview_runner.submit(work)

@@ -33,6 +33,9 @@ def main() -> int:
     ap.add_argument("path", help="scan to open (e.g. the real chest tiled to 600 slices)")
     ap.add_argument("--deltas", default="50,-50,50,-50", help="bone threshold steps in HU (default 50,-50,50,-50)")
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="checkout to measure")
+    ap.add_argument(
+        "--trace", action="store_true", help="also print when the coarse frame's steps ran (buffer, warm-up, render)"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(Path(args.root).resolve()))
     os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
@@ -53,6 +56,23 @@ def main() -> int:
     w.view3d.frame_rendered.connect(lambda full, s: events.append((time.perf_counter(), "frame")))
     w.mask_controller.preview_ready.connect(lambda *a: events.append((time.perf_counter(), "preview")))
     w.mask_controller.masks_ready.connect(lambda *a: events.append((time.perf_counter(), "masks")))
+    steps: list[tuple[float, float, str]] = []
+    if args.trace:
+        import viewer.ui.view3d as v3d
+
+        def traced(fn, name):  # type: ignore[no-untyped-def]
+            def run(*a, **k):  # type: ignore[no-untyped-def]
+                t = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    steps.append((t, time.perf_counter(), name))
+
+            return run
+
+        for name in ("preview_buffer", "warm_mapper"):
+            setattr(v3d, name, traced(getattr(v3d, name), name))
+        w.view3d.scene.render = traced(w.view3d.scene.render, "render")
 
     def wait(cond, timeout_s: float = 180.0) -> None:  # type: ignore[no-untyped-def]
         end = time.perf_counter() + timeout_s
@@ -92,6 +112,7 @@ def main() -> int:
     full_s: list[float] = []
     for delta in (float(d) for d in args.deltas.split(",")):
         events.clear()
+        steps.clear()
         t0 = time.perf_counter()
         w.controls.bone_spin.setValue(int(round(w.state.transfer_function.bone_threshold_hu + delta)))
         wait(lambda: any(n == "masks" for _, n in events))
@@ -116,6 +137,8 @@ def main() -> int:
             f"bone {delta:+.0f} HU: frames before the preview {before}; preview masks {fmt(t_prev)}; "
             f"coarse frame {fmt(coarse)}; full masks {fmt(t_masks)}; full frame {fmt(full)}"
         )
+        if steps:
+            print("   steps: " + ", ".join(f"{n} {a - t0:.2f}-{b - t0:.2f}" for a, b, n in steps if a - t0 < 8))
     w.close()
     if coarse_s and full_s:
         print(

@@ -172,3 +172,48 @@ def test_preview_masks_name_their_source(monkeypatch: pytest.MonkeyPatch) -> Non
     assert pm is not None
     assert seen == [("every k-th slice", S.volume_key(vol.hu), pm.stride, pm.offset)]
     S.release_prepare_cache()
+
+
+def test_preview_buffer_joins_neighbouring_mask_slices_as_either_or_both() -> None:
+    """Each coarse slice between two mask slices takes a voxel as bone (calcification,
+    hidden, vessel) if either slice has it and as removed only if both do; at a mask
+    slice, that slice's classes: the buffer is the one encoded from masks made that way
+    voxel by voxel."""
+    import dataclasses
+
+    from viewer.render.scene_data import encode_buffer, preview_buffer
+
+    rng = np.random.default_rng(3)
+    nz = 37
+    hu = rng.normal(200, 300, (nz, 24, 20)).astype(np.int16)
+    vol = Volume(hu, (0.8, 0.8, 2.0), np.diag([0.8, 0.8, 2.0, 1.0]))
+    pm_masks = class_masks_for(np.ascontiguousarray(hu[1::4]), (0.8, 0.8, 8.0), SETTINGS._replace(contrast=True))
+    n = pm_masks.bone.shape[0]
+    shape = (n, 24, 20)
+    pm_masks = dataclasses.replace(
+        pm_masks,
+        bone=rng.random(shape) < 0.2,
+        calcification=rng.random(shape) < 0.05,
+        hidden=rng.random(shape) < 0.1,
+        removed=rng.random(shape) < 0.5,
+        vessel=rng.random(shape) < 0.2,
+    )
+    pm = PreviewMasks(pm_masks, 4, 1, SETTINGS)
+    tf = TransferFunction().with_changes(separated=True)
+    got = preview_buffer(vol, tf, pm)
+
+    # the reference: every coarse slice's two mask slices gathered, joined per voxel
+    below, above = pm.bracket(np.arange(1, nz, 2))
+    ref_fields = {}
+    for name in ("bone", "calcification", "hidden", "removed", "uncertain", "vessel"):
+        a = getattr(pm_masks, name)
+        if a is None:
+            ref_fields[name] = None
+            continue
+        lo_s, hi_s = a[below][:, 1::2, 1::2], a[above][:, 1::2, 1::2]
+        ref_fields[name] = (lo_s & hi_s) if name == "removed" else (lo_s | hi_s)
+    coarse = Volume(np.ascontiguousarray(hu[1::2, 1::2, 1::2]), (1.6, 1.6, 4.0), vol.ijk_to_lps)
+    ref, _, _ = encode_buffer(coarse, tf, dataclasses.replace(pm_masks, **ref_fields), None, False, cut=False)
+    assert got.shape == ref.shape
+    assert np.array_equal(got, ref)
+    assert (below != above).any() and (below == above).any()

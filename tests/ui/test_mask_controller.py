@@ -15,6 +15,7 @@ pytest.importorskip("pytestqt")
 from viewer.core.errors import ViewerError  # noqa: E402
 from viewer.core.extraction import ClassMasks  # noqa: E402
 from viewer.core.mask_policy import MaskSettings  # noqa: E402
+from viewer.core.priority import BACKGROUND_NICE, thread_nice  # noqa: E402
 from viewer.core.progress import ProgressFn  # noqa: E402
 from viewer.core.state import ViewerState  # noqa: E402
 from viewer.core.transfer import TransferFunction  # noqa: E402
@@ -49,6 +50,8 @@ class FakeSeparation:
 
     def __init__(self) -> None:
         self.calls: list[float] = []
+        #: the nice value of the thread each call ran on (viewer.core.priority)
+        self.nice: list[int | None] = []
         self.hold: dict[float, threading.Event] = {}
         self.fail: set[float] = set()
         self._lock = threading.Lock()
@@ -56,6 +59,7 @@ class FakeSeparation:
     def __call__(self, volume: Volume, s: MaskSettings, progress: ProgressFn) -> ClassMasks:
         with self._lock:
             self.calls.append(s.bone_threshold_hu)
+            self.nice.append(thread_nice())
         gate = self.hold.get(s.bone_threshold_hu)
         if gate is not None:
             assert gate.wait(10), "the test never released this job"
@@ -99,6 +103,21 @@ def test_a_new_volume_in_separated_mode_gets_masks_off_the_gui_thread(setup, fak
     assert state.class_masks.bone.shape == vol.shape
     assert seen["ready"] == [state.class_masks] and seen["failed"] == []
     assert ctl.is_current()
+
+
+def test_a_job_runs_at_background_priority_and_the_gui_thread_keeps_its_own(setup, fake, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The separation yields the cores to the window's renders: its job's thread runs at
+    a higher nice value (Linux, where threads have one of their own); the GUI thread's
+    stays what it was."""
+    state, ctl, _seen = setup
+    gui_nice = thread_nice()
+    state.volume = _volume()
+    qtbot.waitUntil(lambda: state.class_masks is not None and not ctl.busy, timeout=TIMEOUT_MS)
+    assert thread_nice() == gui_nice
+    if gui_nice is None:
+        assert fake.nice == [None]
+    else:
+        assert fake.nice == [max(gui_nice, BACKGROUND_NICE)]
 
 
 def test_quick_threshold_edits_make_one_job(setup, fake, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -60,6 +60,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from viewer.core.errors import ViewerError
+from viewer.core.priority import is_background_thread, lower_this_thread
 from viewer.core.progress import ProgressFn, report
 
 #: Class codes of :attr:`Separation.labels`.
@@ -342,15 +343,23 @@ _PARALLEL_VOXELS = 2_000_000
 #: Voxels per slab (about 8 slices of 512^2).
 _SLAB_VOXELS = 2_000_000
 _POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
+#: The slab pools: one for work the user waits for (the window's render buffers, the
+#: command line), one at background priority for the window's separation jobs
+#: (viewer.core.priority), so that the first never queues behind the second.
+_POOLS: dict[bool, ThreadPoolExecutor] = {}
 
 
-def _workers() -> ThreadPoolExecutor:
-    global _POOL
+def _workers(background: bool = False) -> ThreadPoolExecutor:
     with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="separation")
-        return _POOL
+        pool = _POOLS.get(background)
+        if pool is None:
+            pool = ThreadPoolExecutor(
+                max_workers=max(1, min(4, os.cpu_count() or 1)),
+                thread_name_prefix="separation-bg" if background else "separation",
+                initializer=lower_this_thread if background else None,
+            )
+            _POOLS[background] = pool
+        return pool
 
 
 def _slabs(shape: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -366,7 +375,9 @@ def run_slabs(work: Callable[[int, int], None], shape: tuple[int, ...]) -> None:
         for z0, z1 in _slabs(shape):
             work(z0, z1)
         return
-    for f in [_workers().submit(work, z0, z1) for z0, z1 in _slabs(shape)]:
+    # a background caller's slabs run in the background pool (viewer.core.priority)
+    pool = _workers(background=is_background_thread())
+    for f in [pool.submit(work, z0, z1) for z0, z1 in _slabs(shape)]:
         f.result()
 
 

@@ -447,15 +447,21 @@ def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) 
     coarse = _coarse_volume(volume)
     hu = coarse.hu
     below, above = preview.bracket(np.arange(1, volume.shape[0], 2))
+    # Each coarse slice is one mask slice (below == above) or the join of two
+    # neighbours: joins of every neighbouring pair are made once, on the mask slices'
+    # coarse pixels, and each coarse slice is one copy from them (not two gathers and
+    # an operation on the whole coarse grid per field).
+    n = preview.masks.bone.shape[0]
+    pick = np.where(below == above, below, n + below)
     fields: dict[str, Any] = {}
     for name in _MASK_FIELDS:
         a = getattr(preview.masks, name)
         if a is None:
             fields[name] = None
             continue
-        a = np.asarray(a)[:, 1::2, 1::2]  # (in-plane first: a quarter of the copying)
-        lo_s, hi_s = a[below], a[above]
-        fields[name] = (lo_s & hi_s) if name == "removed" else (lo_s | hi_s)
+        a = np.ascontiguousarray(np.asarray(a, dtype=bool)[:, 1::2, 1::2])
+        pairs = (a[:-1] & a[1:]) if name == "removed" else (a[:-1] | a[1:])
+        fields[name] = np.concatenate((a, pairs)).take(pick, axis=0)
     m = preview.masks
     if m.contrast is False:
         floor = m.vessel_window_hu[0] - HIDDEN_RAMP_HU

@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from viewer.core.extraction import ClassMasks, PreviewMasks, class_masks_for, preview_class_masks
 from viewer.core.mask_policy import MaskSettings, masks_fit
+from viewer.core.priority import lower_this_thread
 from viewer.core.progress import ProgressFn
 from viewer.core.state import ViewerState
 from viewer.core.volume import Volume
@@ -176,6 +177,8 @@ class MaskController(QObject):
         job = self.runner.latest + 1  # the number submit gives this job
 
         def work(progress: ProgressFn) -> tuple[int, ClassMasks]:
+            # A new thread per job: its lower priority ends with it (viewer.core.priority)
+            lower_this_thread()
             if preview is not None:
                 pm = preview(vol, settings, progress)
                 if pm is not None:

@@ -2477,16 +2477,14 @@ def _fingerprint(
     return (ident, spacing, remove_table)
 
 
-def _copy_box(a: np.ndarray, box: tuple[slice, slice, slice]) -> np.ndarray:
-    """``np.ascontiguousarray(a[box])``, slab by slab on the thread pool."""
-    part = a[box]
-    out = np.empty(part.shape, dtype=a.dtype)
-
-    def work(z0: int, z1: int) -> None:
-        out[z0:z1] = part[z0:z1]
-
-    run_slabs(work, part.shape)
-    return out
+def _box_view(hu: np.ndarray, box: tuple[slice, slice, slice] | None) -> np.ndarray:
+    """The HU inside ``box`` as a read-only view, not a copy: the separation works in the
+    body's box, and a copy of it was two thirds of the volume's bytes more at the
+    separation's memory peak (512 x 512 x 2000: 4.0x -> 3.7x the volume; the same
+    labels, no slower: its slab operations read whole rows either way)."""
+    view = hu[box] if box is not None else hu[...]
+    view.setflags(write=False)
+    return view
 
 
 def _prepare(
@@ -2496,7 +2494,7 @@ def _prepare(
     source_key: tuple[object, ...] | None = None,
 ) -> tuple[_Prepared, np.ndarray]:
     """Body mask, crop box, soft-tissue mode, cancellous floor and noise of a volume, and
-    the HU inside the crop (contiguous): none depends on the thresholds, so a threshold
+    the HU inside the crop (a read-only view): none depends on the thresholds, so a threshold
     edit on the same volume takes them from a one-entry cache (the body is the most
     expensive stage after the bone). ``source_key``: see :func:`separate`."""
     key = _fingerprint(hu, spacing, remove_table, source_key)
@@ -2506,7 +2504,7 @@ def _prepare(
                 _PREP_CACHE.remove(p)
                 _PREP_CACHE.insert(0, p)
                 hit = _Prepared(p.key, p.body_c, p.crop, p.soft_hu, p.cancellous_hu, p.noise_hu, cached=True)
-                return hit, (_copy_box(hu, p.crop) if p.crop is not None else hu)
+                return hit, _box_view(hu, p.crop)
     whole = (slice(0, hu.shape[0]), slice(0, hu.shape[1]), slice(0, hu.shape[2]))
     crop = None
     if remove_table:
@@ -2532,7 +2530,7 @@ def _prepare(
     mode = _hist_mode(samp.astype(np.float32), -60.0, 120.0) if samp.size else None
     soft = 40.0 if mode is None else mode
     cancellous = float(np.clip(soft + 100.0, 120.0, 160.0))
-    hu_c = _copy_box(hu, crop) if crop is not None else hu
+    hu_c = _box_view(hu, crop)
     noise = noise_sd(hu_c, body_c)
     prep = _Prepared(key, body_c, crop, soft, cancellous, noise)
     with _PREP_LOCK:

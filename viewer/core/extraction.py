@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 
 from viewer.core.errors import ViewerError
 from viewer.core.mask_policy import MaskSettings, masks_fit
+from viewer.core.packed import MaskArray, PackedMask, unpacked
 from viewer.core.progress import ProgressFn, report
 from viewer.core.separation import COARSE_VOXEL_MM, bbox, dilate6, pool_any, upsample
 
@@ -571,8 +572,8 @@ class ClassMasks:
     calcification: np.ndarray | None
     bone_threshold_hu: float
     vessel_window_hu: tuple[float, float]
-    hidden: np.ndarray | None = None
-    removed: np.ndarray | None = None
+    hidden: MaskArray | None = None
+    removed: MaskArray | None = None
     uncertain: np.ndarray | None = None
     vessel: np.ndarray | None = None
     contrast: bool | None = None
@@ -649,6 +650,20 @@ def _classic_class_masks(
     return ClassMasks(bone, calc if calc.any() else None, float(bone_threshold_hu), (lo, hi))
 
 
+def _packed_class(labels: np.ndarray, code: int) -> PackedMask:
+    """``labels == code`` packed (:mod:`viewer.core.packed`), slab by slab: no bool
+    array of the whole volume on the way."""
+    from viewer.core.separation import run_slabs
+
+    out = PackedMask.zeros(labels.shape)
+
+    def work(z0: int, z1: int) -> None:
+        out.put(z0, labels[z0:z1] == code)
+
+    run_slabs(work, labels.shape)
+    return out.freeze()
+
+
 def class_masks(
     hu: np.ndarray,
     spacing_mm: tuple[float, float, float] | None,
@@ -700,13 +715,19 @@ def class_masks(
     # function fades red in over 40 HU there): enhancing organs at 130-170 HU would
     # otherwise show a red haze on a scan that has no opacified vessel.
     floor = lo if sep.contrast else lo - HIDDEN_RAMP_HU
-    hidden = np.zeros(hu.shape, dtype=bool)
-    hidden_c, labels_c = hidden[crop], sep.labels[crop]
+    # (packed, one bit a voxel: few voxels, but in every slice's body rows, so a bool
+    # array's pages would all be touched; viewer.core.packed)
+    hidden = PackedMask.zeros(hu.shape)
+    labels_c = sep.labels[crop]
+    z_off = crop[0].start or 0
 
     def classless(z0: int, z1: int) -> None:
-        S.write_sparse(hidden_c[z0:z1], (labels_c[z0:z1] == S.NONE) & (hc[z0:z1] >= floor))
+        slab = np.zeros((z1 - z0, *hu.shape[1:]), dtype=bool)
+        slab[(slice(None),) + tuple(crop[1:])] = (labels_c[z0:z1] == S.NONE) & (hc[z0:z1] >= floor)
+        hidden.put(z0 + z_off, slab)
 
     S.run_slabs(classless, hc.shape)
+    hidden.freeze()
     t1 = time.perf_counter()
     if sep.contrast:
         # Calcified shells (the rim of a calcified mass) sit in the vessel window: only
@@ -725,9 +746,9 @@ def class_masks(
             uc[sb] &= ~sh
         del shell
     t2 = time.perf_counter()
-    removed = S.split_labels(sep.labels, (S.REMOVED,))[0] if remove_table else None
+    removed = _packed_class(sep.labels, S.REMOVED) if remove_table else None
     calc_m = calc if calc[crop].any() else None
-    hidden_m = hidden if hidden[crop].any() else None
+    hidden_m = hidden if hidden.any() else None
     uncertain_m = uncertain if uncertain[crop].any() else None
     t3 = time.perf_counter()
     report(progress, 1.0, "separation: done")
@@ -928,7 +949,7 @@ def extract(
         thresholds={"bone_threshold_hu": float(bone_threshold_hu), "vessel_low_hu": lo, "vessel_high_hu": hi},
         timings_s=t,
         uncertain=uncertain,
-        removed=m.removed if m.removed is not None else zeros,
+        removed=unpacked(m.removed) if m.removed is not None else zeros,
         contrast=bool(m.contrast),
         message=m.message,
     )

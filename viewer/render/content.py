@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.core.classmap import RAW_MIN_HU, class_transfer_points, mip_transfer_points
+from viewer.core.packed import MaskArray, PackedMask
 from viewer.core.transfer import TransferFunction
 
 #: Voxels of air kept round the body box on each side (see the module doc).
@@ -66,10 +67,10 @@ def air_shown(tf: TransferFunction) -> bool:
 _CHUNK_SLICES = 16
 
 
-def body_box(removed: np.ndarray) -> tuple[slice, slice, slice] | None:
+def body_box(removed: MaskArray) -> tuple[slice, slice, slice] | None:
     """Index slices (z, y, x) of the box round the voxels ``removed`` (bool ``(nz, ny,
-    nx)``) does not hold; None when it holds every voxel."""
-    r = np.asarray(removed)
+    nx)``, or packed) does not hold; None when it holds every voxel."""
+    r = removed if isinstance(removed, PackedMask) else np.asarray(removed)
     if r.ndim != 3 or r.size == 0:
         raise ValueError(f"need a non-empty 3D mask, got shape {r.shape}")
     nz, ny, nx = r.shape

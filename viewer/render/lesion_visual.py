@@ -33,6 +33,7 @@ from viewer.core.errors import ViewerError
 from viewer.core.extraction import ClassMasks
 from viewer.core.lesion import Branch, EntryPoint, Lesion
 from viewer.core.measure import Angle, Measurement, Ruler
+from viewer.core.packed import MaskArray
 from viewer.core.separation import dilate6
 from viewer.core.transfer import ColorPoint, TransferFunction
 from viewer.core.volume import Volume
@@ -71,7 +72,7 @@ def check_colouring(mode: str, max_mm: float) -> tuple[ColouringMode, float]:
 # ----------------------------------------------------------------------------------
 # the volume: keyhole and distance band
 # ----------------------------------------------------------------------------------
-def keyhole_air(volume: Volume, lesion: Lesion, render_bone: np.ndarray, removed: np.ndarray | None) -> np.ndarray:
+def keyhole_air(volume: Volume, lesion: Lesion, render_bone: np.ndarray, removed: MaskArray | None) -> np.ndarray:
     """The voxels to render as air with the keyhole on: bone-class voxels (as rendered)
     whose centre lies in the lesion region, plus what the body mask removed."""
     hole = lesion.region_mask(volume) & np.asarray(render_bone, dtype=bool)

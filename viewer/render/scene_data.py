@@ -34,6 +34,7 @@ from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, encode_classes
 from viewer.core.extraction import HIDDEN_RAMP_HU, ClassMasks, PreviewMasks, class_masks_for
 from viewer.core.lesion import Lesion
 from viewer.core.mask_policy import MaskSettings, masks_fit
+from viewer.core.packed import unpacked
 from viewer.core.progress import ProgressFn
 from viewer.core.separation import bbox, dilate6, run_slabs, slabwise
 from viewer.core.transfer import TransferFunction
@@ -376,9 +377,9 @@ def encode_buffer(
     if hole is not None:
         # The keyhole needs the whole rendered bone first.
         bone = render_bone(volume.hu, masks)
-        hidden = None
+        hidden: np.ndarray | None = None
         for m in hidden_masks:
-            hidden = m if hidden is None else hidden | m
+            hidden = unpacked(m) if hidden is None else hidden | m
         air = keyhole_air(volume, hole, bone, masks.removed)
         encode_classes(volume.hu, bone, out=inner, hidden_mask=hidden, air_mask=air)
     else:

@@ -1133,7 +1133,7 @@ def _plaque_pieces(
             continue
         if idx.size > 20_000:
             idx = idx[:: idx.size // 20_000 + 1]
-        hv = h.reshape(-1)[idx]
+        hv = flat_reader(h)[idx]
         ok = (hv >= CONTRAST_CORE_HU) & (hv <= lumen_high_hu)
         if not ok.any():
             continue
@@ -1261,14 +1261,71 @@ def bone_object(
     return _BoneObject(bone, small)
 
 
+def _strided_flat(a: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A read-only 1D view of the memory ``a`` spans (``a`` itself reshaped when it is
+    contiguous) and ``a``'s strides in elements: voxel ``(z, y, x)`` of ``a`` is
+    ``flat[z * s0 + y * s1 + x * s2]``. For a view of the body's box, which is not
+    contiguous: ``reshape(-1)`` would copy it whole (two thirds of the volume on a real
+    chest) for a gather of a few voxels."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1), tuple(int(np.prod(a.shape[i + 1 :])) for i in range(a.ndim))
+    es = tuple(st // a.itemsize for st in a.strides)
+    if a.size == 0 or any(st <= 0 or st % a.itemsize for st in a.strides):
+        c = np.ascontiguousarray(a)
+        return c.reshape(-1), tuple(int(np.prod(c.shape[i + 1 :])) for i in range(c.ndim))
+    span = sum((n - 1) * e for n, e in zip(a.shape, es, strict=True)) + 1
+    flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(a.itemsize,), writeable=False)
+    return flat, es
+
+
+class _FlatReader:
+    """``a.reshape(-1)[idx]`` for a non-contiguous ``a`` without copying it (see
+    :func:`_strided_flat`): C-order flat indices of ``a`` become indices of the memory
+    it spans."""
+
+    __slots__ = ("flat", "shape", "size", "strides")
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.flat, self.strides = _strided_flat(a)
+        self.shape = a.shape
+        self.size = a.size
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        coords = np.unravel_index(np.asarray(idx), self.shape)
+        at = coords[0] * self.strides[0]
+        for c, e in zip(coords[1:], self.strides[1:], strict=True):
+            at = at + c * e
+        out: np.ndarray = self.flat[at]
+        return out
+
+
+def flat_reader(a: np.ndarray) -> np.ndarray | _FlatReader:
+    """``a.reshape(-1)`` where that is a view, else a reader of the same indices
+    (:class:`_FlatReader`): ``flat_reader(a)[idx]`` is ``a.reshape(-1)[idx]`` for
+    indices in range, without copying ``a``."""
+    return a.reshape(-1) if a.flags.c_contiguous else _FlatReader(a)
+
+
+def _neighbourhoods(h: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
+    """The 3x3x3 neighbourhood of each voxel in ``flat_idx`` (C-order flat indices of
+    ``h``, at least one voxel from every side) as float32 ``(n, 27)``, z outermost, x
+    innermost; of a view, read where it lies (no copy of it)."""
+    flat, (s0, s1, s2) = _strided_flat(h)
+    if h.flags.c_contiguous:
+        at = flat_idx
+    else:
+        z, y, x = np.unravel_index(flat_idx, h.shape)
+        at = z * s0 + y * s1 + x * s2
+    offs = np.array([dz * s0 + dy * s1 + dx * s2 for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    out: np.ndarray = flat[at[:, None] + offs[None, :]].astype(np.float32)
+    return out
+
+
 def _local_sd_at(h: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
     """Standard deviation of the 3x3x3 neighbourhood of each voxel in ``flat_idx``
     (voxels at least one voxel from every side of ``h``). A gather of 27 values per
     sampled voxel: cheaper than two full-volume uniform filters on a 512^2 x 600 scan."""
-    ny, nx = h.shape[1], h.shape[2]
-    offs = np.array([dz * ny * nx + dy * nx + dx for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    flat = h.reshape(-1)
-    v = flat[flat_idx[:, None] + offs[None, :]].astype(np.float32)
+    v = _neighbourhoods(h, flat_idx)
     sd: np.ndarray = v.std(axis=1)
     return sd
 
@@ -1276,9 +1333,7 @@ def _local_sd_at(h: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
 def _local_sd_in_range(h: np.ndarray, flat_idx: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Like :func:`_local_sd_at` over only the neighbours with ``lo <= HU <= hi`` (at
     least 8 of the 27; fewer gives infinity)."""
-    ny, nx = h.shape[1], h.shape[2]
-    offs = np.array([dz * ny * nx + dy * nx + dx for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    v = h.reshape(-1)[flat_idx[:, None] + offs[None, :]].astype(np.float32)
+    v = _neighbourhoods(h, flat_idx)
     ok = (v >= lo) & (v <= hi)
     n = ok.sum(axis=1)
     m = np.where(ok, v, 0).sum(axis=1) / np.maximum(n, 1)
@@ -1436,7 +1491,7 @@ def detect_contrast(
         mm, t_idx = lumen_tubes(hu, (sx, sy, sz), inrange, soft_hu)
         if mm < CONTRAST_TUBE_MM:
             return LumenCore(0.0, 0.0, None, np.zeros(0, dtype=np.int64), mm)
-        return LumenCore(0.0, 0.0, float(np.percentile(hu.reshape(-1)[t_idx], 90) - 1.28 * noise), t_idx, mm)
+        return LumenCore(0.0, 0.0, float(np.percentile(flat_reader(hu)[t_idx], 90) - 1.28 * noise), t_idx, mm)
 
     if idx.size == 0:
         return tubes_only()
@@ -1487,7 +1542,7 @@ def detect_contrast(
     # The lumen is the brightest homogeneous population under the cortex: homogeneous
     # cancellous bone or an enhancing organ (smooth, 200-300 HU) may be larger, so the
     # level is the upper tail (90th percentile) less 1.28 noise (a Gaussian's p90).
-    level = float(np.percentile(hu.reshape(-1)[homog[good]], 90) - 1.28 * noise) if good.any() else None
+    level = float(np.percentile(flat_reader(hu)[homog[good]], 90) - 1.28 * noise) if good.any() else None
     return LumenCore(total, largest, level, homog[good], tube_mm)
 
 
@@ -1538,7 +1593,7 @@ def lumen_tubes(
         return none
     dark_hu = 0.5 * (soft_hu + CONTRAST_CORE_HU)
     shape = hu.shape
-    flat = hu.reshape(-1)
+    flat = flat_reader(hu)
     unit = _DIRECTIONS / np.linalg.norm(_DIRECTIONS, axis=1)[:, None]
     apart = np.abs(unit @ unit.T) < 0.5  # pairs more than 60 degrees apart
     # Direction by direction (the axes first: a blob or a plate continues along two of
@@ -1561,7 +1616,7 @@ def lumen_tubes(
                     q = c + sign * o
                     inside &= (q >= 0) & (q < n)
             # (outside the array counts as dark: the scan's edge)
-            val = np.take(flat, np.where(inside, alive + sign * step, alive))
+            val = flat[np.where(inside, alive + sign * step, alive)]
             dark &= ~inside | (val < dark_hu)
         continues[:, j] = ~dark
         spread = continues[:, j] & continues[:, : j + 1][:, apart[j, : j + 1]].any(axis=1)
@@ -1583,6 +1638,29 @@ def lumen_tubes(
     length2 = np.sum([(span * s) ** 2 for span, s in zip(_piece_spans(pl, tc), (sz, sy, sx), strict=True)], axis=0)
     best = int(np.argmax(length2))
     return float(np.sqrt(length2[best])), t_idx[pl == best]
+
+
+def _grown_through(mask: np.ndarray, allowed: Callable[[int, int], np.ndarray], steps: int) -> np.ndarray:
+    """``mask`` grown by ``steps`` 6-connected layers through the voxels ``allowed(z0,
+    z1)`` says (bool slices z0..z1): a new array, made slab by slab with ``steps``
+    slices of halo each side (a voxel ``steps`` layers out depends on nothing further),
+    so that no whole-box ``allowed``, front or dilation is held at once (the rim step
+    of a scan without contrast was the separation's memory peak)."""
+    out = np.empty_like(mask)
+    n = mask.shape[0]
+
+    def work(z0: int, z1: int) -> None:
+        h0, h1 = max(0, z0 - steps), min(n, z1 + steps)
+        grown = mask[h0:h1].copy()
+        ok = allowed(h0, h1)
+        front = grown
+        for _ in range(steps):
+            front = dilate6(front, within=ok, without=grown)
+            grown |= front
+        out[z0:z1] = grown[z0 - h0 : z1 - h0]
+
+    run_slabs(work, mask.shape)
+    return out
 
 
 def _piece_spans(pieces: np.ndarray, coords: tuple[np.ndarray, ...]) -> list[np.ndarray]:
@@ -1646,8 +1724,8 @@ def _halo(hu: np.ndarray, vessel: np.ndarray, soft_hu: float, *, own_class: bool
     if idx.size == 0:
         return out
     nz, ny, nx = hu.shape
-    flat = hu.reshape(-1)
-    vflat = vessel.reshape(-1)
+    flat = flat_reader(hu)
+    vflat = flat_reader(vessel)
     own = flat[idx].astype(np.float32)
     top = own.copy()
     for off in (1, -1, nx, -nx, ny * nx, -ny * nx):
@@ -2367,7 +2445,7 @@ def thick_cancellous(
         thin = np.ones(homogeneous.size, dtype=bool)
         thin[inb] = ~zone_all[zz[inb] - box[0].start, yy[inb] - box[1].start, xx[inb] - box[2].start]
         if np.count_nonzero(thin) >= 50:
-            lumen_hu = float(np.median(hu.reshape(-1)[homogeneous[thin]]))
+            lumen_hu = float(np.median(flat_reader(hu)[homogeneous[thin]]))
     # Contact with the bone object, directly or through window voxels darker than the
     # lumen (the cancellous bone of a metaphysis joins the end to the shaft).
     near = dilate6(dilate6(bone[box]))
@@ -2879,12 +2957,7 @@ def separate(
             )
         del dense
         # The rim over the window's low end goes with the bone (no red fringe).
-        allowed = voxelwise(lambda h, b: (h >= lo) & b, hu, body)
-        front = bone
-        for _ in range(RIM_STEPS):
-            front = dilate6(front, within=allowed, without=bone)
-            bone |= front
-        del allowed, front
+        bone = _grown_through(bone, lambda z0, z1: (hu[z0:z1] >= lo) & body[z0:z1], RIM_STEPS)
         if contrast is None:
             msg = (
                 "no contrast-filled vessels found: this scan looks like a CT without arterial "

@@ -223,3 +223,22 @@ def test_the_raw_buffer_is_the_clipped_hu_inside_a_frame_of_air(
     frame = np.ones(buf.shape, bool)
     frame[1:-1, 1:-1, 1:-1] = False
     assert (buf[frame] == RAW_MIN_HU).all()
+
+
+def test_masks_with_a_bone_mask_not_of_bool_keep_their_other_classes(leg: Leg, tf: TransferFunction) -> None:
+    """A bone mask handed in as another dtype is made a bool array; the masks' other
+    classes and settings (removed, hidden, contrast...) stay as they were."""
+    masks = scene_class_masks(leg.volume, tf)
+    assert masks.removed is not None
+    odd = replace(masks, bone=masks.bone.astype(np.uint8))
+    s = Scene(offscreen=True)
+    try:
+        s.set_volume(leg.volume)
+        s.set_class_masks(odd)
+        got = s.class_masks
+        assert got is not None and got.bone.dtype == np.bool_
+        assert np.array_equal(got.bone, masks.bone)
+        assert got.removed is masks.removed and got.hidden is masks.hidden and got.vessel is masks.vessel
+        assert got.contrast == masks.contrast and got.bone_display_low_hu == masks.bone_display_low_hu
+    finally:
+        s.close()

@@ -595,7 +595,8 @@ class Scene:
         if calc is not None and np.asarray(calc).shape != self._volume.shape:
             raise ViewerError(f"calcification mask shape {np.asarray(calc).shape} does not match the volume")
         if bone.dtype != np.bool_ or bone is not masks.bone:
-            masks = ClassMasks(bone.astype(bool, copy=False), calc, masks.bone_threshold_hu, masks.vessel_window_hu)
+            # (every other class and setting kept: only the bone mask is made an array)
+            masks = replace(masks, bone=bone.astype(bool, copy=False))
         return masks
 
     # ----- prepare (any thread) / apply (the render thread) ------------------------------

@@ -1137,7 +1137,7 @@ def _plaque_pieces(
         ok = (hv >= CONTRAST_CORE_HU) & (hv <= lumen_high_hu)
         if not ok.any():
             continue
-        sd = _local_sd_at(np.ascontiguousarray(h), idx[ok])
+        sd = _local_sd_at(h, idx[ok])
         lumen = np.count_nonzero(sd < thr)
         if lumen >= PLAQUE_LUMEN_SHARE * idx.size:
             out[i] = True
@@ -1283,19 +1283,27 @@ class _FlatReader:
     :func:`_strided_flat`): C-order flat indices of ``a`` become indices of the memory
     it spans."""
 
-    __slots__ = ("flat", "shape", "size", "strides")
+    __slots__ = ("contiguous", "flat", "shape", "size", "strides")
 
     def __init__(self, a: np.ndarray) -> None:
         self.flat, self.strides = _strided_flat(a)
+        self.contiguous = bool(a.flags.c_contiguous)
         self.shape = a.shape
         self.size = a.size
 
-    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
-        coords = np.unravel_index(np.asarray(idx), self.shape)
-        at = coords[0] * self.strides[0]
+    def positions(self, idx: np.ndarray) -> np.ndarray:
+        """Where in :attr:`flat` the voxels of C-order flat indices ``idx`` lie."""
+        idx = np.asarray(idx)
+        if self.contiguous:
+            return idx
+        coords = np.unravel_index(idx, self.shape)
+        at: np.ndarray = coords[0] * self.strides[0]
         for c, e in zip(coords[1:], self.strides[1:], strict=True):
             at = at + c * e
-        out: np.ndarray = self.flat[at]
+        return at
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.flat[self.positions(idx)]
         return out
 
 
@@ -1310,14 +1318,10 @@ def _neighbourhoods(h: np.ndarray, flat_idx: np.ndarray) -> np.ndarray:
     """The 3x3x3 neighbourhood of each voxel in ``flat_idx`` (C-order flat indices of
     ``h``, at least one voxel from every side) as float32 ``(n, 27)``, z outermost, x
     innermost; of a view, read where it lies (no copy of it)."""
-    flat, (s0, s1, s2) = _strided_flat(h)
-    if h.flags.c_contiguous:
-        at = flat_idx
-    else:
-        z, y, x = np.unravel_index(flat_idx, h.shape)
-        at = z * s0 + y * s1 + x * s2
+    r = _FlatReader(h)
+    s0, s1, s2 = r.strides
     offs = np.array([dz * s0 + dy * s1 + dx * s2 for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    out: np.ndarray = flat[at[:, None] + offs[None, :]].astype(np.float32)
+    out: np.ndarray = r.flat[r.positions(flat_idx)[:, None] + offs[None, :]].astype(np.float32)
     return out
 
 

@@ -460,7 +460,8 @@ def preview_buffer(volume: Volume, tf: TransferFunction, preview: PreviewMasks) 
         if a is None:
             fields[name] = None
             continue
-        a = np.ascontiguousarray(np.asarray(a, dtype=bool)[:, 1::2, 1::2])
+        # (indexed first: a packed mask unpacks only the rows taken)
+        a = np.ascontiguousarray(a[:, 1::2, 1::2], dtype=bool)
         pairs = (a[:-1] & a[1:]) if name == "removed" else (a[:-1] | a[1:])
         fields[name] = np.concatenate((a, pairs)).take(pick, axis=0)
     m = preview.masks

@@ -64,9 +64,9 @@ def test_a_packed_mask_is_filled_by_slabs_and_then_read_only() -> None:
 
 
 def test_the_separation_hands_on_its_dense_classes_packed_and_right() -> None:
-    """The removed (outside the body) and hidden (classless window voxels) classes come
-    packed, an eighth of a bool array's bytes, with the voxels of the separation's
-    labels."""
+    """The bone, removed (outside the body) and hidden (classless window voxels)
+    classes come packed, an eighth of a bool array's bytes, with the voxels of the
+    separation's labels."""
     from viewer.core import separation as S
     from viewer.core.extraction import class_masks_for
     from viewer.core.mask_policy import MaskSettings
@@ -81,6 +81,13 @@ def test_the_separation_hands_on_its_dense_classes_packed_and_right() -> None:
     )
     sep = S.separate(vol.hu, vol.spacing_mm, settings.vessel_window_hu, settings.bone_threshold_hu)
     assert np.array_equal(np.asarray(m.removed), sep.labels == S.REMOVED)
+    assert isinstance(m.bone, PackedMask) and m.bone.any()
+    assert np.array_equal(np.asarray(m.bone), sep.labels == S.BONE)
+    # the exported bone (without its faint outer layer) is the same read packed or not
+    hu = vol.hu
+    from dataclasses import replace
+
+    assert np.array_equal(m.bone_core(hu), replace(m, bone=unpacked(m.bone)).bone_core(hu))
     assert m.removed.sum() > 0.3 * vol.hu.size  # the air and the couch round the legs
     if m.hidden is not None:
         assert isinstance(m.hidden, PackedMask)

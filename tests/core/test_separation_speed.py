@@ -156,6 +156,14 @@ def test_threshold_change_reuses_the_body_and_matches_a_fresh_run(small_phantom)
     assert "cached_body" not in fresh.timings_s
     assert np.array_equal(again.labels, fresh.labels)
     assert again.thresholds == fresh.thresholds
+    # the cache holds the body packed (it stays while the scan is shown); a cached run
+    # gets the same body as a bool array of its own, read-only
+    from viewer.core.packed import PackedMask
+
+    held = S._PREP_CACHE[0].body_c
+    assert isinstance(held, PackedMask) and held.nbytes * 7 < held.size
+    assert again.body_in_crop is not held and again.body_in_crop.dtype == np.bool_
+    assert np.array_equal(np.asarray(held), fresh.body_in_crop) and not again.body_in_crop.flags.writeable
 
 
 def test_cache_does_not_serve_another_volume_or_setting(small_phantom) -> None:  # type: ignore[no-untyped-def]

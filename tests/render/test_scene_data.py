@@ -230,7 +230,7 @@ def test_masks_with_a_bone_mask_not_of_bool_keep_their_other_classes(leg: Leg, t
     classes and settings (removed, hidden, contrast...) stay as they were."""
     masks = scene_class_masks(leg.volume, tf)
     assert masks.removed is not None
-    odd = replace(masks, bone=masks.bone.astype(np.uint8))
+    odd = replace(masks, bone=np.asarray(masks.bone).astype(np.uint8))
     s = Scene(offscreen=True)
     try:
         s.set_volume(leg.volume)
@@ -240,5 +240,37 @@ def test_masks_with_a_bone_mask_not_of_bool_keep_their_other_classes(leg: Leg, t
         assert np.array_equal(got.bone, masks.bone)
         assert got.removed is masks.removed and got.hidden is masks.hidden and got.vessel is masks.vessel
         assert got.contrast == masks.contrast and got.bone_display_low_hu == masks.bone_display_low_hu
+    finally:
+        s.close()
+
+
+def test_a_packed_bone_mask_stays_packed_and_encodes_as_the_array(leg: Leg, tf: TransferFunction) -> None:
+    """The real-CT masks hand the bone class on packed (one bit a voxel): the scene keeps
+    it packed (no whole bool array made of it), and the render buffer, the rendered bone
+    and the vessel count are those of the same mask as a bool array."""
+    from viewer.core.packed import PackedMask
+    from viewer.core.vessel_count import count_vessels_near
+    from viewer.render.scene_data import encode_buffer, render_bone
+
+    masks = scene_class_masks(leg.volume, tf)
+    assert isinstance(masks.bone, PackedMask)
+    plain = replace(masks, bone=np.asarray(masks.bone))
+    hu = leg.volume.hu
+    np.testing.assert_array_equal(render_bone(hu, masks), render_bone(hu, plain))
+    got, _, box = encode_buffer(leg.volume, tf, masks, None, False)
+    want, _, box_w = encode_buffer(leg.volume, tf, plain, None, False)
+    assert box == box_w
+    np.testing.assert_array_equal(got, want)
+    # the count that reads the bone mask (masks without a vessel class of their own)
+    centre = tuple(float(v) for v in leg.volume.lps_of_ijk(np.array([s // 2 for s in leg.volume.dims_xyz], float)))
+    n_packed = count_vessels_near(leg.volume, centre, 40.0, (170.0, 600.0), replace(masks, vessel=None))
+    n_plain = count_vessels_near(leg.volume, centre, 40.0, (170.0, 600.0), replace(plain, vessel=None))
+    assert n_packed == n_plain
+    s = Scene(offscreen=True)
+    try:
+        s.set_volume(leg.volume)
+        s.set_class_masks(masks)
+        got_m = s.class_masks
+        assert got_m is not None and got_m.bone is masks.bone and s.bone_mask is masks.bone
     finally:
         s.close()

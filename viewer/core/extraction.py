@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 
 from viewer.core.errors import ViewerError
 from viewer.core.mask_policy import MaskSettings, masks_fit
+from viewer.core.memory import trim_freed_memory
 from viewer.core.packed import MaskArray, PackedMask, unpacked
 from viewer.core.progress import ProgressFn, report
 from viewer.core.separation import COARSE_VOXEL_MM, bbox, dilate6, pool_any, upsample
@@ -568,7 +569,7 @@ class ClassMasks:
     removed through its transfer function, so a vessel-window edit restyles at once.
     """
 
-    bone: np.ndarray
+    bone: MaskArray
     calcification: np.ndarray | None
     bone_threshold_hu: float
     vessel_window_hu: tuple[float, float]
@@ -592,7 +593,7 @@ class ClassMasks:
         the rendering draws it ivory instead of red. Masks without a soft-tissue level
         (the classic separation): ``bone`` itself."""
         if self.soft_tissue_hu is None:
-            return self.bone
+            return unpacked(self.bone)
         from viewer.core.separation import bone_edge, voxelwise
 
         edge = bone_edge(hu, self.bone, self.soft_tissue_hu)
@@ -705,9 +706,10 @@ def class_masks(
     # The masks are made in the separation's crop (outside it everything is removed),
     # straight into whole-volume arrays (np.zeros leaves the pages outside untouched).
     crop = sep.crop if sep.crop is not None else (slice(None),) * 3
-    bone, calc, vessel, uncertain = S.split_labels(
-        sep.labels, (S.BONE, S.CALCIFICATION, S.VESSEL, S.UNCERTAIN), sep.crop
-    )
+    calc, vessel, uncertain = S.split_labels(sep.labels, (S.CALCIFICATION, S.VESSEL, S.UNCERTAIN), sep.crop)
+    # (packed, one bit a voxel: 1-2 % of the voxels, but some in every page of the
+    # body's rows, so a bool array would be resident whole)
+    bone = _packed_class(sep.labels, S.BONE)
     hc = hu[crop]
     # Window voxels of no class: the rest of the window outside the body is removed
     # anyway; inside it, anything dense that is not vessel (no-contrast scans).
@@ -734,7 +736,7 @@ def class_masks(
         # a scan with vessels needs them told apart from vessels.
         vc, uc, cc = vessel[crop], uncertain[crop], calc[crop]
         shell = calcification_mask(
-            hc, spacing_mm, bone[crop] | cc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
+            hc, spacing_mm, (labels_c == S.BONE) | cc, (lo, hi), _sub(progress, 0.8, 1.0), grid_mm=SHELL_GRID_MM
         )
         shell &= vc | uc
         sb = S.bbox(shell, 0)
@@ -786,7 +788,25 @@ def class_masks_for(
 ) -> ClassMasks:
     """:func:`class_masks` for a :class:`~viewer.core.mask_policy.MaskSettings` (what
     every holder of a transfer function computes its masks with:
-    ``class_masks_for(v.hu, v.spacing_mm, MaskSettings.of(tf))``)."""
+    ``class_masks_for(v.hu, v.spacing_mm, MaskSettings.of(tf))``).
+
+    Afterwards the memory its temporaries held goes back to the OS
+    (:func:`~viewer.core.memory.trim_freed_memory`): freed on the slab pool's threads,
+    glibc kept it in their arenas, and the render that follows (buffer and shading
+    gradients) stacked its peak on top (the window at 2000 slices, docs/benchmarks.md)."""
+    try:
+        return _class_masks_of(hu, spacing_mm, settings, progress, source_key)
+    finally:
+        trim_freed_memory()
+
+
+def _class_masks_of(
+    hu: np.ndarray,
+    spacing_mm: tuple[float, float, float] | None,
+    settings: MaskSettings,
+    progress: ProgressFn | None,
+    source_key: tuple[object, ...] | None,
+) -> ClassMasks:
     return class_masks(
         hu,
         spacing_mm,

@@ -8,7 +8,9 @@ against ``MemAvailable`` from ``/proc/meminfo``.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 from viewer.core.errors import ViewerError
 
@@ -64,6 +66,17 @@ def trim_freed_memory() -> bool:
     replacement, not per frame: it walks the heap (a few ms). Returns False where there
     is no glibc (macOS, Windows, musl), where it does nothing.
     """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None where there is none (looked up once: finding
+    the C library runs ``ldconfig``)."""
     import ctypes
     import ctypes.util
 
@@ -71,11 +84,10 @@ def trim_freed_memory() -> bool:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim = libc.malloc_trim
     except (OSError, AttributeError):
-        return False
+        return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    trim(0)
-    return True
+    return trim
 
 
 __all__ = ["MAX_FRACTION", "available_memory_bytes", "require_memory", "trim_freed_memory"]

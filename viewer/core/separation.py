@@ -52,7 +52,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import cc3d
@@ -60,6 +60,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from viewer.core.errors import ViewerError
+from viewer.core.packed import MaskArray, PackedMask
 from viewer.core.priority import is_background_thread, lower_this_thread
 from viewer.core.progress import ProgressFn, report
 
@@ -575,11 +576,12 @@ def labels_at(mask: np.ndarray, flat_idx: np.ndarray, connectivity: int = 26) ->
 
 
 def voxelwise(
-    fn: Callable[..., np.ndarray], *arrays: np.ndarray, dtype: type = bool, out: np.ndarray | None = None
+    fn: Callable[..., np.ndarray], *arrays: MaskArray, dtype: type = bool, out: np.ndarray | None = None
 ) -> np.ndarray:
     """``fn(*arrays)`` for an element-wise ``fn``, evaluated slab by slab (see
     :func:`_run_slabs`) into ``out`` (or a new array): same result as the whole-volume
-    expression, without its full-size temporaries, on both cores."""
+    expression, without its full-size temporaries, on both cores. An array may be a
+    :class:`~viewer.core.packed.PackedMask` (each slab unpacked as it is read)."""
     shape = arrays[0].shape
     if out is None:
         out = np.empty(shape, dtype=dtype)
@@ -593,7 +595,7 @@ def voxelwise(
 
 def slabwise(
     fn: Callable[..., np.ndarray],
-    *arrays: np.ndarray,
+    *arrays: MaskArray,
     halo: int,
     dtype: type = bool,
     out: np.ndarray | None = None,
@@ -1231,6 +1233,9 @@ def bone_object(
         soft[0] = False
         if soft.any():
             enclosed_c &= ~soft[elab]
+        # (4 bytes a coarse cell: a fifth of the int16 volume at 2000 slices, not to be
+        # held through the full-size pass below)
+        del elab, el, hv_e, soft_e
     # Cells the closing added that border the enclosed space: the bridges over gaps.
     bridge_c = closed & ~solid & dilate6(enclosed_c)
     inner_c = enclosed_c | bridge_c
@@ -1813,7 +1818,7 @@ def lumen_trim(
     return box, drop
 
 
-def bone_edge(hu: np.ndarray, bone: np.ndarray, soft_hu: float, share: float = BONE_EDGE_SHARE) -> np.ndarray:
+def bone_edge(hu: np.ndarray, bone: MaskArray, soft_hu: float, share: float = BONE_EDGE_SHARE) -> np.ndarray:
     """The voxels of ``bone``'s outer layer (6-connected) whose HU is below ``soft_hu +
     share * (m - soft_hu)``, ``m`` the brightest ``bone`` voxel of their 3x3x3
     neighbourhood: partial-volume voxels holding little bone (see
@@ -1827,7 +1832,8 @@ def bone_edge(hu: np.ndarray, bone: np.ndarray, soft_hu: float, share: float = B
         edge: np.ndarray = outer & (h < soft_hu + share * (m.astype(np.float32) - soft_hu))
         return edge
 
-    return slabwise(work, np.asarray(bone, dtype=bool), hu, halo=1)
+    # (a packed mask is read slab by slab: viewer.core.packed)
+    return slabwise(work, bone if isinstance(bone, PackedMask) else np.asarray(bone, dtype=bool), hu, halo=1)
 
 
 def contrast_pools(
@@ -2505,7 +2511,8 @@ class _Prepared:
     noise (HU)."""
 
     key: tuple[object, ...]
-    body_c: np.ndarray
+    #: (packed in the cache, a bool array where a separation uses it)
+    body_c: MaskArray
     crop: tuple[slice, slice, slice] | None
     soft_hu: float
     cancellous_hu: float
@@ -2581,12 +2588,14 @@ def _prepare(
     expensive stage after the bone). ``source_key``: see :func:`separate`."""
     key = _fingerprint(hu, spacing, remove_table, source_key)
     with _PREP_LOCK:
-        for p in _PREP_CACHE:
-            if p.key == key:
-                _PREP_CACHE.remove(p)
-                _PREP_CACHE.insert(0, p)
-                hit = _Prepared(p.key, p.body_c, p.crop, p.soft_hu, p.cancellous_hu, p.noise_hu, cached=True)
-                return hit, _box_view(hu, p.crop)
+        found = next((p for p in _PREP_CACHE if p.key == key), None)
+        if found is not None:
+            _PREP_CACHE.remove(found)
+            _PREP_CACHE.insert(0, found)
+    if found is not None:
+        body = _unpacked_slabwise(found.body_c)
+        hit = _Prepared(found.key, body, found.crop, found.soft_hu, found.cancellous_hu, found.noise_hu, cached=True)
+        return hit, _box_view(hu, found.crop)
     whole = (slice(0, hu.shape[0]), slice(0, hu.shape[1]), slice(0, hu.shape[2]))
     crop = None
     if remove_table:
@@ -2599,7 +2608,7 @@ def _prepare(
         body_c = _body_in_box(hu, cells, crop if crop is not None else whole)
     else:
         body_c = np.ones(hu.shape, dtype=bool)
-    body_c.setflags(write=False)  # shared by the cached calls
+    body_c.setflags(write=False)  # (nothing writes the body mask)
     # Soft-tissue mode and the cancellous floor from the scan's own histogram (a strided
     # sample of the body; the body outside the crop is empty).
     step = max(1, int(round((hu.size / 2_000_000) ** (1 / 3))))
@@ -2615,9 +2624,40 @@ def _prepare(
     hu_c = _box_view(hu, crop)
     noise = noise_sd(hu_c, body_c)
     prep = _Prepared(key, body_c, crop, soft, cancellous, noise)
+    # The cache keeps the body packed, one bit a voxel (viewer.core.packed): it stays
+    # while the scan is shown, through the render's memory peak; a separation that
+    # finds it unpacks it for its own run (0.36x the int16 volume as a bool array, 0.04x
+    # packed, for the chest tiled to 2000 slices; docs/benchmarks.md).
+    kept = replace(prep, body_c=_packed_slabwise(body_c))
     with _PREP_LOCK:
-        _PREP_CACHE[:] = [prep, *_PREP_CACHE][:_PREP_CACHE_SIZE]
+        _PREP_CACHE[:] = [kept, *_PREP_CACHE][:_PREP_CACHE_SIZE]
     return prep, hu_c
+
+
+def _packed_slabwise(mask: np.ndarray) -> PackedMask:
+    """``PackedMask.pack(mask)`` on the slab pool."""
+    out = PackedMask.zeros(mask.shape)
+
+    def work(z0: int, z1: int) -> None:
+        out.put(z0, mask[z0:z1])
+
+    run_slabs(work, mask.shape)
+    return out.freeze()
+
+
+def _unpacked_slabwise(mask: MaskArray) -> np.ndarray:
+    """``np.asarray(mask)`` on the slab pool (read-only: callers share nothing, but
+    nothing writes a body mask)."""
+    if not isinstance(mask, PackedMask):
+        return mask
+    out = np.empty(mask.shape, dtype=bool)
+
+    def work(z0: int, z1: int) -> None:
+        out[z0:z1] = mask[z0:z1]
+
+    run_slabs(work, mask.shape)
+    out.setflags(write=False)
+    return out
 
 
 def compose_labels(
@@ -2764,7 +2804,7 @@ def separate(
         t["cached_body"] = 1.0
     full_shape, crop = hu.shape, prep.crop
     # Everything from here on runs in the body's box (what lies outside is removed).
-    body, hu = prep.body_c, hu_c
+    body, hu = _unpacked_slabwise(prep.body_c), hu_c
     soft, cancellous, noise = prep.soft_hu, prep.cancellous_hu, prep.noise_hu
     seed = float(bone_threshold_hu) if bone_threshold_hu is not None else max(450.0, hi + 50.0)
 
@@ -2775,6 +2815,9 @@ def separate(
     )
     bone = bo.bone
     calc = bo.seeds_small
+    # (not kept: the bone mask is replaced by a grown copy below, and a second
+    # reference would hold the first one, a box-sized array, until the end)
+    del bo
     t["bone_s"] = time.perf_counter() - t1
 
     report(progress, 0.5, "separation: contrast")

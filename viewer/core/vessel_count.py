@@ -106,7 +106,7 @@ def count_vessels_near(
             cls = cls | np.asarray(masks.uncertain)[box]
         vessel &= cls
     elif masks is not None:
-        vessel &= ~np.asarray(masks.bone)[box]
+        vessel &= ~np.asarray(masks.bone[box], dtype=bool)  # (a packed mask unpacks the box only)
         if masks.calcification is not None:
             vessel &= ~np.asarray(masks.calcification)[box]
     # Voxel centres inside the sphere (distances in mm through the affine).

@@ -355,7 +355,7 @@ class BoneSurfaceIndex:
     but took 5.8 s. Building this index and querying 30 k vertices took 0.63 s on the
     default phantom with no heartbeat gap over 9 ms (docs/benchmarks.md, issue 9)."""
 
-    def __init__(self, volume: Volume, bone: np.ndarray) -> None:
+    def __init__(self, volume: Volume, bone: MaskArray) -> None:
         from scipy.spatial import cKDTree
 
         b = np.asarray(bone, dtype=bool)

@@ -42,6 +42,7 @@ from viewer.core.errors import ViewerError
 from viewer.core.extraction import ClassMasks
 from viewer.core.lesion import Branch, EntryPoint, Lesion
 from viewer.core.measure import Measurement
+from viewer.core.packed import MaskArray, PackedMask
 from viewer.core.transfer import ColorPoint, OpacityPoint, TransferFunction
 from viewer.core.volume import Volume
 from viewer.render._vtk import (
@@ -328,7 +329,7 @@ class Scene:
         return self._manual_masks if self._manual_masks is not None else self._auto_masks
 
     @property
-    def bone_mask(self) -> np.ndarray | None:
+    def bone_mask(self) -> MaskArray | None:
         """The bone mask separated mode uses now (supplied or computed), or None."""
         m = self.class_masks
         return None if m is None else m.bone
@@ -561,14 +562,15 @@ class Scene:
             apply_sampling(m, self._full_sample_distance(), self._interactive, self._interactive_isd())
 
     # ----- classes -----------------------------------------------------------------
-    def set_bone_mask(self, mask: np.ndarray | None) -> None:
+    def set_bone_mask(self, mask: MaskArray | None) -> None:
         """Use ``mask`` (bool ``(nz, ny, nx)``) as the bone class in separated mode,
         with no calcification class; see :meth:`set_class_masks`."""
         if mask is None:
             self.set_class_masks(None)
             return
         tf = self._tf
-        self.set_class_masks(ClassMasks(np.asarray(mask), None, tf.bone_threshold_hu, tf.vessel_window_hu))
+        bone = mask if isinstance(mask, PackedMask) else np.asarray(mask)
+        self.set_class_masks(ClassMasks(bone, None, tf.bone_threshold_hu, tf.vessel_window_hu))
 
     def set_class_masks(self, masks: ClassMasks | None) -> None:
         """Use ``masks`` (bone, calcified shells) in separated mode.
@@ -588,13 +590,14 @@ class Scene:
             return None
         if self._volume is None:
             raise ViewerError("set a volume before its class masks")
-        bone = np.asarray(masks.bone)
+        # (a packed bone mask, viewer.core.packed, stays packed)
+        bone = masks.bone if isinstance(masks.bone, PackedMask) else np.asarray(masks.bone)
         if bone.shape != self._volume.shape:
             raise ViewerError(f"bone mask shape {bone.shape} does not match the volume {self._volume.shape}")
         calc = masks.calcification
         if calc is not None and np.asarray(calc).shape != self._volume.shape:
             raise ViewerError(f"calcification mask shape {np.asarray(calc).shape} does not match the volume")
-        if bone.dtype != np.bool_ or bone is not masks.bone:
+        if isinstance(bone, np.ndarray) and (bone.dtype != np.bool_ or bone is not masks.bone):
             # (every other class and setting kept: only the bone mask is made an array)
             masks = replace(masks, bone=bone.astype(bool, copy=False))
         return masks

@@ -34,7 +34,8 @@ from viewer.core.classmap import HIDDEN_HU, RAW_MIN_HU, encode_classes
 from viewer.core.extraction import HIDDEN_RAMP_HU, ClassMasks, PreviewMasks, class_masks_for
 from viewer.core.lesion import Lesion
 from viewer.core.mask_policy import MaskSettings, masks_fit
-from viewer.core.packed import unpacked
+from viewer.core.memory import trim_freed_memory
+from viewer.core.packed import MaskArray, unpacked
 from viewer.core.progress import ProgressFn
 from viewer.core.separation import bbox, dilate6, run_slabs, slabwise
 from viewer.core.transfer import TransferFunction
@@ -251,7 +252,7 @@ def render_bone(hu: np.ndarray, masks: ClassMasks) -> np.ndarray:
     the surface's gradients; restricting it to sub-window voxels leaves vessels that
     touch bone untouched (no red voxel becomes bone)."""
     grow, halo = _bone_growth(masks)
-    return slabwise(grow, np.asarray(masks.bone, dtype=bool), hu, halo=halo)
+    return slabwise(grow, masks.bone, hu, halo=halo)
 
 
 def _bone_growth(masks: ClassMasks) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], int]:
@@ -303,7 +304,7 @@ def _step(progress: ProgressFn | None, fraction: float, message: str) -> None:
         progress(fraction, message)
 
 
-def _grown_shell(shell: np.ndarray, bone: np.ndarray) -> np.ndarray:
+def _grown_shell(shell: np.ndarray, bone: MaskArray) -> np.ndarray:
     """``dilate6(shell) & ~bone``, grown in the shell's bounding box only (shells are a
     few small pieces; a whole-volume dilation costs a full-size pass)."""
     out = np.zeros(shell.shape, dtype=bool)
@@ -371,7 +372,7 @@ def encode_buffer(
     if shell is not None:
         # One voxel more than the shell: its partial-volume edge would otherwise be a
         # thin red skin on the gold mesh.
-        shell = _grown_shell(np.asarray(shell, dtype=bool), np.asarray(masks.bone, dtype=bool))
+        shell = _grown_shell(np.asarray(shell, dtype=bool), masks.bone)
     # Dense voxels of no class (a scan without contrast): transparent, as the shell.
     hidden_masks = [m for m in (shell, masks.hidden) if m is not None]
     if hole is not None:
@@ -387,7 +388,7 @@ def encode_buffer(
         # its hidden and removed voxels, encoded straight into the buffer -- no
         # full-size temporaries (each is a full pass of fresh memory on a real-size scan).
         grow, halo = _bone_growth(masks)
-        hu, bone_m, removed = volume.hu, np.asarray(masks.bone, dtype=bool), masks.removed
+        hu, bone_m, removed = volume.hu, masks.bone, masks.removed
         z_off = zs.start
 
         def work(z0: int, z1: int) -> None:
@@ -545,6 +546,9 @@ def prepare_scene(inp: SceneInputs, progress: ProgressFn | None = None) -> Prepa
                 # Only what had substance: the couch, not the air around it.
                 mask = mask & (v.hu > -350)
             meshes[name], keys[name] = display_mesh(mask, v), Same(masks)
+    # (the temporaries of the encoding, freed on the pool's threads, back to the OS
+    # before the shading gradients are computed: viewer.core.memory)
+    trim_freed_memory()
     return PreparedScene(inp, masks, overlay_meshes=meshes, overlay_keys=keys, timings_s=t, **out)
 
 

@@ -128,3 +128,49 @@ def test_a_transfer_function_that_draws_air_gets_the_whole_buffer(leg: Leg) -> N
         assert outside.sum() > 50, "air round the body not drawn"
         s.set_transfer_function(tf)
         assert s.buffer_box is not None
+
+
+def test_a_one_shot_render_cuts_the_buffer_to_what_the_rays_visit(leg: Leg) -> None:
+    """``trim_to_visible`` (vessel-viewer render): the buffer shrinks to the visible box
+    plus a margin, holds the same voxels there, the visible box stays where it was in
+    the whole buffer, and the pictures from three sides and with a crop box are those
+    of the uncut buffer (sub-pixel: the rays start sampling at other faces)."""
+    tf = TransferFunction(separated=True)
+    lo, hi = (np.asarray(c) for c in leg.volume.bounds_lps())
+    half = (lo[0], (lo[0] + hi[0]) / 2, lo[1], hi[1], lo[2], hi[2])
+    with Scene(offscreen=True) as s:
+        s.set_volume(leg.volume)
+        s.set_transfer_function(tf)
+        before, box0, vb0 = s.buffer, s.buffer_box, s.visible_box
+        assert before is not None and box0 is not None and vb0 is not None
+        full = _views(s)
+        s.set_crop_box_lps(half)
+        full_crop = render_to_array(s, W, H)
+        whole = content.whole_buffer(before, box0, leg.volume.shape)
+        s.set_crop_box_lps(None)
+        with Scene(offscreen=True) as t:
+            t.set_volume(leg.volume)
+            t.set_transfer_function(tf)
+            assert t.trim_to_visible()
+            cut, box = t.buffer, t.buffer_box
+            assert cut is not None and box is not None
+            assert cut.size < 0.9 * before.size
+            assert cut.shape == (box[1] - box[0], box[3] - box[2], box[5] - box[4])
+            np.testing.assert_array_equal(cut, whole[box[0] : box[1], box[2] : box[3], box[4] : box[5]])
+            assert t.visible_box == vb0
+            parts = t.prepared_parts
+            assert parts is not None and parts.buffer is cut and parts.buffer_box == box
+            assert not t.trim_to_visible()  # nothing more worth cutting
+            trimmed = _views(t)
+            t.set_crop_box_lps(half)
+            trimmed_crop = render_to_array(t, W, H)
+    for view in full:
+        assert _lit(trimmed[view]) > 0.01, f"{view}: nothing drawn"
+        assert _mad_pct(trimmed[view], full[view]) < 0.5, view
+    assert _lit(trimmed_crop) > 0.005
+    assert _mad_pct(trimmed_crop, full_crop) < 0.5
+
+
+def test_nothing_is_cut_without_scalars() -> None:
+    with Scene(offscreen=True) as s:
+        assert not s.trim_to_visible()

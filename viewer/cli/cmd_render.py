@@ -387,6 +387,9 @@ def run(args: argparse.Namespace) -> int:
             from viewer.core.separation import release_prepare_cache
 
             release_prepare_cache()
+            # Nor does a transfer-function or crop edit: the render buffer is cut to
+            # what the rays visit, so the shading gradients are made for that only.
+            scene.trim_to_visible()
         if args.view:
             scene.set_view(args.view)  # from the session camera's projection
         ctx = FigureContext(

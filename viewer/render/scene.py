@@ -62,7 +62,7 @@ from viewer.render._vtk import (
     vtkVolumeProperty,
 )
 from viewer.render.camera import STANDARD_VIEWS, CameraState
-from viewer.render.content import BufferBox
+from viewer.render.content import MARGIN, BufferBox
 from viewer.render.cut import feed_clipped, kept_by_cut, volume_planes
 from viewer.render.extent import IndexBox, VisibleExtent
 from viewer.render.lesion_visual import (
@@ -936,19 +936,68 @@ class Scene:
         if m is None:
             return
         t0 = time.perf_counter()
-        corners = None
-        if self._crop_lps is not None and self._volume is not None:
-            b = self._crop_lps
-            pts = np.array([(x, y, z) for x in b[0:2] for y in b[2:4] for z in b[4:6]])
-            # buffer index = voxel index + 1, less the corner of a buffer cut to the body
-            corners = self._volume.ijk_of_lps(pts) + 1.0 - np.asarray(self._buffer_offset(), dtype=float)
-        box = self._shifted(self._extent.index_box(self._buffer, self._opacity_pts, self._mip, corners))
+        box = self._shifted(self._visible_box())
         apply_cropping(
             m,
             None if self._volume is None else box,
             (1.0, 1.0, 1.0) if self._volume is None else self._volume.spacing_mm,
         )
         self.last_timings_s["extent"] = time.perf_counter() - t0
+
+    def _visible_box(self) -> IndexBox | None:
+        """The voxel box (indices of :attr:`_buffer`) the rays must visit: what the
+        transfer function shows, within the crop box; None for all of it."""
+        corners = None
+        if self._crop_lps is not None and self._volume is not None:
+            b = self._crop_lps
+            pts = np.array([(x, y, z) for x in b[0:2] for y in b[2:4] for z in b[4:6]])
+            # buffer index = voxel index + 1, less the corner of a buffer cut to the body
+            corners = self._volume.ijk_of_lps(pts) + 1.0 - np.asarray(self._buffer_offset(), dtype=float)
+        return self._extent.index_box(self._buffer, self._opacity_pts, self._mip, corners)
+
+    def trim_to_visible(self) -> bool:
+        """For a one-shot render (``vessel-viewer render``: no edit follows): cut the
+        render buffer to the box the rays visit (:meth:`_visible_box`: what the transfer
+        function shows, within the crop box) widened by
+        :data:`~viewer.render.content.MARGIN` voxels, before the first render computes
+        its shading gradients (3 bytes a voxel of the buffer) and min/max blocks.
+
+        The picture stays the same, as with the cut to the body
+        (viewer.render.content): every voxel left out has zero opacity, and every
+        sample and gradient of a visible voxel reads neighbours inside the cut. What
+        moves is where along each ray the samples fall (the ray caster steps from the
+        volume's faces): thin structures can differ by a pixel or two (the chest tiled
+        to 600 slices, 1920 x 1080: mean difference 0.06 %). An edit that shows more (a wider
+        window, another class, a larger crop box) would not see the voxels cut off: the
+        scene is then one for stills of this state only, so the window never calls
+        this. False, changing nothing, where there is nothing worth cutting (under a
+        tenth of the buffer), no buffer yet, a coarse frame shown or the GPU mapper."""
+        self._check_open()
+        buf = self._buffer
+        if buf is None or self._volume is None or self._preview is not None or self.mapper_kind != "cpu":
+            return False
+        box = self._visible_box()
+        if box is None:
+            return False
+        i0, i1, j0, j1, k0, k1 = box
+        nz, ny, nx = buf.shape
+        m = MARGIN
+        z0, z1 = max(0, k0 - m), min(nz, k1 + 1 + m)
+        y0, y1 = max(0, j0 - m), min(ny, j1 + 1 + m)
+        x0, x1 = max(0, i0 - m), min(nx, i1 + 1 + m)
+        if (z1 - z0) * (y1 - y0) * (x1 - x0) > 0.9 * buf.size:
+            return False
+        part = np.ascontiguousarray(buf[z0:z1, y0:y1, x0:x1])
+        ox, oy, oz = self._buffer_offset()
+        new_box: BufferBox = (oz + z0, oz + z1, oy + y0, oy + y1, ox + x0, ox + x1)
+        self._buffer, self._buffer_box = part, new_box
+        if self._parts is not None:
+            self._parts = replace(self._parts, buffer=part, buffer_box=new_box)
+        self._extent.clear()
+        self._set_scalars(part)
+        self._apply_sampling()
+        self._apply_planes()
+        return True
 
     # ----- crop and clip ---------------------------------------------------------------
     def set_crop_box_lps(self, bounds: Bounds6 | Sequence[float] | None) -> None:

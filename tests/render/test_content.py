@@ -57,6 +57,23 @@ def _views(s: Scene) -> dict[str, np.ndarray]:
     return out
 
 
+def _views_and_cropped(s: Scene, crop: tuple[float, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Three views, then one with the crop box ``crop`` set (left set)."""
+    views = _views(s)
+    s.set_crop_box_lps(crop)
+    return views, render_to_array(s, W, H)
+
+
+def _assert_same_pictures(
+    got: dict[str, np.ndarray], got_crop: np.ndarray, want: dict[str, np.ndarray], want_crop: np.ndarray
+) -> None:
+    for view in got:
+        assert _lit(got[view]) > 0.01, f"{view}: nothing drawn"
+        assert _mad_pct(got[view], want[view]) < 0.5, view
+    assert _lit(got_crop) > 0.005 and _lit(got_crop) < _lit(got["superior"]) + 1.0
+    assert _mad_pct(got_crop, want_crop) < 0.5
+
+
 @pytest.mark.parametrize("mapper", ["cpu", "gpu"])
 def test_a_buffer_cut_to_the_body_draws_the_same_picture(
     leg: Leg, monkeypatch: pytest.MonkeyPatch, mapper: str
@@ -82,23 +99,15 @@ def test_a_buffer_cut_to_the_body_draws_the_same_picture(
         # the visible box is said in indices of the whole buffer, inside the cut one
         vb = cut.visible_box
         assert vb is not None and box[4] <= vb[0] and vb[1] < box[5] and box[2] <= vb[2] and vb[3] < box[3]
-        a = _views(cut)
-        cut.set_crop_box_lps(half)
-        a_crop = render_to_array(cut, W, H)
+        a, a_crop = _views_and_cropped(cut, half)
     monkeypatch.setattr(scene_data, "body_box", lambda removed: None)
     with Scene(offscreen=True) as whole:
         whole.set_volume(leg.volume)
         whole.set_transfer_function(tf)
         assert whole.buffer_box is None and whole.buffer is not None
         assert whole.buffer.shape == (nz + 2, ny + 2, nx + 2)
-        b = _views(whole)
-        whole.set_crop_box_lps(half)
-        b_crop = render_to_array(whole, W, H)
-    for view in a:
-        assert _lit(a[view]) > 0.01, f"{view}: nothing drawn"
-        assert _mad_pct(a[view], b[view]) < 0.5, view
-    assert _lit(a_crop) > 0.005 and _lit(a_crop) < _lit(a["superior"]) + 1.0
-    assert _mad_pct(a_crop, b_crop) < 0.5
+        b, b_crop = _views_and_cropped(whole, half)
+    _assert_same_pictures(a, a_crop, b, b_crop)
 
 
 def test_a_transfer_function_that_draws_air_gets_the_whole_buffer(leg: Leg) -> None:
@@ -143,11 +152,8 @@ def test_a_one_shot_render_cuts_the_buffer_to_what_the_rays_visit(leg: Leg) -> N
         s.set_transfer_function(tf)
         before, box0, vb0 = s.buffer, s.buffer_box, s.visible_box
         assert before is not None and box0 is not None and vb0 is not None
-        full = _views(s)
-        s.set_crop_box_lps(half)
-        full_crop = render_to_array(s, W, H)
+        full, full_crop = _views_and_cropped(s, half)
         whole = content.whole_buffer(before, box0, leg.volume.shape)
-        s.set_crop_box_lps(None)
         with Scene(offscreen=True) as t:
             t.set_volume(leg.volume)
             t.set_transfer_function(tf)
@@ -161,14 +167,8 @@ def test_a_one_shot_render_cuts_the_buffer_to_what_the_rays_visit(leg: Leg) -> N
             parts = t.prepared_parts
             assert parts is not None and parts.buffer is cut and parts.buffer_box == box
             assert not t.trim_to_visible()  # nothing more worth cutting
-            trimmed = _views(t)
-            t.set_crop_box_lps(half)
-            trimmed_crop = render_to_array(t, W, H)
-    for view in full:
-        assert _lit(trimmed[view]) > 0.01, f"{view}: nothing drawn"
-        assert _mad_pct(trimmed[view], full[view]) < 0.5, view
-    assert _lit(trimmed_crop) > 0.005
-    assert _mad_pct(trimmed_crop, full_crop) < 0.5
+            trimmed, trimmed_crop = _views_and_cropped(t, half)
+    _assert_same_pictures(trimmed, trimmed_crop, full, full_crop)
 
 
 def test_nothing_is_cut_without_scalars() -> None:

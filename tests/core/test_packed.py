@@ -46,6 +46,15 @@ def test_a_packed_mask_reads_as_the_bool_array(shape: tuple[int, int, int]) -> N
     assert p == PackedMask.pack(m) and p != PackedMask.pack(other)
 
 
+def test_a_packed_mask_looks_voxels_up_in_its_bits() -> None:
+    rng = np.random.default_rng(5)
+    m = rng.random((9, 7, 21)) < 0.3
+    p = PackedMask.pack(m)
+    k, j, i = (rng.integers(0, n, 500) for n in m.shape)
+    np.testing.assert_array_equal(p.at(k, j, i), m[k, j, i])
+    assert p.at(k, j, i).dtype == np.bool_
+
+
 def test_a_packed_mask_is_filled_by_slabs_and_then_read_only() -> None:
     m = np.zeros((50, 6, 10), dtype=bool)
     m[10:20, 2, 3:7] = True

@@ -159,6 +159,35 @@ def test_bone_surface_index_matches_the_distance_transform(leg: Leg, masks: Clas
     assert np.all(empty > 0) and np.all(empty == empty[0])
 
 
+def test_bone_surface_index_of_a_packed_mask_reads_it_by_slices(
+    leg: Leg, masks: ClassMasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real-CT masks' bone is packed: the index reads it a few slices at a time
+    (two here, so every halo matters) and looks voxels up in the bits; its distances
+    are those of the same mask as a bool array."""
+    from viewer.core.packed import PackedMask
+    from viewer.render import lesion_visual
+    from viewer.render.lesion_visual import BoneSurfaceIndex
+
+    assert isinstance(masks.bone, PackedMask)
+    monkeypatch.setattr(lesion_visual, "_BOUNDARY_SLICES", 2)
+    v = leg.volume
+    rng = np.random.default_rng(2)
+    kji = np.stack([rng.integers(0, n, 3000) for n in v.shape], axis=1)
+    lps = v.lps_of_ijk(kji[:, ::-1].astype(float))
+    packed = BoneSurfaceIndex(v, masks.bone)
+    plain = BoneSurfaceIndex(v, np.asarray(masks.bone))
+    assert isinstance(packed._bone, PackedMask)
+    np.testing.assert_array_equal(packed.distances_mm(lps), plain.distances_mm(lps))
+    # the surface voxels read by slabs are those of the whole mask
+    from viewer.core.separation import dilate6
+
+    b = np.asarray(masks.bone)
+    want = np.nonzero(b & dilate6(~b))
+    for got, w in zip(lesion_visual._boundary_voxels(masks.bone), want, strict=True):
+        np.testing.assert_array_equal(got, w)
+
+
 @pytest.mark.parametrize("two_layers", [False, True])
 def test_the_slab_encode_equals_the_whole_volume_encode(
     leg: Leg, tf: TransferFunction, masks: ClassMasks, two_layers: bool, monkeypatch: pytest.MonkeyPatch

@@ -9,7 +9,8 @@ of its 500 MB holds one) were 1.0 GB resident between them; packed, 125 MB.
 
 :class:`PackedMask` reads like a read-only bool array where the code reads masks:
 ``mask[z0:z1, ys, xs]`` (a slab: only its bits are unpacked), ``np.asarray(mask)``
-(the whole mask, a new array), ``mask.any()``, ``mask.sum()``, ``mask.shape``; any
+(the whole mask, a new array), ``mask.at(k, j, i)`` (voxels by index arrays, read from
+the bits), ``mask.any()``, ``mask.sum()``, ``mask.shape``; any
 other index unpacks the whole mask first. It is never written after it is made.
 """
 
@@ -111,6 +112,14 @@ class PackedMask:
         for z0 in range(0, self.shape[0], _CHUNK_SLICES):
             out[z0 : z0 + _CHUNK_SLICES] = self._unpack(self.bits[z0 : z0 + _CHUNK_SLICES])
         return out if dtype is None else out.astype(dtype, copy=False)
+
+    def at(self, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The voxels at integer index arrays ``(k, j, i)`` (z, y, x; in range), as a
+        bool array: read from the bits, nothing unpacked."""
+        kk, jj, ii = (np.asarray(a, dtype=np.intp) for a in (k, j, i))
+        byte = self.bits[kk, jj, ii >> 3]
+        out: np.ndarray = ((byte >> (7 - (ii & 7)).astype(np.uint8)) & 1).astype(bool)
+        return out
 
     def any(self) -> bool:
         """Whether any voxel is set (the padding bits are never set)."""

@@ -33,7 +33,7 @@ from viewer.core.errors import ViewerError
 from viewer.core.extraction import ClassMasks
 from viewer.core.lesion import Branch, EntryPoint, Lesion
 from viewer.core.measure import Angle, Measurement, Ruler
-from viewer.core.packed import MaskArray
+from viewer.core.packed import MaskArray, PackedMask
 from viewer.core.separation import dilate6
 from viewer.core.transfer import ColorPoint, TransferFunction
 from viewer.core.volume import Volume
@@ -358,13 +358,14 @@ class BoneSurfaceIndex:
     def __init__(self, volume: Volume, bone: MaskArray) -> None:
         from scipy.spatial import cKDTree
 
-        b = np.asarray(bone, dtype=bool)
+        # (a packed mask stays packed: read a few slices at a time, looked up by voxel)
+        b = bone if isinstance(bone, PackedMask) else np.asarray(bone, dtype=bool)
         if b.shape != volume.shape:
             raise ViewerError(f"bone mask shape {b.shape} does not match the scan's {volume.shape}")
         self._volume, self._bone = volume, b
         lo, hi = volume.bounds_lps()
         self._diagonal_mm = float(np.linalg.norm(hi - lo))
-        k, j, i = np.nonzero(b & dilate6(~b))
+        k, j, i = _boundary_voxels(b)
         self._tree = cKDTree(volume.lps_of_ijk(np.stack([i, j, k], axis=1).astype(np.float64))) if k.size else None
 
     def distances_mm(self, points_lps: np.ndarray) -> np.ndarray:
@@ -378,9 +379,32 @@ class BoneSurfaceIndex:
         nx, ny, nz = self._volume.dims_xyz
         ok = np.all((ijk >= 0) & (ijk < (nx, ny, nz)), axis=1)
         inside = np.zeros(len(p), dtype=bool)
-        inside[ok] = self._bone[ijk[ok, 2], ijk[ok, 1], ijk[ok, 0]]
+        kji = (ijk[ok, 2], ijk[ok, 1], ijk[ok, 0])
+        inside[ok] = self._bone.at(*kji) if isinstance(self._bone, PackedMask) else self._bone[kji]
         d[inside] = 0.0
         return d
+
+
+#: Slices of a bone mask read at a time by :func:`_boundary_voxels`.
+_BOUNDARY_SLICES = 32
+
+
+def _boundary_voxels(bone: MaskArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.nonzero(bone & dilate6(~bone))``: the bone voxels with a non-bone
+    6-neighbour (outside the array counts as bone, as there), a few slices at a time
+    with one slice of halo each side, so a packed mask is never unpacked whole."""
+    n = bone.shape[0]
+    ks, js, is_ = [], [], []
+    for z0 in range(0, n, _BOUNDARY_SLICES):
+        z1 = min(n, z0 + _BOUNDARY_SLICES)
+        h0, h1 = max(0, z0 - 1), min(n, z1 + 1)
+        b = np.asarray(bone[h0:h1], dtype=bool)
+        edge = (b & dilate6(~b))[z0 - h0 : z1 - h0]
+        k, j, i = np.nonzero(edge)
+        ks.append(k + z0)
+        js.append(j)
+        is_.append(i)
+    return np.concatenate(ks), np.concatenate(js), np.concatenate(is_)
 
 
 class BoneDistanceCache:

@@ -652,17 +652,10 @@ def _classic_class_masks(
 
 
 def _packed_class(labels: np.ndarray, code: int) -> PackedMask:
-    """``labels == code`` packed (:mod:`viewer.core.packed`), slab by slab: no bool
-    array of the whole volume on the way."""
-    from viewer.core.separation import run_slabs
+    """``labels == code`` packed (:mod:`viewer.core.packed`), slab by slab."""
+    from viewer.core.separation import packed_slabwise
 
-    out = PackedMask.zeros(labels.shape)
-
-    def work(z0: int, z1: int) -> None:
-        out.put(z0, labels[z0:z1] == code)
-
-    run_slabs(work, labels.shape)
-    return out.freeze()
+    return packed_slabwise(labels.shape, lambda z0, z1: labels[z0:z1] == code)
 
 
 def class_masks(

@@ -137,17 +137,13 @@ class PackedMask:
         out: np.ndarray = np.logical_and(np.asarray(self), other)
         return out
 
-    def __rand__(self, other: Any) -> np.ndarray:
-        out: np.ndarray = np.logical_and(other, np.asarray(self))
-        return out
-
     def __or__(self, other: Any) -> np.ndarray:
         out: np.ndarray = np.logical_or(np.asarray(self), other)
         return out
 
-    def __ror__(self, other: Any) -> np.ndarray:
-        out: np.ndarray = np.logical_or(other, np.asarray(self))
-        return out
+    # (both commutative)
+    __rand__ = __and__
+    __ror__ = __or__
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PackedMask):

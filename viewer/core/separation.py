@@ -2628,20 +2628,22 @@ def _prepare(
     # while the scan is shown, through the render's memory peak; a separation that
     # finds it unpacks it for its own run (0.36x the int16 volume as a bool array, 0.04x
     # packed, for the chest tiled to 2000 slices; docs/benchmarks.md).
-    kept = replace(prep, body_c=_packed_slabwise(body_c))
+    kept = replace(prep, body_c=packed_slabwise(body_c.shape, lambda z0, z1: body_c[z0:z1]))
     with _PREP_LOCK:
         _PREP_CACHE[:] = [kept, *_PREP_CACHE][:_PREP_CACHE_SIZE]
     return prep, hu_c
 
 
-def _packed_slabwise(mask: np.ndarray) -> PackedMask:
-    """``PackedMask.pack(mask)`` on the slab pool."""
-    out = PackedMask.zeros(mask.shape)
+def packed_slabwise(shape: tuple[int, ...], slab_at: Callable[[int, int], np.ndarray]) -> PackedMask:
+    """A :class:`~viewer.core.packed.PackedMask` of ``shape`` made on the slab pool
+    from ``slab_at(z0, z1)`` (bool slices z0..z1): no bool array of the whole volume on
+    the way."""
+    out = PackedMask.zeros(shape)
 
     def work(z0: int, z1: int) -> None:
-        out.put(z0, mask[z0:z1])
+        out.put(z0, slab_at(z0, z1))
 
-    run_slabs(work, mask.shape)
+    run_slabs(work, shape)
     return out.freeze()
 
 
@@ -3068,6 +3070,7 @@ __all__ = [
     "upsample",
     "upsample_box",
     "label",
+    "packed_slabwise",
     "keep_pieces",
     "labels_at",
     "run_slabs",
